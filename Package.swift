@@ -1,0 +1,71 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "mnemo",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mnemod", targets: ["mnemod"]),
+        .executable(name: "mnemo", targets: ["mnemo"]),
+        .library(name: "MnemoClient", targets: ["MnemoClient"]),
+        .library(name: "MnemoProtocol", targets: ["MnemoProtocol"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        .target(name: "CMnemoSys", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "MnemoProtocol", swiftSettings: strict),
+        .target(
+            name: "MnemoCore",
+            dependencies: [
+                "MnemoProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict),
+        .target(
+            name: "MnemoServer",
+            dependencies: [
+                "MnemoCore", "MnemoProtocol", "CMnemoSys",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: strict),
+        .target(name: "MnemoClient", dependencies: ["MnemoProtocol"], swiftSettings: strict),
+        .executableTarget(
+            name: "mnemod",
+            dependencies: [
+                "MnemoServer", "MnemoCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "mnemo",
+            dependencies: [
+                "MnemoClient", "MnemoProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        .testTarget(name: "MnemoProtocolTests", dependencies: ["MnemoProtocol"], swiftSettings: strict),
+        .testTarget(name: "MnemoCoreTests", dependencies: ["MnemoCore"], swiftSettings: strict),
+        .testTarget(
+            name: "MnemoEndToEndTests",
+            dependencies: ["MnemoClient", "MnemoProtocol"],
+            swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,20 @@
+// Linux system interfaces that Swift's Glibc module does not export (epoll, eventfd,
+// accept4, SO_PEERCRED's struct ucred, thread names).
+#ifndef CMNEMOSYS_H
+#define CMNEMOSYS_H
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <pthread.h>
+
+/// Reads the peer credentials of a connected Unix socket; 0 on success, -1 with errno.
+int mnemo_peercred(int fd, int *pid, unsigned *uid, unsigned *gid);
+
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int mnemo_accept(int listen_fd);
+
+/// Names the calling thread (at most 15 bytes are kept).
+void mnemo_set_thread_name(const char *name);
+
+#endif

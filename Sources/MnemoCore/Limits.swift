@@ -1,0 +1,111 @@
+/// Every limit of the daemon, in one place: its default, its hard maximum and why.
+///
+/// Configuration (`[limits]` in the TOML file) may lower or raise a limit up to its hard
+/// maximum; ``Limits/set(_:to:)`` refuses anything else. Limits are enforced before the
+/// memory they guard is allocated.
+public struct Limits: Sendable, Equatable {
+    /// Longest request line after `session.hello`, in bytes.
+    public var maxLineBytes = 1 << 20
+    /// Longest request line before `session.hello` (an unauthenticated peer gets less).
+    public var maxLineBytesBeforeHello = 16 << 10
+    /// Deepest JSON nesting in a request.
+    public var maxDepth = 64
+    /// Most requests in one batch line.
+    public var maxBatch = 1000
+    /// Most concurrent connections; further peers are refused with an error line.
+    public var maxConnections = 1024
+    /// How long a partial line may sit unfinished before the connection is closed.
+    public var idleTimeoutMs = 10_000
+    /// Longest working-memory key, in bytes.
+    public var maxKeyBytes = 1024
+    /// Largest working-memory value (compact JSON), in bytes.
+    public var maxValueBytes = 512 << 10
+    /// Most compares or ops in one `wm.txn`.
+    public var maxTxnOps = 128
+    /// Most items one `wm.list` page returns.
+    public var maxListLimit = 1000
+    /// Longest TTL, in milliseconds (10 years).
+    public var maxTTLms: Int64 = 315_360_000_000
+    /// Working memory's budget (keys, values and bookkeeping); writes past it fail with
+    /// `LIMIT_EXCEEDED` instead of evicting anything.
+    public var maxWorkingBytes = 1 << 30
+    /// Response bytes a connection may have queued before the server stops reading from
+    /// it (backpressure against clients that send but do not read).
+    public var maxPendingOutputBytes = 8 << 20
+
+    /// The defaults.
+    public init() {}
+
+    /// One configurable limit.
+    public struct Spec: Sendable {
+        /// The name used in configuration, in `session.hello` and in `LIMIT_EXCEEDED` errors.
+        public let name: String
+        /// Smallest accepted value.
+        public let minimum: Int
+        /// Largest accepted value.
+        public let hardMaximum: Int
+        /// Why the limit exists.
+        public let reason: String
+        /// Where it lives.
+        public let keyPath: any WritableKeyPath<Limits, Int> & Sendable
+    }
+
+    /// The catalog of every configurable limit.
+    public static let catalog: [Spec] = [
+        Spec(name: "max_line_bytes", minimum: 1024, hardMaximum: 64 << 20,
+             reason: "bounds the memory one request can pin", keyPath: \.maxLineBytes),
+        Spec(name: "max_line_bytes_before_hello", minimum: 256, hardMaximum: 1 << 20,
+             reason: "an unauthenticated peer gets a small buffer", keyPath: \.maxLineBytesBeforeHello),
+        Spec(name: "max_depth", minimum: 2, hardMaximum: 512,
+             reason: "bounds parser recursion", keyPath: \.maxDepth),
+        Spec(name: "max_batch", minimum: 1, hardMaximum: 100_000,
+             reason: "bounds the work and reply size of one line", keyPath: \.maxBatch),
+        Spec(name: "max_connections", minimum: 1, hardMaximum: 65_536,
+             reason: "bounds file descriptors and per-connection buffers", keyPath: \.maxConnections),
+        Spec(name: "idle_timeout_ms", minimum: 100, hardMaximum: 3_600_000,
+             reason: "a stalled partial line must not hold a buffer forever", keyPath: \.idleTimeoutMs),
+        Spec(name: "max_key_bytes", minimum: 16, hardMaximum: 64 << 10,
+             reason: "keys are held in memory and listed in order", keyPath: \.maxKeyBytes),
+        Spec(name: "max_value_bytes", minimum: 64, hardMaximum: 64 << 20,
+             reason: "bounds one item's memory and reply size", keyPath: \.maxValueBytes),
+        Spec(name: "max_txn_ops", minimum: 1, hardMaximum: 10_000,
+             reason: "a transaction holds the store lock while it applies", keyPath: \.maxTxnOps),
+        Spec(name: "max_list_limit", minimum: 1, hardMaximum: 100_000,
+             reason: "bounds one page of wm.list", keyPath: \.maxListLimit),
+        Spec(name: "max_working_bytes", minimum: 1 << 20, hardMaximum: 1 << 40,
+             reason: "working memory refuses writes rather than grow without bound", keyPath: \.maxWorkingBytes),
+        Spec(name: "max_pending_output_bytes", minimum: 64 << 10, hardMaximum: 1 << 30,
+             reason: "a client that does not read must not grow the server's memory", keyPath: \.maxPendingOutputBytes),
+    ]
+
+    /// Fixed by the wire contract, not configurable.
+    public static let maxNamespaceBytes = 512
+    /// Fixed by the wire contract, not configurable.
+    public static let maxNamespaceSegments = 16
+    /// Longest agent name (contract: `[A-Za-z0-9._:-]{1,64}`).
+    public static let maxAgentBytes = 64
+    /// Longest claim resource, task id or idempotency key.
+    public static let maxIdentifierBytes = 256
+
+    /// Sets the limit named `name`, refusing unknown names and values out of range.
+    public mutating func set(_ name: String, to value: Int) throws(ConfigError) {
+        guard let spec = Limits.catalog.first(where: { $0.name == name }) else {
+            throw ConfigError("unknown limit \"\(name)\"; known: \(Limits.catalog.map(\.name).joined(separator: ", "))")
+        }
+        guard value >= spec.minimum, value <= spec.hardMaximum else {
+            throw ConfigError("limit \(name) = \(value) is outside \(spec.minimum)...\(spec.hardMaximum) (\(spec.reason))")
+        }
+        self[keyPath: spec.keyPath] = value
+    }
+
+    /// Name and value of every configurable limit, in catalog order.
+    public var all: [(String, Int)] { Limits.catalog.map { ($0.name, self[keyPath: $0.keyPath]) } }
+}
+
+/// A configuration value that cannot be used; the daemon refuses to start with it.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    /// What is wrong and where.
+    public let description: String
+    /// An error with a message.
+    public init(_ description: String) { self.description = description }
+}

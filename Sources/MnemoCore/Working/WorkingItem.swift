@@ -1,0 +1,31 @@
+/// One working-memory entry as stored.
+public struct WorkingItem: Sendable {
+    /// The value as compact JSON bytes, returned to readers as is.
+    public var value: [UInt8]
+    /// The revision of the key's last write; never reused, even across delete/recreate.
+    public var version: Int64
+    /// Wall-clock expiry in ms since the epoch, or 0 for none.
+    public var expiresAt: Int64
+    /// Who wrote it.
+    public var provenance: Provenance
+
+    /// Bytes charged against `max_working_bytes`: key, value and a fixed overhead for the
+    /// hash entry, the provenance and the expiry bookkeeping.
+    static func cost(key: String, valueBytes: Int) -> Int { key.utf8.count + valueBytes + 160 }
+
+    func isLive(at now: Int64) -> Bool { expiresAt == 0 || expiresAt > now }
+}
+
+/// The items of one namespace plus a lazily rebuilt byte-ordered key list for `wm.list`.
+struct WorkingSpace {
+    var items: [String: WorkingItem] = [:]
+    /// Keys in byte order; nil after a key was added or removed (rebuilt on the next list).
+    var sortedKeys: [String]? = []
+
+    mutating func orderedKeys() -> [String] {
+        if let sortedKeys { return sortedKeys }
+        let keys = items.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        sortedKeys = keys
+        return keys
+    }
+}

@@ -1,0 +1,62 @@
+import MnemoCore
+import MnemoProtocol
+
+extension Dispatcher {
+    static func adminMethods(engine: Engine, stats: MethodStats, status: ServerStatus) -> [(String, Method)] {
+        [
+            ("admin.health", Method(requiresSession: false) { p, _, out throws(WireError) in
+                try p.allowOnly([])
+                out.raw("{\"status\":")
+                out.raw(status.shuttingDown.load(ordering: .relaxed) ? "\"shutting_down\"" : "\"ok\"")
+                out.raw(",\"uptime_ms\":")
+                out.int(engine.uptimeMs)
+                out.raw(",\"rev\":")
+                out.int(engine.revision)
+                out.byte(UInt8(ascii: "}"))
+            }),
+            ("admin.stats", Method(requiresSession: true) { p, _, out throws(WireError) in
+                try p.allowOnly([])
+                let wm = engine.working.stats
+                out.raw("{\"uptime_ms\":")
+                out.int(engine.uptimeMs)
+                out.raw(",\"rev\":")
+                out.int(engine.revision)
+                out.raw(",\"connections\":{\"current\":")
+                out.int(status.connectionsCurrent.load(ordering: .relaxed))
+                out.raw(",\"total\":")
+                out.int(status.connectionsTotal.load(ordering: .relaxed))
+                out.raw(",\"refused\":")
+                out.int(status.connectionsRefused.load(ordering: .relaxed))
+                out.raw("},\"working\":{\"keys\":")
+                out.int(wm.keys)
+                out.raw(",\"namespaces\":")
+                out.int(wm.namespaces)
+                out.raw(",\"bytes\":")
+                out.int(wm.bytes)
+                out.raw(",\"expired\":")
+                out.int(wm.expired)
+                out.raw("},\"methods\":{")
+                for (i, (name, e)) in stats.snapshot().sorted(by: { $0.key < $1.key }).enumerated() {
+                    if i > 0 { out.byte(UInt8(ascii: ",")) }
+                    out.key(name)
+                    out.raw("{\"count\":")
+                    out.uint(e.count)
+                    out.raw(",\"errors\":")
+                    out.uint(e.errors)
+                    for (label, pct) in [("p50_us", 50.0), ("p90_us", 90.0), ("p99_us", 99.0), ("p999_us", 99.9)] {
+                        out.raw(",")
+                        out.key(label)
+                        out.double(micros(e.latency.valueAtPercentile(pct)))
+                    }
+                    out.raw(",\"max_us\":")
+                    out.double(micros(e.latency.max))
+                    out.byte(UInt8(ascii: "}"))
+                }
+                out.raw("}}")
+            }),
+        ]
+    }
+}
+
+/// Nanoseconds as microseconds with one decimal.
+private func micros(_ ns: UInt64) -> Double { (Double(ns) / 100).rounded() / 10 }

@@ -1,0 +1,53 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import MnemoCore
+import MnemoProtocol
+
+/// The socket server: a listener and one event loop per core.
+public final class Server: Sendable {
+    /// Facts reported to clients.
+    public let info: ServerInfo
+    private let listener: UnixListener
+    private let loops: [EventLoop]
+    private let status = ServerStatus()
+    private let logger: Logger
+
+    /// Binds the socket and prepares `threads` event loops (nothing runs until ``start()``).
+    /// - Throws: when the socket cannot be bound (path in use by a live daemon, not a
+    ///   socket, permissions).
+    public init(socketPath: String, groupAccess: Bool = false, threads: Int, engine: Engine, logger: Logger) throws(SystemError) {
+        info = ServerInfo(socketPath: socketPath, limits: engine.limits)
+        self.logger = logger
+        listener = try UnixListener(path: socketPath, groupAccess: groupAccess)
+        let stats = MethodStats(shards: threads)
+        let dispatcher = Dispatcher(engine: engine, stats: stats, status: status, info: info)
+        var loops: [EventLoop] = []
+        do throws(SystemError) {
+            for i in 0..<max(1, threads) {
+                loops.append(try EventLoop(index: i, listener: listener, dispatcher: dispatcher, status: status, logger: logger))
+            }
+        } catch {
+            listener.close()
+            throw error
+        }
+        self.loops = loops
+    }
+
+    /// Starts serving.
+    public func start() {
+        for loop in loops { loop.start() }
+        logger.info("listening", metadata: ["socket": "\(info.socketPath)", "threads": "\(loops.count)"])
+    }
+
+    /// Stops accepting, answers what was already read, flushes and closes every
+    /// connection, and removes the socket file.
+    public func shutdown() {
+        status.shuttingDown.store(true, ordering: .relaxed)
+        for loop in loops { loop.stop() }
+        for loop in loops { loop.join() }
+        listener.close()
+        logger.info("stopped", metadata: ["socket": "\(info.socketPath)"])
+    }
+}

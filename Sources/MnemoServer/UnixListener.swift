@@ -1,0 +1,78 @@
+import CMnemoSys
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The listening Unix socket: created with mode 0600 (0660 with a group), replacing a
+/// stale socket file left by a dead daemon and refusing to start beside a live one.
+final class UnixListener: Sendable {
+    let fd: Int32
+    let path: String
+
+    /// Binds and listens on `path`.
+    /// - Throws: when a live daemon answers on `path`, when `path` is not a socket, or on
+    ///   any system error (with the path in the message).
+    init(path: String, groupAccess: Bool, backlog: Int32 = 1024) throws(SystemError) {
+        self.path = path
+        try UnixListener.prepareDirectory(for: path)
+        try UnixListener.removeStale(path)
+        guard var addr = unixAddress(path) else {
+            throw SystemError(message: "socket path is too long (max 107 bytes): \(path)")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket") }
+        // bind() creates the file with the umask's mode: narrow the umask so that there is
+        // no moment at which another user could connect, then set the final mode.
+        let mode: mode_t = groupAccess ? 0o660 : 0o600
+        let oldMask = umask(0o777 & ~mode)
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        umask(oldMask)
+        guard rc == 0 else {
+            let e = SystemError("bind \(path)")
+            _ = Glibc.close(fd)
+            throw e
+        }
+        chmod(path, mode)
+        guard listen(fd, backlog) == 0 else {
+            let e = SystemError("listen \(path)")
+            _ = Glibc.close(fd)
+            unlink(path)
+            throw e
+        }
+        setNonBlocking(fd)
+        self.fd = fd
+    }
+
+    /// Closes the socket and removes its file.
+    func close() {
+        _ = Glibc.close(fd)
+        unlink(path)
+    }
+
+    private static func prepareDirectory(for path: String) throws(SystemError) {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        let dir = String(path[..<slash])
+        var st = stat()
+        if stat(dir, &st) == 0 { return }
+        // The default $XDG_RUNTIME_DIR/mnemo is made private to the user.
+        guard mkdir(dir, 0o700) == 0 || errno == EEXIST else { throw SystemError("mkdir \(dir)") }
+    }
+
+    private static func removeStale(_ path: String) throws(SystemError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        guard (st.st_mode & S_IFMT) == S_IFSOCK else {
+            throw SystemError(message: "\(path) exists and is not a socket; refusing to replace it")
+        }
+        switch connectUnix(path) {
+        case .success(let fd):
+            _ = Glibc.close(fd)
+            throw SystemError(message: "another mnemod is already serving \(path); stop it first or choose another --socket")
+        case .failure:
+            // Nobody answers: a stale file from a daemon that died without cleaning up.
+            unlink(path)
+        }
+    }
+}

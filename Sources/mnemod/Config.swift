@@ -1,0 +1,91 @@
+import Foundation
+import Logging
+import MnemoCore
+import MnemoProtocol
+import TOMLKit
+
+/// The daemon's configuration, resolved in order: flags > environment (`MNEMO_SOCKET`,
+/// `MNEMO_DATA_DIR`, `MNEMO_CONFIG`) > the TOML file > embedded defaults.
+struct Config: Sendable {
+    var socket = SocketPath.fromEnvironment()
+    var socketGroupAccess = false
+    var dataDir = Config.defaultDataDir()
+    var threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 64))
+    var logLevel = Logger.Level.info
+    var sweepIntervalMs = 100
+    var sweepBudgetMs = 5
+    var limits = Limits()
+
+    /// `$XDG_STATE_HOME/mnemo`, else `~/.local/state/mnemo`, else `./mnemo-data`.
+    static func defaultDataDir() -> String {
+        if let s = SocketPath.env("XDG_STATE_HOME"), !s.isEmpty { return s + "/mnemo" }
+        if let h = SocketPath.env("HOME"), !h.isEmpty { return h + "/.local/state/mnemo" }
+        return "./mnemo-data"
+    }
+
+    /// Applies a TOML file. Unknown keys and values of the wrong type or range are errors,
+    /// so a typo never passes silently.
+    mutating func apply(tomlFile path: String) throws(ConfigError) {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError("cannot read config file \(path): \(error.localizedDescription)")
+        }
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let e as TOMLParseError {
+            throw ConfigError("\(path): line \(e.source.begin.line): \(e.description)")
+        } catch {
+            throw ConfigError("\(path): \(error)")
+        }
+        try apply(table: table, file: path)
+    }
+
+    mutating func apply(table: TOMLTable, file: String) throws(ConfigError) {
+        for key in table.keys {
+            let value = table[key]
+            func need<T>(_ v: T?, _ type: String) throws(ConfigError) -> T {
+                guard let v else { throw ConfigError("\(file): \(key) must be \(type)") }
+                return v
+            }
+            switch key {
+            case "socket": socket = try need(value?.string, "a string")
+            case "socket_group_access": socketGroupAccess = try need(value?.bool, "a boolean")
+            case "data_dir": dataDir = try need(value?.string, "a string")
+            case "threads":
+                threads = try need(value?.int, "an integer")
+                guard (1...64).contains(threads) else { throw ConfigError("\(file): threads must be 1...64") }
+            case "log_level":
+                let name = try need(value?.string, "a string")
+                guard let level = Logger.Level(rawValue: name) else {
+                    throw ConfigError("\(file): log_level must be one of trace, debug, info, notice, warning, error, critical")
+                }
+                logLevel = level
+            case "limits":
+                let limitsTable = try need(value?.table, "a table")
+                for name in limitsTable.keys {
+                    guard let v = limitsTable[name]?.int else { throw ConfigError("\(file): limits.\(name) must be an integer") }
+                    try limits.set(name, to: v)
+                }
+            case "working":
+                let wt = try need(value?.table, "a table")
+                for name in wt.keys {
+                    guard let v = wt[name]?.int else { throw ConfigError("\(file): working.\(name) must be an integer") }
+                    switch name {
+                    case "sweep_interval_ms":
+                        guard (10...60_000).contains(v) else { throw ConfigError("\(file): working.sweep_interval_ms must be 10...60000") }
+                        sweepIntervalMs = v
+                    case "sweep_budget_ms":
+                        guard (1...1000).contains(v) else { throw ConfigError("\(file): working.sweep_budget_ms must be 1...1000") }
+                        sweepBudgetMs = v
+                    default: throw ConfigError("\(file): unknown key working.\(name)")
+                    }
+                }
+            default:
+                throw ConfigError("\(file): unknown key \(key)")
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MnemoCore
+import MnemoServer
+import ServiceLifecycle
+
+/// `mnemod`: the Mnemo daemon.
+@main
+struct Mnemod: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mnemod",
+        abstract: "The Mnemo memory daemon: working, episodic and semantic memory for agents over a Unix socket.",
+        discussion: """
+            Settings resolve as: flags > environment (MNEMO_SOCKET, MNEMO_DATA_DIR, MNEMO_CONFIG) > \
+            the TOML config file > embedded defaults. Stop it with SIGTERM or SIGINT.
+            """)
+
+    @Option(name: .long, help: "Unix socket path (default: $MNEMO_SOCKET, $XDG_RUNTIME_DIR/mnemo/mnemo.sock, ./mnemo.sock).")
+    var socket: String?
+
+    @Option(name: .long, help: "Data directory (default: $MNEMO_DATA_DIR, $XDG_STATE_HOME/mnemo, ~/.local/state/mnemo).")
+    var dataDir: String?
+
+    @Option(name: .long, help: "TOML configuration file (default: $MNEMO_CONFIG).")
+    var config: String?
+
+    @Option(name: .long, help: "Event-loop threads (default: one per core).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+
+    func run() async throws {
+        let cfg: Config
+        do throws(ConfigError) {
+            cfg = try resolve()
+        } catch {
+            FileHandle.standardError.write(Data("mnemod: \(error)\n".utf8))
+            throw ExitCode(78)  // EX_CONFIG
+        }
+        let level = cfg.logLevel
+        LoggingSystem.bootstrap { LogfmtHandler(label: $0, level: level) }
+        let logger = Logger(label: "mnemod")
+        signal(SIGPIPE, SIG_IGN)
+
+        let engine = Engine(limits: cfg.limits, logger: logger)
+        let server: Server
+        do {
+            server = try Server(socketPath: cfg.socket, groupAccess: cfg.socketGroupAccess, threads: cfg.threads,
+                                engine: engine, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(69)  // EX_UNAVAILABLE
+        }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: ServerService(server: server)),
+                    .init(service: ExpirySweeper(engine: engine, intervalMs: cfg.sweepIntervalMs,
+                                                 budgetMs: cfg.sweepBudgetMs, logger: logger)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+
+    private func resolve() throws(ConfigError) -> Config {
+        var cfg = Config()
+        let env = ProcessInfo.processInfo.environment
+        if let path = config ?? env["MNEMO_CONFIG"], !path.isEmpty { try cfg.apply(tomlFile: path) }
+        if let s = env["MNEMO_SOCKET"], !s.isEmpty { cfg.socket = s }
+        if let d = env["MNEMO_DATA_DIR"], !d.isEmpty { cfg.dataDir = d }
+        if let socket { cfg.socket = socket }
+        if let dataDir { cfg.dataDir = dataDir }
+        if let threads {
+            guard (1...64).contains(threads) else { throw ConfigError("--threads must be 1...64") }
+            cfg.threads = threads
+        }
+        if let logLevel {
+            guard let level = Logger.Level(rawValue: logLevel) else { throw ConfigError("--log-level \(logLevel) is not a level") }
+            cfg.logLevel = level
+        }
+        return cfg
+    }
+}
