@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "MnemoCoreTests", dependencies: ["MnemoCore"], swiftSettings: strict),
         .testTarget(
             name: "MnemoEndToEndTests",
-            dependencies: ["MnemoClient", "MnemoProtocol"],
+            dependencies: ["MnemoClient", "MnemoProtocol", "mnemod", "mnemo"],
             swiftSettings: strict),
     ]
 )

@@ -1,0 +1,35 @@
+# Mnemo: `make run` starts the daemon on its embedded defaults, `make test` runs every test.
+SWIFT ?= swift
+PYTHON ?= python3
+APT_PACKAGES := libsqlite3-dev libblas-dev libopenblas-dev socat
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test build deps pydeps release clean
+
+## deps: install the Debian packages the build and the walk-through need (only missing ones)
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+## pydeps: the schema check needs jsonschema and pytest
+pydeps:
+	@$(PYTHON) -c "import jsonschema, referencing, pytest" 2>/dev/null || $(PYTHON) -m pip install -q jsonschema referencing pytest
+
+release: deps
+	$(SWIFT) build -c release
+
+## run: build release and start mnemod in the foreground on the default socket
+run: release
+	.build/release/mnemod
+
+build: deps
+	$(SWIFT) build --build-tests
+
+## test: schema examples, then unit and end-to-end tests against real daemons
+test: build pydeps
+	$(PYTHON) -m pytest -q schemas/
+	$(SWIFT) test --skip-build
+
+clean:
+	rm -rf .build

@@ -1,0 +1,165 @@
+import Foundation
+import MnemoClient
+import MnemoProtocol
+import Testing
+
+/// A real `mnemod` process on a temporary socket, stopped when the test ends.
+final class Daemon: @unchecked Sendable {
+    // @unchecked: `process` is set once in init and only read afterwards.
+    let dir: URL
+    let socket: String
+    let dataDir: String
+    let process: Process
+    let stderrPipe = Pipe()
+
+    /// Starts mnemod with `config` (TOML text) and waits until it answers.
+    init(config: String = "", extraArgs: [String] = [], dir: URL? = nil) throws {
+        let dir = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-e2e-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        self.dir = dir
+        socket = dir.appendingPathComponent("mnemo.sock").path
+        dataDir = dir.appendingPathComponent("data").path
+        let configPath = dir.appendingPathComponent("mnemod.toml").path
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Daemon.binary("mnemod"))
+        process.arguments = ["--socket", socket, "--data-dir", dataDir, "--config", configPath, "--log-level", "warning"] + extraArgs
+        process.standardError = stderrPipe
+        try process.run()
+        try waitUntilReady()
+    }
+
+    /// Restarts on the same socket and data directory.
+    func restarted(config: String = "") throws -> Daemon {
+        try Daemon(config: config, dir: dir)
+    }
+
+    private func waitUntilReady() throws {
+        for _ in 0..<500 {
+            if let c = try? MnemoClient(socketPath: socket), (try? c.call("admin.health")) != nil { return }
+            guard process.isRunning else { throw DaemonError("mnemod exited with status \(process.terminationStatus)") }
+            usleep(20_000)
+        }
+        throw DaemonError("mnemod did not answer on \(socket) within 10 s")
+    }
+
+    /// A client that has said hello as `agent`.
+    func client(_ agent: String = "tester") throws -> MnemoClient {
+        try MnemoClient(socketPath: socket, agent: agent)
+    }
+
+    /// SIGTERM, then waits for exit; returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        return process.terminationStatus
+    }
+
+    /// SIGKILL: a crash, no cleanup.
+    func kill() {
+        if process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    deinit {
+        kill()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    /// Path of a built executable of this package.
+    static func binary(_ name: String) -> String {
+        if let env = ProcessInfo.processInfo.environment["MNEMO_BIN_DIR"] { return env + "/" + name }
+        // The test bundle sits beside the package's executables.
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name).path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/\(name)").path
+    }
+}
+
+struct DaemonError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// A raw socket connection for framing tests: bytes in, lines out.
+final class RawConnection {
+    let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(_ path: String) throws {
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw DaemonError("connect failed: \(errno)") }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) { send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) {
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, $0.count - off, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { return }
+            off += n
+        }
+    }
+
+    /// The next line as JSON, or nil on timeout or EOF.
+    func readJSON(timeoutMs: Int32 = 5000) -> JSON? {
+        guard let line = readLine(timeoutMs: timeoutMs) else { return nil }
+        return try? JSONParser.parse(line)
+    }
+
+    /// The next raw line, or nil on timeout or EOF.
+    func readLine(timeoutMs: Int32 = 5000) -> [UInt8]? {
+        while true {
+            if let nl = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<nl])
+                buffer.removeSubrange(...nl)
+                return line
+            }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, timeoutMs) > 0 else { return nil }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { return nil }
+            buffer.append(contentsOf: chunk[0..<n])
+        }
+    }
+
+    /// Whether the server closed the connection (EOF within the timeout).
+    func isClosedByPeer(timeoutMs: Int32 = 5000) -> Bool {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, timeoutMs) > 0 else { return false }
+        var byte: UInt8 = 0
+        return read(fd, &byte, 1) == 0
+    }
+}
+
+/// The wire error of a failed call, if it failed with one.
+func wireError(_ body: () throws -> Any) -> WireError? {
+    do {
+        _ = try body()
+        return nil
+    } catch let ClientError.server(e) {
+        return e
+    } catch {
+        return nil
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import MnemoClient
+import MnemoProtocol
+import Testing
+
+@Suite("daemon lifecycle, limits and CLI")
+struct LifecycleTests {
+    @Test func socketIsPrivateAndRemovedOnSIGTERM() throws {
+        let daemon = try Daemon()
+        var st = stat()
+        #expect(stat(daemon.socket, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o600)
+        #expect(daemon.stop() == 0)
+        #expect(!FileManager.default.fileExists(atPath: daemon.socket))
+    }
+
+    @Test func staleSocketIsReplacedAndLiveDaemonIsRefused() throws {
+        let first = try Daemon()
+        first.kill()  // leaves a stale socket file behind
+        #expect(FileManager.default.fileExists(atPath: first.socket))
+        let second = try first.restarted()
+        #expect(try second.client().call("admin.health")["status"] == "ok")
+
+        // A third daemon on the same live socket must refuse and leave the second alone.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemod"))
+        p.arguments = ["--socket", second.socket, "--data-dir", second.dataDir]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(message.contains("already serving"))
+        #expect(try second.client().call("admin.health")["status"] == "ok")
+    }
+
+    @Test func badConfigurationIsRefusedAtStart() throws {
+        for config in ["bogus_key = 1", "[limits]\nmax_batch = 0", "threads = \"two\"", "not toml ["] {
+            #expect(throws: (any Error).self) { _ = try Daemon(config: config) }
+        }
+    }
+
+    @Test func idlePartialLineIsCutOff() throws {
+        let daemon = try Daemon(config: "[limits]\nidle_timeout_ms = 200\n")
+        let idle = try RawConnection(daemon.socket)
+        let busy = try daemon.client()
+        idle.send("{\"jsonrpc\":\"2.0\",")
+        let e = idle.readJSON(timeoutMs: 3000)
+        #expect(e?["error"]?["data"]?["limit"] == "idle_timeout_ms")
+        #expect(idle.isClosedByPeer())
+        // Others are unaffected, and a connection with no partial line is never cut.
+        #expect(try busy.call("wm.get", ["ns": "a", "key": "b"])["found"] == false)
+    }
+
+    @Test func connectionLimitRefusesCleanly() throws {
+        let daemon = try Daemon(config: "[limits]\nmax_connections = 2\n")
+        let a = try daemon.client("a")
+        let b = try daemon.client("b")
+        let c = try RawConnection(daemon.socket)
+        let refusal = c.readJSON()
+        #expect(refusal?["error"]?["data"]?["limit"] == "max_connections")
+        #expect(c.isClosedByPeer())
+        #expect(try a.call("admin.health")["status"] == "ok")
+        b.close()
+        // A freed slot can be used again.
+        var reconnected = false
+        for _ in 0..<100 where !reconnected {
+            if let c2 = try? daemon.client("c"), (try? c2.call("admin.health")) != nil { reconnected = true } else { usleep(20_000) }
+        }
+        #expect(reconnected)
+        let stats = try a.call("admin.stats")
+        #expect((stats["connections"]?["refused"]?.int64Value ?? 0) >= 1)
+    }
+
+    @Test func cliExitCodes() throws {
+        let daemon = try Daemon()
+        func mnemo(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemo"))
+            p.arguments = args
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = Pipe()
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, text)
+        }
+        let s = ["--socket", daemon.socket]
+        #expect(try mnemo(["set"] + s + ["wf/1", "k", "{\"a\":1}"]).0 == 0)
+        let got = try mnemo(["get"] + s + ["-o", "json", "wf/1", "k"])
+        #expect(got.0 == 0)
+        #expect(try JSONParser.parse(got.1.trimmingCharacters(in: .whitespacesAndNewlines))["value"] == ["a": 1])
+        #expect(try mnemo(["set"] + s + ["wf/1", "t", "plain text"]).0 == 0)
+        #expect(try mnemo(["get"] + s + ["wf/1", "t"]).1.contains("\"plain text\""))
+        #expect(try mnemo(["get"] + s + ["wf/1", "missing"]).0 == 1)
+        #expect(try mnemo(["del"] + s + ["wf/1", "missing"]).0 == 1)
+        #expect(try mnemo(["set"] + s + ["wf/1", "k", "2", "--if-version", "999"]).0 == 2)
+        #expect(try mnemo(["set"] + s + ["bad ns", "k", "2"]).0 == 2)
+        #expect(try mnemo(["ls"] + s + ["wf/1"]).1.contains("k"))
+        #expect(try mnemo(["call"] + s + ["wm.get", "{\"ns\":\"wf/1\",\"key\":\"k\"}"]).0 == 0)
+        #expect(try mnemo(["call"] + s + ["wm.get", "not json"]).0 == 64)
+        #expect(try mnemo(["health", "--socket", daemon.dir.path + "/nothing.sock"]).0 == 3)
+        #expect(try mnemo(["frobnicate"]).0 == 64)
+    }
+}
