@@ -6,19 +6,29 @@ public final class Engine: Sendable {
     public let limits: Limits
     /// The clock every store reads.
     public let time: any TimeSource
-    /// The working-memory tier.
+    /// The working-memory and coordination tier.
     public let working: WorkingMemory
-    /// Wall time at start-up.
-    public let startedAtMs: Int64
+    /// How working memory is made durable.
+    public let durability: Durability
     /// Monotonic time at start-up.
     public let startedAtNs: UInt64
 
-    /// A fresh engine.
-    public init(limits: Limits, time: any TimeSource = SystemTime(), logger: Logger) {
+    /// An engine whose working memory lives in `dataDir/working` (not used when volatile).
+    /// - Throws: when the journal cannot be opened or recovered.
+    public init(limits: Limits, durability: Durability, dataDir: String, time: any TimeSource = SystemTime(),
+                resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
+                logger: Logger) throws(StorageError) {
         self.limits = limits
         self.time = time
-        self.working = WorkingMemory(limits: limits, time: time)
-        self.startedAtMs = time.nowMs()
+        self.durability = durability
+        if durability == .volatile {
+            working = WorkingMemory(limits: limits, time: time, logger: logger, resultRetentionMs: resultRetentionMs,
+                                    inboxRetentionMs: inboxRetentionMs)
+        } else {
+            working = try WorkingMemory.open(dir: dataDir + "/working", durability: durability, limits: limits, time: time,
+                                             logger: logger, resultRetentionMs: resultRetentionMs,
+                                             inboxRetentionMs: inboxRetentionMs)
+        }
         self.startedAtNs = time.monotonicNs()
     }
 
@@ -27,4 +37,7 @@ public final class Engine: Sendable {
 
     /// Milliseconds since start-up.
     public var uptimeMs: Int64 { Int64((time.monotonicNs() - startedAtNs) / 1_000_000) }
+
+    /// Final fsync and stop of background threads (after the server stopped).
+    public func close() { working.close() }
 }

@@ -29,6 +29,12 @@ public struct Limits: Sendable, Equatable {
     /// Working memory's budget (keys, values and bookkeeping); writes past it fail with
     /// `LIMIT_EXCEEDED` instead of evicting anything.
     public var maxWorkingBytes = 1 << 30
+    /// Most inbox entries one namespace holds.
+    public var maxInboxEntries = 10_000
+    /// Recent changes kept for watches to resume from (`from_rev`).
+    public var watchHistory = 10_000
+    /// Most watches one connection may hold.
+    public var maxWatchesPerConnection = 64
     /// Response bytes a connection may have queued before the server stops reading from
     /// it (backpressure against clients that send but do not read).
     public var maxPendingOutputBytes = 8 << 20
@@ -74,6 +80,12 @@ public struct Limits: Sendable, Equatable {
              reason: "bounds one page of wm.list", keyPath: \.maxListLimit),
         Spec(name: "max_working_bytes", minimum: 1 << 20, hardMaximum: 1 << 40,
              reason: "working memory refuses writes rather than grow without bound", keyPath: \.maxWorkingBytes),
+        Spec(name: "max_inbox_entries", minimum: 1, hardMaximum: 10_000_000,
+             reason: "an inbox nobody reads must not grow without bound", keyPath: \.maxInboxEntries),
+        Spec(name: "watch_history", minimum: 0, hardMaximum: 10_000_000,
+             reason: "bounds the change log watches resume from", keyPath: \.watchHistory),
+        Spec(name: "max_watches_per_connection", minimum: 1, hardMaximum: 100_000,
+             reason: "each watch is checked on every change", keyPath: \.maxWatchesPerConnection),
         Spec(name: "max_pending_output_bytes", minimum: 64 << 10, hardMaximum: 1 << 30,
              reason: "a client that does not read must not grow the server's memory", keyPath: \.maxPendingOutputBytes),
     ]

@@ -3,7 +3,12 @@ import MnemoProtocol
 /// One client connection. Owned by exactly one event loop and touched only on its thread.
 final class Connection {
     let fd: Int32
+    let id: UInt64
     var session: Session
+    /// Replies (and notifications) that must wait: for the journal's fsync (strict mode) or
+    /// for a parked call ahead of them. Sent in order.
+    var held: [Held] = []
+    var heldBytes = 0
     /// Bytes read and not yet consumed as lines.
     var input = LineBuffer()
     /// Responses not yet written; `sent` bytes of it are already on the socket.
@@ -18,15 +23,25 @@ final class Connection {
     /// Whether EPOLLOUT is in the interest set.
     var wantsWrite = false
 
-    init(fd: Int32, peer: PeerCredentials) {
+    init(fd: Int32, id: UInt64, loop: Int, peer: PeerCredentials) {
         self.fd = fd
-        self.session = Session(peer: peer)
+        self.id = id
+        self.session = Session(peer: peer, connection: WatchHub.ConnectionRef(loop: loop, id: id))
     }
 
-    var pendingOutput: Int { output.bytes.count - sent }
+    /// Bytes queued for this client, sent or held.
+    var pendingOutput: Int { output.bytes.count - sent + heldBytes }
 
     /// The longest line accepted right now (smaller before `session.hello`).
     func maxLine(_ limits: (before: Int, after: Int)) -> Int {
         session.caller == nil ? limits.before : limits.after
     }
+}
+
+/// A reply that cannot be sent yet.
+enum Held {
+    /// Ready bytes, to be sent once the journal is synced through `lsn`.
+    case ready([UInt8], lsn: UInt64)
+    /// A call to be answered later.
+    case parked(ParkedCall)
 }

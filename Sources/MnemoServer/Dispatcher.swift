@@ -19,7 +19,7 @@ final class Dispatcher: Sendable {
     let info: ServerInfo
     private let methods: [String: Method]
 
-    init(engine: Engine, stats: MethodStats, status: ServerStatus, info: ServerInfo) {
+    init(engine: Engine, stats: MethodStats, status: ServerStatus, info: ServerInfo, hub: WatchHub) {
         self.engine = engine
         self.stats = stats
         self.status = status
@@ -28,6 +28,8 @@ final class Dispatcher: Sendable {
         for (name, method) in Dispatcher.sessionMethods(engine: engine, info: info)
             + Dispatcher.adminMethods(engine: engine, stats: stats, status: status)
             + Dispatcher.workingMethods(engine: engine)
+            + Dispatcher.coordinationMethods(engine: engine)
+            + Dispatcher.watchMethods(engine: engine, hub: hub)
         {
             table[name] = method
         }
@@ -56,6 +58,10 @@ final class Dispatcher: Sendable {
             }
             RPC.beginResult(id: id, &out)
             try method.handler(request.params, &session, &out)
+            if session.parked != nil {
+                out.bytes.removeSubrange(mark...)  // answered later by the event loop
+                return
+            }
             RPC.endResult(&out)
         } catch {
             failed = true

@@ -13,34 +13,54 @@ private let evErr: UInt32 = 0x008
 private let evHup: UInt32 = 0x010
 private let evExclusive: UInt32 = 1 << 28
 
+private let connectionIDs = Atomic<UInt64>(1)
+
 /// One epoll event loop on its own thread, serving the connections it accepted.
 ///
 /// Requests are decoded, executed and answered on this thread, in order, with no hop to
 /// another thread: the stores are guarded by short locks, which costs far less than a
-/// cross-core wake-up. Replies to all the lines read in one go are written with one
-/// `send`.
+/// cross-core wake-up. One iteration reads every ready connection, executes the complete
+/// lines, hands the journal records to the kernel with one write (`normal` and `strict`),
+/// and then sends the replies, one `send` per connection. In `strict` mode a reply is
+/// held until the journal is fsynced through everything appended before it was made.
 final class EventLoop: @unchecked Sendable {
     // @unchecked: every mutable field below is touched only by the loop's own thread;
-    // other threads call only `stop()`, which uses an atomic and the eventfd.
+    // other threads call only `stop()`, `post(_:_:)` and `wake()`, which use atomics, a
+    // Mutex and the eventfd.
     let index: Int
     private let epfd: Int32
     private let wakeFD: Int32
     private let listener: UnixListener
     private let dispatcher: Dispatcher
+    private let engine: Engine
+    private let journal: Journal?
+    private let strict: Bool
     private let limits: Limits
     private let lineLimits: (before: Int, after: Int)
     private let status: ServerStatus
     private let logger: Logger
     private let stopRequested = Atomic<Bool>(false)
+    /// Notifications posted by other threads: (connection id, bytes).
+    private let inbox = Mutex<[(UInt64, [UInt8])]>([])
     private var connections: [Int32: Connection] = [:]
+    private var byID: [UInt64: Connection] = [:]
+    /// Connections with replies to send at the end of this iteration.
+    private var dirty: [Connection] = []
+    /// Connections with held replies.
+    private var holding: [UInt64: Connection] = [:]
     private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
+    private var scratch = JSONWriter(capacity: 4096)
     private var lastIdleCheckNs: UInt64 = 0
     private var thread: pthread_t?
+    var hub: WatchHub?
 
     init(index: Int, listener: UnixListener, dispatcher: Dispatcher, status: ServerStatus, logger: Logger) throws(SystemError) {
         self.index = index
         self.listener = listener
         self.dispatcher = dispatcher
+        self.engine = dispatcher.engine
+        self.journal = dispatcher.engine.working.journal
+        self.strict = dispatcher.engine.durability == .strict
         self.limits = dispatcher.engine.limits
         self.lineLimits = (limits.maxLineBytesBeforeHello, limits.maxLineBytes)
         self.status = status
@@ -66,12 +86,26 @@ final class EventLoop: @unchecked Sendable {
     /// Asks the loop to finish: it answers what it has read, flushes and closes.
     func stop() {
         stopRequested.store(true, ordering: .releasing)
-        var one: UInt64 = 1
-        _ = write(wakeFD, &one, 8)
+        wake()
     }
 
     func join() {
         if let thread { pthread_join(thread, nil) }
+    }
+
+    /// Wakes the loop from another thread.
+    func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// Queues a notification for one of this loop's connections (any thread).
+    func post(_ connection: UInt64, _ bytes: [UInt8]) {
+        let first = inbox.withLock { q in
+            q.append((connection, bytes))
+            return q.count == 1
+        }
+        if first { wake() }
     }
 
     // MARK: the loop
@@ -79,13 +113,12 @@ final class EventLoop: @unchecked Sendable {
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         while !stopRequested.load(ordering: .acquiring) {
-            let n = epoll_wait(epfd, &events, Int32(events.count), 250)
-            if n < 0 {
-                if errno == EINTR { continue }
+            let n = epoll_wait(epfd, &events, Int32(events.count), nextTimeoutMs())
+            if n < 0 && errno != EINTR {
                 logger.error("epoll_wait failed", metadata: ["errno": "\(errno)"])
                 break
             }
-            for i in 0..<Int(n) {
+            for i in 0..<Int(max(0, n)) {
                 let fd = events[i].data.fd
                 let flags = events[i].events
                 if fd == listener.fd {
@@ -98,14 +131,56 @@ final class EventLoop: @unchecked Sendable {
                     if flags & (evIn | evHup | evErr) != 0, connections[fd] != nil { readable(conn) }
                 }
             }
+            drainInbox()
+            releaseHeld()
+            sendReplies()
             checkIdle()
         }
-        for conn in connections.values {
+        // Shutting down: answer parked calls, make held replies durable, send everything.
+        for conn in holding.values {
+            for (i, h) in conn.held.enumerated() {
+                guard case .parked(let call) = h else { continue }
+                var w = JSONWriter(capacity: 160)
+                RPC.writeError(id: call.id, .app(.shuttingDown, "mnemod is shutting down"), &w)
+                w.byte(0x0A)
+                conn.held[i] = .ready(w.bytes, lsn: 0)
+            }
+        }
+        drainInbox()
+        journal?.writeOut()
+        if strict { journal?.syncNow() }
+        releaseHeld()
+        for conn in holding.values { markDirty(conn) }
+        sendReplies()
+        for conn in Array(connections.values) {
             flush(conn)
             closeConnection(conn)
         }
         Glibc.close(wakeFD)
         Glibc.close(epfd)
+    }
+
+    /// Hands journal records to the kernel, then sends every connection's replies.
+    private func sendReplies() {
+        guard !dirty.isEmpty else { return }
+        journal?.writeOut()
+        let conns = dirty
+        dirty.removeAll(keepingCapacity: true)
+        for conn in conns where connections[conn.fd] === conn { flush(conn) }
+    }
+
+    private func markDirty(_ conn: Connection) {
+        dirty.append(conn)
+    }
+
+    private func nextTimeoutMs() -> Int32 {
+        guard !holding.isEmpty else { return 250 }
+        let now = engine.time.monotonicNs()
+        var next: UInt64 = now + 250_000_000
+        for conn in holding.values {
+            if case .parked(let p)? = conn.held.first { next = min(next, p.retryAtNs.load(ordering: .relaxed)) }
+        }
+        return Int32(clamping: next > now ? (next - now + 999_999) / 1_000_000 : 0)
     }
 
     private func acceptConnections() {
@@ -125,23 +200,24 @@ final class EventLoop: @unchecked Sendable {
                                                  "too many connections (\(limits.maxConnections))"), &w)
                 w.byte(0x0A)
                 _ = w.bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                close(fd)
+                Glibc.close(fd)
                 continue
             }
             guard let peer = PeerCredentials.read(fd: fd) else {
                 logger.warning("SO_PEERCRED failed; closing connection", metadata: ["errno": "\(errno)"])
-                close(fd)
+                Glibc.close(fd)
                 continue
             }
-            let conn = Connection(fd: fd, peer: peer)
+            let conn = Connection(fd: fd, id: connectionIDs.add(1, ordering: .relaxed).newValue, loop: index, peer: peer)
             do throws(SystemError) {
                 try register(fd, evIn, add: true)
             } catch {
                 logger.warning("cannot watch connection", metadata: ["error": "\(error)"])
-                close(fd)
+                Glibc.close(fd)
                 continue
             }
             connections[fd] = conn
+            byID[conn.id] = conn
             status.connectionsCurrent.add(1, ordering: .relaxed)
             status.connectionsTotal.add(1, ordering: .relaxed)
         }
@@ -163,28 +239,36 @@ final class EventLoop: @unchecked Sendable {
             closeConnection(conn)
             return
         }
-        flush(conn)
+        markDirty(conn)
     }
 
-    /// Executes every complete line buffered on `conn`, appending the replies.
+    /// Executes every complete line buffered on `conn`, queueing the replies.
     private func processLines(_ conn: Connection) {
         while conn.pendingOutput < limits.maxPendingOutputBytes,
             let line = conn.input.next(maxLine: conn.maxLine(lineLimits))
         {
+            scratch.bytes.removeAll(keepingCapacity: true)
             switch line {
             case .tooLong:
                 let max = conn.maxLine(lineLimits)
                 RPC.writeError(id: .null, .limit(conn.session.caller == nil ? "max_line_bytes_before_hello" : "max_line_bytes",
-                                                 max: max, "request line longer than \(max) bytes"), &conn.output)
-                conn.output.byte(0x0A)
+                                                 max: max, "request line longer than \(max) bytes"), &scratch)
             case .line(let range):
                 if range.isEmpty { continue }
                 handleLine(conn, range)
             }
+            if !scratch.bytes.isEmpty {
+                scratch.byte(0x0A)
+                emit(conn, scratch.bytes)
+            }
+            if let parked = conn.session.parked {
+                conn.session.parked = nil
+                park(conn, parked)
+            }
         }
         conn.input.compact()
         if conn.input.hasPartialLine {
-            if conn.partialSinceNs == 0 { conn.partialSinceNs = dispatcher.engine.time.monotonicNs() }
+            if conn.partialSinceNs == 0 { conn.partialSinceNs = engine.time.monotonicNs() }
         } else {
             conn.partialSinceNs = 0
         }
@@ -194,45 +278,155 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Queues reply bytes: sent at the end of the iteration, or held behind earlier held
+    /// replies, or (strict) until the journal is synced through what was appended so far.
+    private func emit(_ conn: Connection, _ bytes: [UInt8]) {
+        let lsn = strict ? (journal?.appendedLSN ?? 0) : 0
+        if conn.held.isEmpty && (lsn == 0 || lsn <= (journal?.syncedLSN ?? 0)) {
+            conn.output.raw(bytes)
+            return
+        }
+        conn.held.append(.ready(bytes, lsn: lsn))
+        conn.heldBytes += bytes.count
+        holding[conn.id] = conn
+        if lsn > 0 { journal?.requestSync(through: lsn) }
+    }
+
+    private func park(_ conn: Connection, _ call: ParkedCall) {
+        conn.held.append(.parked(call))
+        holding[conn.id] = conn
+        engine.working.onClaimEnd(ns: call.ns, resource: call.resource) { [self] in
+            call.signaled.store(true, ordering: .relaxed)
+            wake()
+        }
+    }
+
+    /// Moves held replies whose condition is met to the output, in order.
+    private func releaseHeld() {
+        guard !holding.isEmpty else { return }
+        let synced = journal?.syncedLSN ?? .max
+        let now = engine.time.monotonicNs()
+        for conn in Array(holding.values) {
+            var moved = false
+            while let head = conn.held.first {
+                switch head {
+                case .ready(let bytes, let lsn):
+                    guard lsn <= synced else { break }
+                    conn.held.removeFirst()
+                    conn.heldBytes -= bytes.count
+                    conn.output.raw(bytes)
+                    moved = true
+                    continue
+                case .parked(let call):
+                    guard let reply = retry(call, now: now) else { break }
+                    conn.held[0] = .ready(reply, lsn: strict ? (journal?.appendedLSN ?? 0) : 0)
+                    conn.heldBytes += reply.count
+                    if strict { journal?.requestSync(through: journal?.appendedLSN ?? 0) }
+                    continue
+                }
+                break
+            }
+            if conn.held.isEmpty { holding[conn.id] = nil }
+            if moved { markDirty(conn) }
+        }
+    }
+
+    /// Tries a parked acquire again if it is due; the reply line when it is answered.
+    private func retry(_ call: ParkedCall, now: UInt64) -> [UInt8]? {
+        let signaled = call.signaled.exchange(false, ordering: .relaxed)
+        guard signaled || now >= call.retryAtNs.load(ordering: .relaxed) else { return nil }
+        var w = JSONWriter(capacity: 192)
+        do throws(WireError) {
+            let outcome = try engine.working.acquire(ns: call.ns, resource: call.resource, ttlMs: call.ttlMs, by: call.caller)
+            if case .held(_, _, let retryAt) = outcome, now < call.deadlineNs {
+                call.retryAtNs.store(min(retryAt, call.deadlineNs), ordering: .relaxed)
+                engine.working.onClaimEnd(ns: call.ns, resource: call.resource) { [self] in
+                    call.signaled.store(true, ordering: .relaxed)
+                    wake()
+                }
+                return nil
+            }
+            RPC.beginResult(id: call.id, &w)
+            try Dispatcher.writeAcquire(outcome, &w)
+            RPC.endResult(&w)
+        } catch {
+            w.bytes.removeAll(keepingCapacity: true)
+            RPC.writeError(id: call.id, error, &w)
+        }
+        w.byte(0x0A)
+        return w.bytes
+    }
+
+    /// Delivers notifications posted by other threads; a client that does not read them
+    /// loses its watches (with an error event) rather than growing the server's memory.
+    private func drainInbox() {
+        let items = inbox.withLock { q in
+            let items = q
+            q.removeAll(keepingCapacity: true)
+            return items
+        }
+        for (id, bytes) in items {
+            guard let conn = byID[id], !conn.closing else { continue }
+            if conn.pendingOutput + bytes.count > limits.maxPendingOutputBytes {
+                let ids = hub?.cancelAll(connection: conn.session.connection) ?? []
+                for watchID in ids {
+                    var w = JSONWriter(capacity: 256)
+                    w.raw("{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"watch_id\":")
+                    w.string(watchID)
+                    w.raw(",\"error\":")
+                    WireError.limit("max_pending_output_bytes", max: limits.maxPendingOutputBytes,
+                                    "watch cancelled: the client is not reading its events").write(to: &w)
+                    w.raw("}}\n")
+                    emit(conn, w.bytes)
+                }
+                markDirty(conn)
+                continue
+            }
+            emit(conn, bytes)
+            markDirty(conn)
+        }
+    }
+
     private func handleLine(_ conn: Connection, _ range: Range<Int>) {
         let decoded = conn.input.storage.withUnsafeBufferPointer { buf in
             RPC.decode(line: UnsafeBufferPointer(rebasing: buf[range]), maxDepth: limits.maxDepth, maxBatch: limits.maxBatch)
         }
-        let mark = conn.output.bytes.count
         switch decoded {
         case .failure(let error):
-            RPC.writeError(id: .null, error, &conn.output)
+            RPC.writeError(id: .null, error, &scratch)
         case .single(let item):
-            execute(item, conn)
+            execute(item, conn, canPark: true)
         case .batch(let items):
-            conn.output.byte(UInt8(ascii: "["))
+            scratch.byte(UInt8(ascii: "["))
             var wrote = false
             for item in items {
-                let before = conn.output.bytes.count
-                if wrote { conn.output.byte(UInt8(ascii: ",")) }
-                let afterComma = conn.output.bytes.count
-                execute(item, conn)
-                if conn.output.bytes.count == afterComma {
-                    conn.output.bytes.removeSubrange(before...)  // a notification: no reply
+                let before = scratch.bytes.count
+                if wrote { scratch.byte(UInt8(ascii: ",")) }
+                let afterComma = scratch.bytes.count
+                execute(item, conn, canPark: false)
+                if scratch.bytes.count == afterComma {
+                    scratch.bytes.removeSubrange(before...)  // a notification: no reply
                 } else {
                     wrote = true
                 }
             }
-            if !wrote {
-                conn.output.bytes.removeSubrange(mark...)
-                return
+            if wrote {
+                scratch.byte(UInt8(ascii: "]"))
+            } else {
+                scratch.bytes.removeAll(keepingCapacity: true)
             }
-            conn.output.byte(UInt8(ascii: "]"))
         }
-        if conn.output.bytes.count > mark { conn.output.byte(0x0A) }
     }
 
-    private func execute(_ item: RPCItem, _ conn: Connection) {
+    private func execute(_ item: RPCItem, _ conn: Connection, canPark: Bool) {
         switch item {
         case .invalid(let id, let error):
-            RPC.writeError(id: id, error, &conn.output)
+            RPC.writeError(id: id, error, &scratch)
         case .request(let request):
-            dispatcher.execute(request, session: &conn.session, out: &conn.output, shard: index)
+            conn.session.currentID = request.id ?? .null
+            // A batch is answered in one line, so its calls never wait (wait_ms acts as 0).
+            conn.session.canPark = canPark && request.id != nil
+            dispatcher.execute(request, session: &conn.session, out: &scratch, shard: index)
         }
     }
 
@@ -258,35 +452,37 @@ final class EventLoop: @unchecked Sendable {
         }
         conn.output.bytes.removeAll(keepingCapacity: conn.output.bytes.capacity <= 1 << 20)
         conn.sent = 0
-        if conn.closing {
+        if conn.closing && conn.held.isEmpty {
             closeConnection(conn)
             return
         }
-        let resume = conn.readPaused
+        let resume = conn.readPaused && conn.pendingOutput < limits.maxPendingOutputBytes
         if conn.wantsWrite || resume {
             conn.wantsWrite = false
-            conn.readPaused = false
+            if resume { conn.readPaused = false }
             updateInterest(conn)
         }
         if resume {
             // Lines read before the pause are still buffered.
             processLines(conn)
-            if conn.pendingOutput > 0 { flush(conn) }
+            markDirty(conn)
         }
     }
 
     /// Closes connections whose partial line has been idle past the limit.
     private func checkIdle() {
-        let now = dispatcher.engine.time.monotonicNs()
+        let now = engine.time.monotonicNs()
         guard now - lastIdleCheckNs >= 250_000_000 else { return }
         lastIdleCheckNs = now
         let timeoutNs = UInt64(limits.idleTimeoutMs) * 1_000_000
-        for conn in connections.values where conn.partialSinceNs != 0 && now - conn.partialSinceNs > timeoutNs {
+        for conn in Array(connections.values) where conn.partialSinceNs != 0 && now - conn.partialSinceNs > timeoutNs {
             RPC.writeError(id: .null, .limit("idle_timeout_ms", max: limits.idleTimeoutMs,
                                              "partial request line idle for more than \(limits.idleTimeoutMs) ms"),
                            &conn.output)
             conn.output.byte(0x0A)
             conn.closing = true
+            conn.held.removeAll()
+            conn.heldBytes = 0
             flush(conn)
             if connections[conn.fd] != nil { closeConnection(conn) }
         }
@@ -294,8 +490,11 @@ final class EventLoop: @unchecked Sendable {
 
     private func closeConnection(_ conn: Connection) {
         guard connections.removeValue(forKey: conn.fd) != nil else { return }
+        byID[conn.id] = nil
+        holding[conn.id] = nil
+        hub?.cancelAll(connection: conn.session.connection)
         _ = epoll_ctl(epfd, EPOLL_CTL_DEL, conn.fd, nil)
-        close(conn.fd)
+        Glibc.close(conn.fd)
         status.connectionsCurrent.subtract(1, ordering: .relaxed)
     }
 

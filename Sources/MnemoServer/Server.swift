@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import MnemoCore
 import MnemoProtocol
+import Synchronization
 
 /// The socket server: a listener and one event loop per core.
 public final class Server: Sendable {
@@ -22,15 +23,26 @@ public final class Server: Sendable {
         self.logger = logger
         listener = try UnixListener(path: socketPath, groupAccess: groupAccess)
         let stats = MethodStats(shards: threads)
-        let dispatcher = Dispatcher(engine: engine, stats: stats, status: status, info: info)
+        let registry = Mutex<[EventLoop]>([])
+        let hub = WatchHub(capacity: engine.limits.watchHistory, currentRev: engine.revision) { ref, bytes in
+            registry.withLock { $0 }[ref.loop].post(ref.id, bytes)
+        }
+        let dispatcher = Dispatcher(engine: engine, stats: stats, status: status, info: info, hub: hub)
         var loops: [EventLoop] = []
         do throws(SystemError) {
             for i in 0..<max(1, threads) {
-                loops.append(try EventLoop(index: i, listener: listener, dispatcher: dispatcher, status: status, logger: logger))
+                let loop = try EventLoop(index: i, listener: listener, dispatcher: dispatcher, status: status, logger: logger)
+                loop.hub = hub
+                loops.append(loop)
             }
         } catch {
             listener.close()
             throw error
+        }
+        registry.withLock { $0 = loops }
+        engine.working.observe { events in hub.publish(events) }
+        if let journal = engine.working.journal, engine.durability == .strict {
+            journal.onSynced { [loops] in for loop in loops { loop.wake() } }
         }
         self.loops = loops
     }

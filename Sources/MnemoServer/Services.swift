@@ -17,7 +17,7 @@ public struct ServerService: Service {
     }
 }
 
-/// Removes expired working-memory keys in the background, like Redis's active expiry:
+/// Removes expired keys, claims, results and inbox entries in the background, like Redis's active expiry:
 /// every `interval`, it removes due keys in small locked steps (earliest expiry first)
 /// until none are due or the step's CPU budget is spent, so that a mass expiry cannot
 /// stall requests. Reads never depend on it: an expired key is invisible at once.
@@ -25,13 +25,16 @@ public struct ExpirySweeper: Service {
     let engine: Engine
     let intervalMs: Int
     let budgetNs: UInt64
+    let snapshotBytes: Int
     let logger: Logger
 
-    /// A sweeper running every `intervalMs`, spending at most `budgetMs` per run.
-    public init(engine: Engine, intervalMs: Int = 100, budgetMs: Int = 5, logger: Logger) {
+    /// A sweeper running every `intervalMs`, spending at most `budgetMs` per run, and
+    /// snapshotting the journal once it grew by `snapshotBytes`.
+    public init(engine: Engine, intervalMs: Int = 100, budgetMs: Int = 5, snapshotBytes: Int = 64 << 20, logger: Logger) {
         self.engine = engine
         self.intervalMs = intervalMs
         self.budgetNs = UInt64(budgetMs) * 1_000_000
+        self.snapshotBytes = snapshotBytes
         self.logger = logger
     }
 
@@ -49,7 +52,8 @@ public struct ExpirySweeper: Service {
                     removed += step.removed
                     if !step.more || engine.time.monotonicNs() - start > budgetNs { break }
                 }
-                if removed > 0 { logger.debug("expired keys removed", metadata: ["count": "\(removed)"]) }
+                if removed > 0 { logger.debug("expired items removed", metadata: ["count": "\(removed)"]) }
+                engine.working.snapshotIfNeeded(thresholdBytes: snapshotBytes)
             }
         }
     }

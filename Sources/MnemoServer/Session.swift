@@ -1,12 +1,24 @@
 import MnemoCore
+import MnemoProtocol
 
 /// One connection's identity: the kernel's peer credentials from accept time, and the
 /// caller established by `session.hello`.
 struct Session: Sendable {
     /// Read with `SO_PEERCRED` when the connection was accepted.
     let peer: PeerCredentials
+    /// Where server notifications for this session go.
+    let connection: WatchHub.ConnectionRef
     /// Set by `session.hello`; nil before it.
     var caller: Caller?
+    /// The id of the request being executed (for a call that parks).
+    var currentID: JSON = .null
+    /// Whether the request being executed may park (not inside a batch or a notification).
+    var canPark = false
+    /// Set by a handler whose answer comes later (`claim.acquire` with `wait_ms`).
+    var parked: ParkedCall?
 
-    init(peer: PeerCredentials) { self.peer = peer }
+    init(peer: PeerCredentials, connection: WatchHub.ConnectionRef) {
+        self.peer = peer
+        self.connection = connection
+    }
 }

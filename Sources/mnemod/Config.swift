@@ -14,6 +14,10 @@ struct Config: Sendable {
     var logLevel = Logger.Level.info
     var sweepIntervalMs = 100
     var sweepBudgetMs = 5
+    var durability = Durability.normal
+    var snapshotBytes = 64 << 20
+    var resultRetentionMs: Int64 = 7 * 86_400_000
+    var inboxRetentionMs: Int64 = 7 * 86_400_000
     var limits = Limits()
 
     /// `$XDG_STATE_HOME/mnemo`, else `~/.local/state/mnemo`, else `./mnemo-data`.
@@ -63,6 +67,12 @@ struct Config: Sendable {
                     throw ConfigError("\(file): log_level must be one of trace, debug, info, notice, warning, error, critical")
                 }
                 logLevel = level
+            case "durability":
+                let name = try need(value?.string, "a string")
+                guard let d = Durability(rawValue: name) else {
+                    throw ConfigError("\(file): durability must be strict, normal or volatile")
+                }
+                durability = d
             case "limits":
                 let limitsTable = try need(value?.table, "a table")
                 for name in limitsTable.keys {
@@ -80,6 +90,15 @@ struct Config: Sendable {
                     case "sweep_budget_ms":
                         guard (1...1000).contains(v) else { throw ConfigError("\(file): working.sweep_budget_ms must be 1...1000") }
                         sweepBudgetMs = v
+                    case "snapshot_bytes":
+                        guard (1 << 20...1 << 40).contains(v) else { throw ConfigError("\(file): working.snapshot_bytes must be 1 MiB...1 TiB") }
+                        snapshotBytes = v
+                    case "result_retention_ms":
+                        guard v >= 1000 else { throw ConfigError("\(file): working.result_retention_ms must be >= 1000") }
+                        resultRetentionMs = Int64(v)
+                    case "inbox_retention_ms":
+                        guard v >= 1000 else { throw ConfigError("\(file): working.inbox_retention_ms must be >= 1000") }
+                        inboxRetentionMs = Int64(v)
                     default: throw ConfigError("\(file): unknown key working.\(name)")
                     }
                 }

@@ -31,6 +31,9 @@ struct Mnemod: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Option(name: .long, help: "Durability of working memory: strict, normal (default) or volatile.")
+    var durability: String?
+
     func run() async throws {
         let cfg: Config
         do throws(ConfigError) {
@@ -44,7 +47,16 @@ struct Mnemod: AsyncParsableCommand {
         let logger = Logger(label: "mnemod")
         signal(SIGPIPE, SIG_IGN)
 
-        let engine = Engine(limits: cfg.limits, logger: logger)
+        let engine: Engine
+        do {
+            engine = try Engine(limits: cfg.limits, durability: cfg.durability, dataDir: cfg.dataDir,
+                                resultRetentionMs: cfg.resultRetentionMs, inboxRetentionMs: cfg.inboxRetentionMs,
+                                logger: logger)
+        } catch {
+            logger.critical("cannot open the data directory", metadata: ["error": "\(error)", "data_dir": "\(cfg.dataDir)"])
+            throw ExitCode(74)  // EX_IOERR
+        }
+        defer { engine.close() }
         let server: Server
         do {
             server = try Server(socketPath: cfg.socket, groupAccess: cfg.socketGroupAccess, threads: cfg.threads,
@@ -58,7 +70,8 @@ struct Mnemod: AsyncParsableCommand {
                 services: [
                     .init(service: ServerService(server: server)),
                     .init(service: ExpirySweeper(engine: engine, intervalMs: cfg.sweepIntervalMs,
-                                                 budgetMs: cfg.sweepBudgetMs, logger: logger)),
+                                                 budgetMs: cfg.sweepBudgetMs, snapshotBytes: cfg.snapshotBytes,
+                                                 logger: logger)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
@@ -76,6 +89,10 @@ struct Mnemod: AsyncParsableCommand {
         if let threads {
             guard (1...64).contains(threads) else { throw ConfigError("--threads must be 1...64") }
             cfg.threads = threads
+        }
+        if let durability {
+            guard let d = Durability(rawValue: durability) else { throw ConfigError("--durability must be strict, normal or volatile") }
+            cfg.durability = d
         }
         if let logLevel {
             guard let level = Logger.Level(rawValue: logLevel) else { throw ConfigError("--log-level \(logLevel) is not a level") }

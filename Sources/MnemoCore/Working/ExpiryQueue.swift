@@ -1,18 +1,24 @@
 import HeapModule
 
-/// Keys with a TTL, ordered by expiry time, so the background sweep removes exactly the
-/// expired keys without scanning or sampling the whole map.
+/// Things with a deadline, ordered by it, so the background sweep removes exactly what is
+/// due without scanning or sampling everything.
 ///
-/// Entries are not removed when a key is deleted, rewritten or given a new TTL; instead
-/// each entry remembers the version it was made for and is ignored on pop if the key has
-/// moved on. Stale entries are bounded: the queue is rebuilt from the live keys when it
-/// holds more than twice as many entries as there are keys with a TTL (amortized O(1)).
-struct ExpiryQueue {
-    struct Entry: Comparable {
+/// Entries are not removed when the thing is deleted, rewritten or re-timed; instead each
+/// entry remembers what it was made for (version, deadline) and is ignored on pop if the
+/// thing has moved on. Stale entries are bounded: the queue is rebuilt from the live
+/// deadlines when it holds more than twice as many entries as there are (amortized O(1)).
+struct ExpiryQueue: Sendable {
+    /// What an entry is about.
+    enum Tier: UInt8, Sendable { case key, result, inbox, claim }
+
+    struct Entry: Comparable, Sendable {
         var expiresAt: Int64
         var ns: String
+        /// Key, idempotency key, inbox id or claim resource.
         var key: String
+        /// Key version or claim token it was made for (0 where the deadline alone decides).
         var version: Int64
+        var tier: Tier = .key
         static func < (a: Entry, b: Entry) -> Bool { a.expiresAt < b.expiresAt }
         static func == (a: Entry, b: Entry) -> Bool { a.expiresAt == b.expiresAt }
     }
@@ -24,15 +30,18 @@ struct ExpiryQueue {
     /// - Complexity: O(log n).
     mutating func insert(_ e: Entry) { heap.insert(e) }
 
-    /// The earliest entry if it expires at or before `now`, removed from the queue.
+    /// The earliest entry if it is due at or before `now`, removed from the queue.
     /// - Complexity: O(log n).
     mutating func popDue(now: Int64) -> Entry? {
         guard let top = heap.min, top.expiresAt <= now else { return nil }
         return heap.popMin()
     }
 
-    /// Whether stale entries have piled up past the bound, given the live TTL count.
-    func needsRebuild(liveWithTTL: Int) -> Bool { heap.count > 2 * liveWithTTL + 1024 }
+    /// Whether anything is due at `now`.
+    func hasDue(now: Int64) -> Bool { heap.min.map { $0.expiresAt <= now } ?? false }
+
+    /// Whether stale entries have piled up past the bound, given the live count.
+    func needsRebuild(live: Int) -> Bool { heap.count > 2 * live + 1024 }
 
     /// Replaces the queue by exactly the given entries. - Complexity: O(n).
     mutating func rebuild(_ entries: [Entry]) { heap = Heap(entries) }

@@ -8,6 +8,8 @@ public struct WorkingItem: Sendable {
     public var expiresAt: Int64
     /// Who wrote it.
     public var provenance: Provenance
+    /// The claim whose end deletes this key (`lease` on `wm.set`), with its token.
+    public var lease: Lease?
 
     /// Bytes charged against `max_working_bytes`: key, value and a fixed overhead for the
     /// hash entry, the provenance and the expiry bookkeeping.
@@ -17,7 +19,7 @@ public struct WorkingItem: Sendable {
 }
 
 /// The items of one namespace plus a lazily rebuilt byte-ordered key list for `wm.list`.
-struct WorkingSpace {
+struct WorkingSpace: Sendable {
     var items: [String: WorkingItem] = [:]
     /// Keys in byte order; nil after a key was added or removed (rebuilt on the next list).
     var sortedKeys: [String]? = []
@@ -27,5 +29,19 @@ struct WorkingSpace {
         let keys = items.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         sortedKeys = keys
         return keys
+    }
+}
+
+/// A key's tie to a claim of its namespace.
+public struct Lease: Sendable, Equatable {
+    /// The claimed resource.
+    public var resource: String
+    /// The claim's fencing token when the key was written.
+    public var token: Int64
+
+    /// A lease.
+    public init(resource: String, token: Int64) {
+        self.resource = resource
+        self.token = token
     }
 }

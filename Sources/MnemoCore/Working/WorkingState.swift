@@ -1,31 +1,88 @@
 import MnemoProtocol
 
-/// The state behind the working-memory lock: namespaces, the global revision and expiry
-/// bookkeeping. Every method runs with the lock held, so each operation is atomic and the
-/// store is linearizable.
-struct WorkingState {
+/// The state behind the working-memory lock: namespaces of keys, claims, results, tasks,
+/// inboxes, the global revision and expiry bookkeeping. Every method runs with the lock
+/// held, so each operation is atomic and the store is linearizable.
+struct WorkingState: Sendable {
     var spaces: [String: WorkingSpace] = [:]
+    var claims: [ClaimKey: Claim] = [:]
+    var results: [ClaimKey: StoredResult] = [:]
+    var tasks: [ClaimKey: TaskRecord] = [:]
+    var inboxes: [String: [String: InboxEntry]] = [:]
     var rev: Int64 = 0
     var keyCount = 0
     var bytes = 0
     var withTTL = 0
+    /// Keys, results and inbox entries by wall-clock expiry.
     var expiry = ExpiryQueue()
+    /// Claims by monotonic expiry (ms).
+    var claimExpiry = ExpiryQueue()
     var expiredTotal = 0
 
-    // MARK: lookup
+    // MARK: applying changes (live and on replay)
 
-    /// The live item at `ns/key`; an expired one is removed first (it takes a revision
-    /// like any deletion).
-    mutating func live(_ ns: String, _ key: String, now: Int64) -> WorkingItem? {
-        guard let item = spaces[ns]?.items[key] else { return nil }
-        if item.isLive(at: now) { return item }
-        remove(ns, key)
-        rev += 1
-        expiredTotal += 1
-        return nil
+    /// Applies a change. It must already be valid: checks happen before a change is made.
+    mutating func apply(_ change: Change, monoNowMs: Int64, wallNowMs: Int64) {
+        rev = max(rev, change.rev)
+        switch change {
+        case .put(let ns, let key, let item):
+            let old = spaces[ns]?.items[key]
+            if let old, let lease = old.lease, lease != item.lease {
+                claims[ClaimKey(ns: ns, resource: lease.resource)]?.leasedKeys.remove(key)
+            }
+            if let lease = item.lease { claims[ClaimKey(ns: ns, resource: lease.resource)]?.leasedKeys.insert(key) }
+            put(ns, key, item, replacing: old)
+        case .remove(let ns, let key, _, let expired):
+            if let old = remove(ns, key), let lease = old.lease {
+                claims[ClaimKey(ns: ns, resource: lease.resource)]?.leasedKeys.remove(key)
+            }
+            if expired { expiredTotal += 1 }
+        case .clear(let ns, _):
+            _ = removeSpace(ns)
+        case .batch(_, let changes):
+            for c in changes { apply(c, monoNowMs: monoNowMs, wallNowMs: wallNowMs) }
+        case .claim(let ns, let resource, var claim):
+            let ck = ClaimKey(ns: ns, resource: resource)
+            if let old = claims[ck], old.token == claim.token { claim.leasedKeys = old.leasedKeys }
+            // Replayed claims get a monotonic deadline from the remaining wall-clock time.
+            if claim.expiresMono == 0 {
+                claim.expiresMono = UInt64(max(0, monoNowMs + (claim.expiresAt - wallNowMs))) * 1_000_000
+            }
+            claims[ck] = claim
+            claimExpiry.insert(.init(expiresAt: Int64(claim.expiresMono / 1_000_000), ns: ns, key: resource, version: claim.token))
+        case .unclaim(let ns, let resource, let rev, let at, let expired):
+            let ck = ClaimKey(ns: ns, resource: resource)
+            guard let claim = claims.removeValue(forKey: ck) else { return }
+            for key in claim.leasedKeys {
+                if let item = spaces[ns]?.items[key], item.lease?.resource == resource, item.lease?.token == claim.token {
+                    remove(ns, key)
+                }
+            }
+            if expired, let task = tasks[ck], task.state == .claimed || task.state == .running {
+                let prov = Provenance(agent: claim.holder, principal: claim.principal, uid: 0, pid: 0, at: at, rev: rev,
+                                      task: resource, derivedFrom: nil)
+                tasks[ck]?.append(TaskStep(from: task.state, to: .pending, provenance: prov))
+            }
+        case .result(let ns, let key, let r):
+            results[ClaimKey(ns: ns, resource: key)] = r
+            expiry.insert(.init(expiresAt: r.expiresAt, ns: ns, key: key, version: 0, tier: .result))
+        case .forgetResult(let ns, let key, _):
+            results[ClaimKey(ns: ns, resource: key)] = nil
+        case .task(let ns, let task, let step):
+            tasks[ClaimKey(ns: ns, resource: task), default: TaskRecord(state: step.to, rev: step.provenance.rev, history: [])]
+                .append(step)
+        case .post(let ns, let entry):
+            inboxes[ns, default: [:]][entry.id] = entry
+            expiry.insert(.init(expiresAt: entry.expiresAt, ns: ns, key: entry.id, version: 0, tier: .inbox))
+        case .ack(let ns, let ids, _):
+            for id in ids { inboxes[ns]?[id]?.acked = true }
+        case .dropEntry(let ns, let id, _):
+            inboxes[ns]?[id] = nil
+            if inboxes[ns]?.isEmpty == true { inboxes[ns] = nil }
+        }
     }
 
-    // MARK: mutation primitives (callers take care of `rev`)
+    // MARK: key primitives
 
     mutating func put(_ ns: String, _ key: String, _ item: WorkingItem, replacing old: WorkingItem?) {
         if let old {
@@ -68,37 +125,22 @@ struct WorkingState {
             keyCount -= 1
             bytes -= WorkingItem.cost(key: key, valueBytes: item.value.count)
             if item.expiresAt != 0 { withTTL -= 1 }
+            if let lease = item.lease { claims[ClaimKey(ns: ns, resource: lease.resource)]?.leasedKeys.remove(key) }
         }
         return space.items.count
     }
 
-    // MARK: expiry
-
-    /// Removes up to `max` expired keys, earliest first.
-    /// - Returns: how many were removed and whether more are due.
-    /// - Complexity: O(max · log n).
-    mutating func sweep(now: Int64, max: Int) -> (removed: Int, more: Bool) {
-        var removed = 0
-        while removed < max, let e = expiry.popDue(now: now) {
-            // Skip entries whose key was deleted, rewritten or re-timed since.
-            guard let item = spaces[e.ns]?.items[e.key], item.version == e.version, item.expiresAt == e.expiresAt
-            else { continue }
-            remove(e.ns, e.key)
-            rev += 1
-            expiredTotal += 1
-            removed += 1
-        }
-        return (removed, expiry.heap.min.map { $0.expiresAt <= now } ?? false)
-    }
-
     private mutating func compactExpiryIfNeeded() {
-        guard expiry.needsRebuild(liveWithTTL: withTTL) else { return }
+        guard expiry.needsRebuild(live: withTTL + results.count + inboxes.values.reduce(0) { $0 + $1.count }) else { return }
         var entries: [ExpiryQueue.Entry] = []
-        entries.reserveCapacity(withTTL)
         for (ns, space) in spaces {
             for (key, item) in space.items where item.expiresAt != 0 {
                 entries.append(.init(expiresAt: item.expiresAt, ns: ns, key: key, version: item.version))
             }
+        }
+        for (k, r) in results { entries.append(.init(expiresAt: r.expiresAt, ns: k.ns, key: k.resource, version: 0, tier: .result)) }
+        for (ns, box) in inboxes {
+            for (id, e) in box { entries.append(.init(expiresAt: e.expiresAt, ns: ns, key: id, version: 0, tier: .inbox)) }
         }
         expiry.rebuild(entries)
     }

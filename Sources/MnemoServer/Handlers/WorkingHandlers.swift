@@ -10,14 +10,12 @@ extension Dispatcher {
                 try p.allowOnly(["ns", "key", "value", "ttl_ms", "if_version", "if_absent", "lease", "fence",
                                  "task", "derived_from"])
                 let links = try p.links()
-                if p["lease"] != nil || p["fence"] != nil {
-                    throw .invalidParams(p["lease"] != nil ? "lease" : "fence", "claims are not enabled in this build")
-                }
                 let write = WorkingMemory.Write(
                     ns: try p.namespace(), key: try p.string("key"), value: try p.any("value").bytes,
                     ttlMs: try p.optionalInt("ttl_ms", in: 1...limits.maxTTLms),
                     ifVersion: try p.optionalInt("if_version", in: 1...Int64.max),
                     ifAbsent: try p.optionalBool("if_absent") ?? false,
+                    lease: try p.claimRef("lease"), fence: try p.claimRef("fence"),
                     task: links.task, derivedFrom: links.derivedFrom)
                 let r = try wm.set(write, by: session.callerOrThrow())
                 out.raw("{\"version\":")
@@ -44,10 +42,9 @@ extension Dispatcher {
             }),
             ("wm.del", Method(requiresSession: true) { p, session, out throws(WireError) in
                 try p.allowOnly(["ns", "key", "if_version", "fence"])
-                if p["fence"] != nil { throw .invalidParams("fence", "claims are not enabled in this build") }
                 let rev = try wm.delete(ns: try p.namespace(), key: try p.string("key"),
                                         ifVersion: try p.optionalInt("if_version", in: 1...Int64.max),
-                                        by: session.callerOrThrow())
+                                        fence: try p.claimRef("fence"), by: session.callerOrThrow())
                 if let rev {
                     out.raw("{\"deleted\":true,\"rev\":")
                     out.int(rev)
@@ -97,7 +94,7 @@ extension Dispatcher {
             }),
             ("wm.clear", Method(requiresSession: true) { p, session, out throws(WireError) in
                 try p.allowOnly(["ns"])
-                let r = wm.clear(ns: try p.namespace(), by: try session.callerOrThrow())
+                let r = try wm.clear(ns: try p.namespace(), by: try session.callerOrThrow())
                 out.raw("{\"deleted\":")
                 out.int(r.deleted)
                 if let rev = r.rev {
@@ -167,6 +164,17 @@ private func parseOp(_ json: JSON, field: String, maxTTL: Int64) throws(WireErro
         return .del(ns: try o.namespace(), key: try o.string("key"))
     default:
         throw .invalidParams(field + ".op", "must be \"set\" or \"del\"")
+    }
+}
+
+extension Params {
+    /// An optional `{resource, token}` naming a claim (for `lease` and `fence`).
+    func claimRef(_ key: String) throws(WireError) -> Lease? {
+        guard let o = try optionalObject(key) else { return nil }
+        try o.allowOnly(["resource", "token"])
+        let resource = try o.string("resource")
+        try Validate.identifier(resource, field: key + ".resource")
+        return Lease(resource: resource, token: try o.int("token", in: 1...Int64.max))
     }
 }
 

@@ -1,0 +1,425 @@
+import Dispatch
+import Foundation
+import Logging
+import MnemoProtocol
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The write-ahead journal of working memory and coordination: an append-only log of
+/// checksummed records plus periodic snapshots, in `<data_dir>/working/`.
+///
+/// A change is appended (to an in-memory buffer, into space already reserved on disk)
+/// while the store lock is held, before it is applied, so the log order is the apply order
+/// and a change that cannot be journaled is refused with `UNAVAILABLE` and not applied.
+/// ``writeOut()`` hands buffered records to the kernel in one `pwrite`; the event loops
+/// call it before sending replies, so in `normal` mode no reply is sent before the writes
+/// it reflects reached the operating system. A sync thread fsyncs (`fdatasync`) what was
+/// written: on demand in `strict` mode (group commit: one fsync covers every record
+/// written before it started, while the loops go on serving), once a second in `normal`.
+///
+/// Disk space is reserved ahead in zero-filled chunks, so an append never meets a full
+/// disk half way and an fsync of an overwritten block does not also flush file-size
+/// metadata.
+public final class Journal: Sendable {
+    /// The durability mode.
+    public let mode: Durability
+    let dir: String
+    private let logger: Logger
+    private let io: Mutex<IO>
+    /// Serializes fsync with rotation (which closes the file being synced).
+    private let syncLock = Mutex<Void>(())
+    private let synced = Atomic<UInt64>(0)
+    private let requested = Atomic<UInt64>(0)
+    private let wakeup = DispatchSemaphore(value: 0)
+    private let stopping = Atomic<Bool>(false)
+    private let stopped = DispatchSemaphore(value: 0)
+    private let listeners = Mutex<[@Sendable () -> Void]>([])
+
+    struct IO {
+        var fd: Int32
+        var gen: UInt64
+        /// File offset up to which records were written.
+        var fileEnd: Int = 0
+        /// Bytes of the file reserved (zero-filled).
+        var allocated: Int = 0
+        /// Framed records not yet written.
+        var buffer: [UInt8] = []
+        /// Bytes ever appended / written (log sequence numbers).
+        var appendedLSN: UInt64 = 0
+        var writtenLSN: UInt64 = 0
+        /// Set after an I/O error that makes the log unusable.
+        var failure: String?
+        var bytesSinceSnapshot = 0
+    }
+
+    static let chunk = 1 << 20
+    static let frameHeader = 8
+
+    /// What recovery found.
+    public struct Recovery: Sendable {
+        /// Records applied.
+        public var records = 0
+        /// Generation of the snapshot loaded (nil: none).
+        public var snapshotGen: UInt64?
+        /// Logs replayed.
+        public var logs = 0
+        /// Bytes ignored after the last valid record of a log (a torn write).
+        public var tornBytes = 0
+    }
+
+    private init(dir: String, mode: Durability, logger: Logger, fd: Int32, gen: UInt64) {
+        self.dir = dir
+        self.mode = mode
+        self.logger = logger
+        self.io = Mutex(IO(fd: fd, gen: gen))
+    }
+
+    /// Opens (creating if needed) the journal in `dir`: replays the newest complete
+    /// snapshot and the logs after it through `apply`, then starts a new log.
+    /// - Throws: when the directory cannot be used or a record is damaged beyond a torn tail.
+    static func open(dir: String, mode: Durability, logger: Logger,
+                     apply: (Change) -> Void) throws(StorageError) -> (Journal, Recovery) {
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        } catch {
+            throw StorageError("cannot create \(dir): \(error.localizedDescription)")
+        }
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        let logs = files.compactMap { generation($0, prefix: "journal-", suffix: ".log") }.sorted()
+        let snapshots = files.compactMap { generation($0, prefix: "snapshot-", suffix: ".mnemo") }.sorted(by: >)
+        var recovery = Recovery()
+        // The newest snapshot that is complete; older ones are kept until a newer one is.
+        for gen in snapshots {
+            var changes: [Change] = []
+            let complete = try readRecords(path: snapshotPath(dir, gen)) { json throws(StorageError) in
+                if json["t"] == "end" { return true }
+                if json["t"] == "snap" { return false }
+                changes.append(try decode(json, file: snapshotPath(dir, gen)))
+                return false
+            }
+            if complete.sawEnd {
+                for c in changes { apply(c) }
+                recovery.records += changes.count
+                recovery.snapshotGen = gen
+                break
+            }
+            logger.warning("ignoring incomplete snapshot", metadata: ["file": "\(snapshotPath(dir, gen))"])
+        }
+        for gen in logs where gen >= (recovery.snapshotGen ?? 0) {
+            let path = logPath(dir, gen)
+            let r = try readRecords(path: path) { json throws(StorageError) in
+                apply(try decode(json, file: path))
+                recovery.records += 1
+                return false
+            }
+            recovery.logs += 1
+            recovery.tornBytes += r.tornBytes
+        }
+        let gen = max(logs.last ?? 0, snapshots.first ?? 0) + 1
+        let fd = try createLog(dir: dir, gen: gen)
+        let journal = Journal(dir: dir, mode: mode, logger: logger, fd: fd, gen: gen)
+        try journal.io.withLock { io throws(StorageError) in
+            guard journal.reserve(&io, Journal.chunk) else { throw StorageError("cannot reserve journal space in \(dir)") }
+        }
+        return (journal, recovery)
+    }
+
+    private static func decode(_ json: JSON, file: String) throws(StorageError) -> Change {
+        do {
+            return try ChangeCodec.decode(json)
+        } catch {
+            throw StorageError("\(file): damaged record: \(error)")
+        }
+    }
+
+    /// Starts the sync thread; `onSynced` listeners are called after each fsync.
+    func start() {
+        let thread = Thread { [self] in syncLoop() }
+        thread.name = "mnemo-journal"
+        thread.start()
+    }
+
+    /// Registers a callback run (on the sync thread) after each fsync.
+    public func onSynced(_ callback: @escaping @Sendable () -> Void) {
+        listeners.withLock { $0.append(callback) }
+    }
+
+    // MARK: appending (store lock held)
+
+    /// Buffers one record, reserving its disk space first.
+    /// - Returns: the record's end LSN.
+    /// - Throws: `UNAVAILABLE` if the disk is full or the log failed; nothing is buffered.
+    func append(_ payload: [UInt8]) throws(WireError) -> UInt64 {
+        try io.withLock { io throws(WireError) in
+            if let failure = io.failure { throw .app(.unavailable, "journal unavailable: \(failure)") }
+            let size = Journal.frameHeader + payload.count
+            if io.fileEnd + io.buffer.count + size > io.allocated {
+                guard reserve(&io, max(Journal.chunk, size)) else {
+                    throw .app(.unavailable, "disk full: cannot reserve journal space in \(dir); nothing was applied")
+                }
+            }
+            var header = (UInt32(payload.count).littleEndian, CRC32C.checksum(payload).littleEndian)
+            withUnsafeBytes(of: &header) { io.buffer.append(contentsOf: $0) }
+            io.buffer.append(contentsOf: payload)
+            io.appendedLSN += UInt64(size)
+            io.bytesSinceSnapshot += size
+            return io.appendedLSN
+        }
+    }
+
+    /// Writes buffered records to the file (one `pwrite`).
+    /// - Returns: the LSN written through.
+    @discardableResult
+    public func writeOut() -> UInt64 {
+        io.withLock { io in flush(&io) }
+    }
+
+    private func flush(_ io: inout IO) -> UInt64 {
+        guard !io.buffer.isEmpty, io.failure == nil else { return io.writtenLSN }
+        var off = 0
+        let count = io.buffer.count
+        while off < count {
+            let n = io.buffer.withUnsafeBytes { pwrite(io.fd, $0.baseAddress! + off, count - off, off_t(io.fileEnd + off)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                // Space was reserved, so this is an I/O error: stop taking writes.
+                io.failure = "write to journal failed: \(String(cString: strerror(errno)))"
+                logger.critical("journal write failed; refusing writes", metadata: ["error": "\(io.failure ?? "")"])
+                return io.writtenLSN
+            }
+            off += n
+        }
+        io.fileEnd += count
+        io.buffer.removeAll(keepingCapacity: io.buffer.capacity <= 1 << 20)
+        io.writtenLSN = io.appendedLSN
+        return io.writtenLSN
+    }
+
+    /// Reserves `bytes` more of zero-filled file space; false if the disk is full.
+    private func reserve(_ io: inout IO, _ bytes: Int) -> Bool {
+        let size = (bytes + Journal.chunk - 1) / Journal.chunk * Journal.chunk
+        guard posix_fallocate(io.fd, off_t(io.allocated), off_t(size)) == 0 else { return false }
+        let zeros = [UInt8](repeating: 0, count: size)
+        var off = 0
+        while off < size {
+            let n = zeros.withUnsafeBytes { pwrite(io.fd, $0.baseAddress! + off, size - off, off_t(io.allocated + off)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            off += n
+        }
+        io.allocated += size
+        return true
+    }
+
+    // MARK: syncing
+
+    /// LSN known to be on stable storage.
+    public var syncedLSN: UInt64 { synced.load(ordering: .acquiring) }
+
+    /// LSN appended so far.
+    public var appendedLSN: UInt64 { io.withLock { $0.appendedLSN } }
+
+    /// Asks the sync thread to fsync through `lsn` (strict mode's group commit).
+    public func requestSync(through lsn: UInt64) {
+        var current = requested.load(ordering: .relaxed)
+        while current < lsn {
+            let (exchanged, original) = requested.compareExchange(expected: current, desired: lsn, ordering: .relaxed)
+            if exchanged {
+                wakeup.signal()
+                return
+            }
+            current = original
+        }
+    }
+
+    private func syncLoop() {
+        while !stopping.load(ordering: .acquiring) {
+            let timeout: DispatchTime = .now() + .milliseconds(mode == .strict ? 1000 : 1000)
+            _ = wakeup.wait(timeout: timeout)
+            syncNow()
+            // Keep half a chunk reserved ahead so appends rarely reserve inline.
+            io.withLock { io in
+                if io.failure == nil, io.allocated - io.fileEnd - io.buffer.count < Journal.chunk / 2 {
+                    _ = reserve(&io, Journal.chunk)
+                }
+            }
+        }
+        syncNow()
+        stopped.signal()
+    }
+
+    /// Writes out and fsyncs everything appended so far.
+    public func syncNow() {
+        syncLock.withLock { _ in
+            let (fd, lsn) = io.withLock { io in (io.fd, flush(&io)) }
+            guard lsn > synced.load(ordering: .relaxed) else { return }
+            if fdatasync(fd) != 0 {
+                io.withLock { $0.failure = "fdatasync failed: \(String(cString: strerror(errno)))" }
+                logger.critical("journal fsync failed; refusing writes")
+                return
+            }
+            synced.store(lsn, ordering: .releasing)
+        }
+        for callback in listeners.withLock({ $0 }) { callback() }
+    }
+
+    /// Syncs and stops the sync thread.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        wakeup.signal()
+        _ = stopped.wait(timeout: .now() + .seconds(10))
+    }
+
+    // MARK: snapshots
+
+    /// Bytes appended since the last snapshot.
+    var bytesSinceSnapshot: Int { io.withLock { $0.bytesSinceSnapshot } }
+
+    /// Switches to a new log file (store lock held, so the switch is a consistent cut).
+    /// - Returns: the new generation; a snapshot of the state at this instant belongs to it.
+    func rotate() throws(StorageError) -> UInt64 {
+        try syncLock.withLock { _ throws(StorageError) in
+            try io.withLock { io throws(StorageError) in
+                _ = flush(&io)
+                if let failure = io.failure { throw StorageError(failure) }
+                let fd = try Journal.createLog(dir: dir, gen: io.gen + 1)
+                var next = IO(fd: fd, gen: io.gen + 1)
+                guard reserve(&next, Journal.chunk) else {
+                    close(fd)
+                    unlink(Journal.logPath(dir, io.gen + 1))
+                    throw StorageError("disk full: cannot start a new journal file")
+                }
+                _ = fdatasync(io.fd)
+                close(io.fd)
+                next.appendedLSN = io.appendedLSN
+                next.writtenLSN = io.writtenLSN
+                io = next
+                synced.store(io.writtenLSN, ordering: .releasing)
+                return io.gen
+            }
+        }
+    }
+
+    /// Writes `changes` as the snapshot of generation `gen`, then removes what it replaces.
+    func writeSnapshot(gen: UInt64, rev: Int64, changes: [Change]) throws(StorageError) {
+        let tmp = Journal.snapshotPath(dir, gen) + ".tmp"
+        let fd = Glibc.open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StorageError("cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        var buffer: [UInt8] = []
+        var ok = true
+        func put(_ payload: [UInt8]) {
+            var header = (UInt32(payload.count).littleEndian, CRC32C.checksum(payload).littleEndian)
+            withUnsafeBytes(of: &header) { buffer.append(contentsOf: $0) }
+            buffer.append(contentsOf: payload)
+            if buffer.count >= 1 << 20 { ok = ok && writeAll(fd, &buffer) }
+        }
+        put(JSON.object([JSONMember("t", "snap"), JSONMember("rev", .int(rev))]).bytes)
+        for c in changes { put(ChangeCodec.encode(c)) }
+        put(JSON.object([JSONMember("t", "end"), JSONMember("count", .int(changes.count))]).bytes)
+        ok = ok && writeAll(fd, &buffer) && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(tmp, Journal.snapshotPath(dir, gen)) == 0 else {
+            unlink(tmp)
+            throw StorageError("cannot write snapshot \(tmp): \(String(cString: strerror(errno)))")
+        }
+        Journal.syncDirectory(dir)
+        io.withLock { $0.bytesSinceSnapshot = 0 }
+        // The snapshot replaces every older snapshot and log.
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        for f in files {
+            if let g = Journal.generation(f, prefix: "journal-", suffix: ".log"), g < gen { unlink(dir + "/" + f) }
+            if let g = Journal.generation(f, prefix: "snapshot-", suffix: ".mnemo"), g < gen { unlink(dir + "/" + f) }
+        }
+    }
+
+    private func writeAll(_ fd: Int32, _ buffer: inout [UInt8]) -> Bool {
+        var off = 0
+        while off < buffer.count {
+            let n = buffer.withUnsafeBytes { write(fd, $0.baseAddress! + off, $0.count - off) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            off += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+        return true
+    }
+
+    // MARK: files
+
+    static func logPath(_ dir: String, _ gen: UInt64) -> String { dir + "/journal-" + pad(gen) + ".log" }
+    static func snapshotPath(_ dir: String, _ gen: UInt64) -> String { dir + "/snapshot-" + pad(gen) + ".mnemo" }
+
+    private static func pad(_ gen: UInt64) -> String {
+        let s = String(gen)
+        return String(repeating: "0", count: max(0, 12 - s.count)) + s
+    }
+
+    static func generation(_ name: String, prefix: String, suffix: String) -> UInt64? {
+        guard name.hasPrefix(prefix), name.hasSuffix(suffix) else { return nil }
+        return UInt64(name.dropFirst(prefix.count).dropLast(suffix.count))
+    }
+
+    private static func createLog(dir: String, gen: UInt64) throws(StorageError) -> Int32 {
+        let path = logPath(dir, gen)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StorageError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        syncDirectory(dir)
+        return fd
+    }
+
+    private static func syncDirectory(_ dir: String) {
+        let fd = Glibc.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = fsync(fd)
+            close(fd)
+        }
+    }
+
+    /// Reads framed records until the end of valid data; `body` returns true to stop.
+    private static func readRecords(path: String, _ body: (JSON) throws(StorageError) -> Bool)
+        throws(StorageError) -> (sawEnd: Bool, tornBytes: Int)
+    {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw StorageError("cannot read \(path)")
+        }
+        let bytes = [UInt8](data)
+        return try bytes.withUnsafeBytes { raw in
+            Result { () throws(StorageError) in try scan(raw, path: path, body) }
+        }.get()
+    }
+
+    private static func scan(_ raw: UnsafeRawBufferPointer, path: String, _ body: (JSON) throws(StorageError) -> Bool)
+        throws(StorageError) -> (sawEnd: Bool, tornBytes: Int)
+    {
+            var off = 0
+            while off + frameHeader <= raw.count {
+                let len = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: UInt32.self)))
+                let crc = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: off + 4, as: UInt32.self))
+                if len == 0 { return (false, 0) }  // reserved, never written
+                guard off + frameHeader + len <= raw.count else { break }
+                let payload = UnsafeRawBufferPointer(rebasing: raw[(off + frameHeader)..<(off + frameHeader + len)])
+                guard CRC32C.checksum(payload) == crc else { break }
+                let json: JSON
+                do {
+                    json = try JSONParser.parse(payload.bindMemory(to: UInt8.self), maxDepth: 512)
+                } catch {
+                    throw StorageError("\(path): record at \(off) has a valid checksum but is not JSON: \(error)")
+                }
+                if try body(json) { return (true, 0) }
+                off += frameHeader + len
+            }
+            // A torn or garbled tail: only a record being written when the daemon died.
+            let rest = UnsafeRawBufferPointer(rebasing: raw[off...])
+            return (false, rest.contains(where: { $0 != 0 }) ? rest.count : 0)
+    }
+}
+
+/// A storage failure at start-up or during a snapshot, with the file involved.
+public struct StorageError: Error, CustomStringConvertible, Sendable {
+    /// What failed.
+    public let description: String
+    init(_ d: String) { description = d }
+}

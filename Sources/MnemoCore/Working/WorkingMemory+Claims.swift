@@ -1,0 +1,135 @@
+import MnemoProtocol
+
+extension WorkingMemory {
+    /// What `claim.acquire` got.
+    public enum AcquireOutcome: Sendable, Equatable {
+        /// The caller holds the claim.
+        case granted(token: Int64, expiresAt: Int64)
+        /// Someone else holds it until `expiresAt` (wall ms); `retryAtNs` is the monotonic
+        /// time at which it expires if not renewed.
+        case held(holder: String, expiresAt: Int64, retryAtNs: UInt64)
+    }
+
+    /// Takes the claim on `ns/resource` if nobody holds it.
+    /// - Complexity: O(1) amortized.
+    public func acquire(ns: String, resource: String, ttlMs: Int64, by caller: Caller) throws(WireError) -> AcquireOutcome {
+        try Validate.identifier(resource, field: "resource")
+        try checkClaimTTL(ttlMs)
+        var woken: [@Sendable () -> Void] = []
+        defer { for w in woken { w() } }
+        return try state.withLock { s throws(WireError) in
+            let ck = ClaimKey(ns: ns, resource: resource)
+            let hadClaim = s.claims[ck] != nil
+            if let held = liveClaim(&s, ck) {
+                return .held(holder: held.holder, expiresAt: held.expiresAt, retryAtNs: held.expiresMono)
+            }
+            if hadClaim { woken = takeWaiters(ck) }
+            let token = s.rev + 1
+            let claim = Claim(holder: caller.agent, principal: caller.principal, token: token,
+                              expiresAt: time.nowMs() + ttlMs, expiresMono: time.monotonicNs() + UInt64(ttlMs) * 1_000_000)
+            try commit(&s, .claim(ns: ns, resource: resource, claim))
+            return .granted(token: token, expiresAt: claim.expiresAt)
+        }
+    }
+
+    /// Extends a live claim held with `token`.
+    /// - Throws: `FENCED` when the claim ended or `token` is not its current token.
+    public func renew(ns: String, resource: String, token: Int64, ttlMs: Int64, by caller: Caller) throws(WireError) -> Int64 {
+        try Validate.identifier(resource, field: "resource")
+        try checkClaimTTL(ttlMs)
+        return try state.withLock { s throws(WireError) in
+            let ck = ClaimKey(ns: ns, resource: resource)
+            guard var claim = liveClaim(&s, ck), claim.token == token else {
+                throw Self.fenced(resource, given: token, current: s.claims[ck]?.token)
+            }
+            claim.expiresAt = time.nowMs() + ttlMs
+            claim.expiresMono = time.monotonicNs() + UInt64(ttlMs) * 1_000_000
+            // A renewal keeps the token; the record's revision is the claim's token.
+            try commit(&s, .claim(ns: ns, resource: resource, claim))
+            return claim.expiresAt
+        }
+    }
+
+    /// Ends the claim held with `token`; its leased keys are deleted.
+    /// - Returns: false when there was no live claim with that token (nothing changed).
+    public func release(ns: String, resource: String, token: Int64, by caller: Caller) throws(WireError) -> Bool {
+        try Validate.identifier(resource, field: "resource")
+        var woken: [@Sendable () -> Void] = []
+        defer { for w in woken { w() } }
+        return try state.withLock { s throws(WireError) in
+            let ck = ClaimKey(ns: ns, resource: resource)
+            guard let claim = liveClaim(&s, ck), claim.token == token else { return false }
+            try commit(&s, .unclaim(ns: ns, resource: resource, rev: s.rev + 1, at: time.nowMs(), expired: false))
+            woken = takeWaiters(ck)
+            return true
+        }
+    }
+
+    /// One live claim.
+    public struct ClaimInfo: Sendable, Equatable {
+        /// The resource.
+        public var resource: String
+        /// Its holder.
+        public var holder: String
+        /// The fencing token.
+        public var token: Int64
+        /// Wall-clock expiry (ms).
+        public var expiresAt: Int64
+    }
+
+    /// Live claims of exactly this namespace, by resource.
+    /// - Complexity: O(all claims).
+    public func claims(ns: String) -> [ClaimInfo] {
+        state.withLock { s in
+            let keys = s.claims.keys.filter { $0.ns == ns }
+            return keys.compactMap { ck in
+                liveClaim(&s, ck).map { ClaimInfo(resource: ck.resource, holder: $0.holder, token: $0.token, expiresAt: $0.expiresAt) }
+            }.sorted { $0.resource < $1.resource }
+        }
+    }
+
+    /// Calls `callback` once when the claim on `ns/resource` ends (release or expiry).
+    public func onClaimEnd(ns: String, resource: String, _ callback: @escaping @Sendable () -> Void) {
+        claimWaiters.withLock { $0[ClaimKey(ns: ns, resource: resource), default: []].append(callback) }
+    }
+
+    // MARK: internals (lock held)
+
+    /// The claim if it is live; an expired one is ended first (its keys go, its task
+    /// returns to pending).
+    func liveClaim(_ s: inout WorkingState, _ ck: ClaimKey) -> Claim? {
+        guard let claim = s.claims[ck] else { return nil }
+        if claim.expiresMono > time.monotonicNs() { return claim }
+        _ = expireClaim(&s, ck)
+        return nil
+    }
+
+    @discardableResult
+    func expireClaim(_ s: inout WorkingState, _ ck: ClaimKey) -> Bool {
+        (try? commit(&s, .unclaim(ns: ck.ns, resource: ck.resource, rev: s.rev + 1, at: time.nowMs(), expired: true))) != nil
+    }
+
+    func takeWaiters(_ ck: ClaimKey) -> [@Sendable () -> Void] {
+        claimWaiters.withLock { $0.removeValue(forKey: ck) ?? [] }
+    }
+
+    /// Rejects a stale holder: the claim must be live and `token` its current token.
+    func checkFence(_ s: inout WorkingState, ns: String, resource: String, token: Int64) throws(WireError) {
+        let ck = ClaimKey(ns: ns, resource: resource)
+        guard let claim = liveClaim(&s, ck), claim.token == token else {
+            throw Self.fenced(resource, given: token, current: s.claims[ck]?.token)
+        }
+    }
+
+    static func fenced(_ resource: String, given: Int64, current: Int64?) -> WireError {
+        .app(.fenced, "stale fencing token \(given) for \(resource)",
+             [JSONMember("resource", .string(resource)), JSONMember("token", .int(given)),
+              JSONMember("current_token", current.map { .int($0) } ?? .null)])
+    }
+
+    private func checkClaimTTL(_ ttl: Int64) throws(WireError) {
+        guard ttl >= 1, ttl <= limits.maxTTLms else {
+            throw .invalidParams("ttl_ms", "must be between 1 and \(limits.maxTTLms)")
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import MnemoCore
+import MnemoProtocol
+import Synchronization
+
+/// Watches: who wants events for which namespace prefix, plus a bounded history of recent
+/// events so that a watch can resume from a revision.
+///
+/// The store calls ``publish(_:)`` with its lock held, in revision order; subscribing
+/// takes the hub's lock too, so a watch gets the history and then the live events with
+/// neither gap nor duplicate.
+final class WatchHub: Sendable {
+    struct Subscription: Sendable {
+        let id: String
+        let connection: ConnectionRef
+        let ns: String
+        let prefix: String?
+        let tiers: Set<String>?
+
+        func matches(_ e: WatchEvent) -> Bool {
+            guard e.ns == ns || (e.ns.utf8.count > ns.utf8.count && e.ns.hasPrefix(ns + "/")) else { return false }
+            if let tiers, !tiers.contains(e.tier) { return false }
+            if let prefix { return (e.key ?? e.id ?? "").hasPrefix(prefix) }
+            return true
+        }
+    }
+
+    /// Where to deliver: a connection of an event loop.
+    struct ConnectionRef: Sendable, Hashable {
+        let loop: Int
+        let id: UInt64
+    }
+
+    private struct State {
+        var subscriptions: [String: Subscription] = [:]
+        var history: [WatchEvent] = []
+        var historyStart = 0
+        /// The oldest revision the history still covers.
+        var firstCovered: Int64
+        var nextID = 1
+    }
+
+    private let state: Mutex<State>
+    private let capacity: Int
+    private let deliver: @Sendable (ConnectionRef, [UInt8]) -> Void
+
+    init(capacity: Int, currentRev: Int64, deliver: @escaping @Sendable (ConnectionRef, [UInt8]) -> Void) {
+        self.capacity = capacity
+        self.deliver = deliver
+        self.state = Mutex(State(firstCovered: currentRev + 1))
+    }
+
+    /// Records events and forwards them to matching watches.
+    func publish(_ events: [WatchEvent]) {
+        state.withLock { s in
+            for e in events {
+                if capacity > 0 {
+                    if s.history.count - s.historyStart >= capacity {
+                        s.firstCovered = s.history[s.historyStart].rev + 1
+                        s.historyStart += 1
+                        if s.historyStart > capacity {
+                            s.history.removeFirst(s.historyStart)
+                            s.historyStart = 0
+                        }
+                    }
+                    s.history.append(e)
+                } else {
+                    s.firstCovered = e.rev + 1
+                }
+                for sub in s.subscriptions.values where sub.matches(e) { deliver(sub.connection, Self.notification(sub.id, e)) }
+            }
+        }
+    }
+
+    /// Adds a watch; replays history from `fromRev` first.
+    /// - Throws: `LIMIT_EXCEEDED` (`watch_history`) when `fromRev` is older than the history.
+    func subscribe(connection: ConnectionRef, ns: String, prefix: String?, tiers: Set<String>?, fromRev: Int64?,
+                   currentRev: Int64, maxPerConnection: Int) throws(WireError) -> String {
+        try state.withLock { s throws(WireError) in
+            let mine = s.subscriptions.values.filter { $0.connection == connection }.count
+            guard mine < maxPerConnection else {
+                throw .limit("max_watches_per_connection", max: maxPerConnection, "this connection already has \(mine) watches")
+            }
+            if let fromRev, fromRev < s.firstCovered, fromRev <= currentRev {
+                throw .app(.limitExceeded, "revision \(fromRev) is older than the watch history (oldest \(s.firstCovered))",
+                           [JSONMember("limit", "watch_history"), JSONMember("max", .int(capacity)),
+                            JSONMember("oldest_rev", .int(s.firstCovered))])
+            }
+            let id = "w\(s.nextID)"
+            s.nextID += 1
+            let sub = Subscription(id: id, connection: connection, ns: ns, prefix: prefix, tiers: tiers)
+            if let fromRev {
+                for e in s.history[s.historyStart...] where e.rev >= fromRev && sub.matches(e) {
+                    deliver(connection, Self.notification(id, e))
+                }
+            }
+            s.subscriptions[id] = sub
+            return id
+        }
+    }
+
+    /// Removes one watch of `connection`; false if it has no such watch.
+    func cancel(_ id: String, connection: ConnectionRef) -> Bool {
+        state.withLock { s in
+            guard s.subscriptions[id]?.connection == connection else { return false }
+            s.subscriptions[id] = nil
+            return true
+        }
+    }
+
+    /// Removes every watch of a connection. - Returns: their ids.
+    @discardableResult
+    func cancelAll(connection: ConnectionRef) -> [String] {
+        state.withLock { s in
+            let ids = s.subscriptions.values.filter { $0.connection == connection }.map(\.id)
+            for id in ids { s.subscriptions[id] = nil }
+            return ids
+        }
+    }
+
+    /// Number of active watches.
+    var count: Int { state.withLock { $0.subscriptions.count } }
+
+    static func notification(_ watchID: String, _ e: WatchEvent) -> [UInt8] {
+        var w = JSONWriter(capacity: 128)
+        w.raw("{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"watch_id\":")
+        w.string(watchID)
+        w.raw(",\"rev\":")
+        w.int(e.rev)
+        w.raw(",\"tier\":")
+        w.string(e.tier)
+        w.raw(",\"kind\":")
+        w.string(e.kind)
+        w.raw(",\"ns\":")
+        w.string(e.ns)
+        if let key = e.key {
+            w.raw(",\"key\":")
+            w.string(key)
+        }
+        if let id = e.id {
+            w.raw(",\"id\":")
+            w.string(id)
+        }
+        w.raw("}}\n")
+        return w.bytes
+    }
+}
