@@ -11,6 +11,9 @@ final class Daemon: @unchecked Sendable {
     let dataDir: String
     let process: Process
     let stderrPipe = Pipe()
+    /// Whether this instance removes the directory when released (a restarted daemon
+    /// takes the directory over).
+    private var ownsDirectory = true
 
     /// Starts mnemod with `config` (TOML text) and waits until it answers.
     init(config: String = "", extraArgs: [String] = [], dir: URL? = nil) throws {
@@ -31,7 +34,10 @@ final class Daemon: @unchecked Sendable {
 
     /// Restarts on the same socket and data directory.
     func restarted(config: String = "") throws -> Daemon {
-        try Daemon(config: config, dir: dir)
+        kill()
+        let next = try Daemon(config: config, dir: dir)
+        ownsDirectory = false
+        return next
     }
 
     private func waitUntilReady() throws {
@@ -68,7 +74,7 @@ final class Daemon: @unchecked Sendable {
 
     deinit {
         kill()
-        try? FileManager.default.removeItem(at: dir)
+        if ownsDirectory { try? FileManager.default.removeItem(at: dir) }
     }
 
     /// Path of a built executable of this package.
