@@ -84,9 +84,7 @@ public enum JSON: Sendable, Hashable {
         case (.null, .null): return true
         case (.bool(let a), .bool(let b)): return a == b
         case (.number(let a), .number(let b)):
-            if a == b { return true }
-            if let x = Int64(a), let y = Int64(b) { return x == y }
-            return Double(a) == Double(b)
+            return a == b || DecimalText(a) == DecimalText(b)
         case (.string(let a), .string(let b)): return a == b
         case (.array(let a), .array(let b)):
             return a.count == b.count && zip(a, b).allSatisfy { $0.semanticallyEquals($1) }
@@ -113,7 +111,7 @@ public struct JSONMember: Sendable, Hashable {
 }
 
 extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
-    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
 {
     /// A string literal.
     public init(stringLiteral value: String) { self = .string(value) }
@@ -127,6 +125,42 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Express
     public init(dictionaryLiteral elements: (String, JSON)...) {
         self = .object(elements.map { JSONMember($0.0, $0.1) })
     }
-    /// `null`.
-    public init(nilLiteral: ()) { self = .null }
+}
+
+/// A JSON number's exact value as sign, significant digits and exponent, so that `1`,
+/// `1.0`, `10e-1` compare equal and no two different numbers do (no rounding to Double).
+struct DecimalText: Equatable {
+    var negative = false
+    var digits: [UInt8] = []
+    var exponent = 0
+
+    init(_ text: String) {
+        var intDigits: [UInt8] = []
+        var fracDigits: [UInt8] = []
+        var exp = 0
+        var expSign = 1
+        var part = 0  // 0 integer, 1 fraction, 2 exponent
+        for c in text.utf8 {
+            switch c {
+            case UInt8(ascii: "-"): if part == 2 { expSign = -1 } else { negative = true }
+            case UInt8(ascii: "+"): break
+            case UInt8(ascii: "."): part = 1
+            case UInt8(ascii: "e"), UInt8(ascii: "E"): part = 2
+            default:
+                let d = c &- 48
+                switch part {
+                case 0: intDigits.append(d)
+                case 1: fracDigits.append(d)
+                default: exp = min(exp * 10 + Int(d), 1_000_000_000)
+                }
+            }
+        }
+        var all = intDigits + fracDigits
+        var e = expSign * exp - fracDigits.count
+        while let last = all.last, last == 0 { all.removeLast(); e += 1 }
+        while let first = all.first, first == 0 { all.removeFirst() }
+        digits = all
+        exponent = all.isEmpty ? 0 : e
+        if all.isEmpty { negative = false }
+    }
 }

@@ -110,7 +110,7 @@ public struct JSONParser: ~Copyable {
         try checkDepth(depth)
         pos += 1  // {
         var members: [JSONMember] = []
-        var seen: Set<String>? = nil
+        var seen: Set<[UInt8]>? = nil
         skipWhitespace()
         if peek() == UInt8(ascii: "}") { pos += 1; return .object(members) }
         while true {
@@ -118,15 +118,16 @@ public struct JSONParser: ~Copyable {
             guard peek() == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let keyStart = pos
             let key = try string()
-            // Duplicate keys make a request ambiguous: reject them.
+            // Duplicate keys make a request ambiguous: reject them (names compare by their
+            // UTF-8 bytes, as RFC 8259 says, not by Unicode equivalence).
             if members.count < 8 {
-                if members.contains(where: { $0.key == key }) {
+                if members.contains(where: { $0.key.utf8.elementsEqual(key.utf8) }) {
                     pos = keyStart
                     throw fail("duplicate key \"\(key)\"")
                 }
             } else {
-                if seen == nil { seen = Set(members.map(\.key)) }
-                if seen?.insert(key).inserted == false {
+                if seen == nil { seen = Set(members.map { Array($0.key.utf8) }) }
+                if seen?.insert(Array(key.utf8)).inserted == false {
                     pos = keyStart
                     throw fail("duplicate key \"\(key)\"")
                 }

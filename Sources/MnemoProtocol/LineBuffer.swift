@@ -79,7 +79,8 @@ public struct LineBuffer: Sendable {
             storage.removeAll(keepingCapacity: storage.capacity <= 1 << 16)
             start = 0
             scanned = 0
-        } else if start > 0 && start >= storage.count / 2 {
+        } else if start > 0 {
+            // Drop consumed lines so that only the partial line stays (bounded by maxLine).
             storage.removeSubrange(0..<start)
             scanned -= start
             start = 0

@@ -20,7 +20,10 @@ public struct Params: Sendable {
 
     /// The raw value of `key`, nil when absent or null.
     public subscript(key: String) -> JSON? {
-        for m in members where m.key == key { return m.value.isNull ? nil : m.value }
+        for m in members where m.key == key {
+            if m.value.isNull { return nil }
+            return m.value
+        }
         return nil
     }
 

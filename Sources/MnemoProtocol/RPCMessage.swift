@@ -66,7 +66,7 @@ public enum RPC {
             case "jsonrpc": version = m.value
             case "id": id = m.value
             case "method": method = m.value.stringValue
-                if method == nil { return .invalid(id: usableID(id), error: .invalidRequest("method must be a string")) }
+                if method == nil { return .invalid(id: usableID(id ?? json["id"]), error: .invalidRequest("method must be a string")) }
             case "params":
                 switch m.value {
                 case .object(let p): params = p

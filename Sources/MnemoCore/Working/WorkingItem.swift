@@ -1,5 +1,14 @@
 /// One working-memory entry as stored.
 public struct WorkingItem: Sendable {
+    /// An item as stored.
+    public init(value: [UInt8], version: Int64, expiresAt: Int64, provenance: Provenance, lease: Lease? = nil) {
+        self.value = value
+        self.version = version
+        self.expiresAt = expiresAt
+        self.provenance = provenance
+        self.lease = lease
+    }
+
     /// The value as compact JSON bytes, returned to readers as is.
     public var value: [UInt8]
     /// The revision of the key's last write; never reused, even across delete/recreate.
@@ -10,6 +19,9 @@ public struct WorkingItem: Sendable {
     public var provenance: Provenance
     /// The claim whose end deletes this key (`lease` on `wm.set`), with its token.
     public var lease: Lease?
+    /// Bytes charged for it when stored (removal gives back exactly this, even when the
+    /// key is named by another, canonically equivalent spelling).
+    var charge = 0
 
     /// Bytes charged against `max_working_bytes`: key, value and a fixed overhead for the
     /// hash entry, the provenance and the expiry bookkeeping.

@@ -262,6 +262,11 @@ extension WorkingMemory {
             // Budget check against the worst case (nothing freed), so nothing is applied
             // half way.
             try reserve(&s, adding: added, freeing: 0)
+            // Settle expiries first (each takes its own revision), then take the txn's.
+            var existedBefore: [String: Bool] = [:]
+            for op in ops {
+                if case .del(let ns, let key) = op { existedBefore[ns + "\u{0}" + key] = live(&s, ns, key, now: now) != nil }
+            }
             let rev = s.rev + 1
             var changes: [Change] = []
             var results: [OpResult] = []
@@ -277,7 +282,7 @@ extension WorkingMemory {
                     exists[ns + "\u{0}" + key] = true
                     results.append(.set(version: rev, expiresAt: expiresAt == 0 ? nil : expiresAt))
                 case .del(let ns, let key):
-                    let existed = exists[ns + "\u{0}" + key] ?? (live(&s, ns, key, now: now) != nil)
+                    let existed = exists[ns + "\u{0}" + key] ?? existedBefore[ns + "\u{0}" + key] ?? false
                     if existed { changes.append(.remove(ns: ns, key: key, rev: rev, expired: false)) }
                     exists[ns + "\u{0}" + key] = false
                     results.append(.del(deleted: existed))

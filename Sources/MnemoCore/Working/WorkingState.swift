@@ -86,22 +86,24 @@ struct WorkingState: Sendable {
 
     mutating func put(_ ns: String, _ key: String, _ item: WorkingItem, replacing old: WorkingItem?) {
         if let old {
-            bytes -= WorkingItem.cost(key: key, valueBytes: old.value.count)
+            bytes -= old.charge
             if old.expiresAt != 0 { withTTL -= 1 }
         } else {
             keyCount += 1
         }
-        bytes += WorkingItem.cost(key: key, valueBytes: item.value.count)
-        if item.expiresAt != 0 {
-            withTTL += 1
-            expiry.insert(.init(expiresAt: item.expiresAt, ns: ns, key: key, version: item.version))
-            compactExpiryIfNeeded()
-        }
+        var item = item
+        item.charge = WorkingItem.cost(key: key, valueBytes: item.value.count)
+        bytes += item.charge
         if old == nil {
             spaces[ns, default: WorkingSpace()].items[key] = item
             spaces[ns]?.sortedKeys = nil
         } else {
             spaces[ns]?.items[key] = item
+        }
+        if item.expiresAt != 0 {
+            withTTL += 1
+            expiry.insert(.init(expiresAt: item.expiresAt, ns: ns, key: key, version: item.version))
+            compactExpiryIfNeeded()  // after the item is stored, so its own entry survives a rebuild
         }
     }
 
@@ -109,7 +111,7 @@ struct WorkingState: Sendable {
     mutating func remove(_ ns: String, _ key: String) -> WorkingItem? {
         guard let old = spaces[ns]?.items.removeValue(forKey: key) else { return nil }
         keyCount -= 1
-        bytes -= WorkingItem.cost(key: key, valueBytes: old.value.count)
+        bytes -= old.charge
         if old.expiresAt != 0 { withTTL -= 1 }
         if spaces[ns]?.items.isEmpty == true {
             spaces[ns] = nil
@@ -123,7 +125,7 @@ struct WorkingState: Sendable {
         guard let space = spaces.removeValue(forKey: ns) else { return 0 }
         for (key, item) in space.items {
             keyCount -= 1
-            bytes -= WorkingItem.cost(key: key, valueBytes: item.value.count)
+            bytes -= item.charge
             if item.expiresAt != 0 { withTTL -= 1 }
             if let lease = item.lease { claims[ClaimKey(ns: ns, resource: lease.resource)]?.leasedKeys.remove(key) }
         }
