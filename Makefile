@@ -4,7 +4,7 @@ PYTHON ?= python3
 APT_PACKAGES := libsqlite3-dev libblas-dev libopenblas-dev socat
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build deps pydeps release clean
+.PHONY: run test build deps pydeps release clean bench
 
 ## deps: install the Debian packages the build and the walk-through need (only missing ones)
 deps:
@@ -33,3 +33,10 @@ test: build pydeps
 
 clean:
 	rm -rf .build
+
+## bench: short benchmark run (release builds of mnemod and mnemo-bench; Redis from Debian)
+bench: deps
+	@command -v redis-server >/dev/null || $(SUDO) apt-get install -y -qq redis-server
+	$(SWIFT) build -c release
+	cd benchmarks && $(SWIFT) build -c release && \
+	  .build/release/mnemo-bench --mnemod ../.build/release/mnemod --out results/latest.json | tee results/latest.md

@@ -192,11 +192,16 @@ public struct JSONParser: ~Copyable {
     private mutating func string() throws(JSONParseError) -> String {
         pos += 1  // opening quote
         let start = pos
-        // Fast path: no escapes.
+        // Fast path: no escapes; ASCII needs no UTF-8 validation.
+        var high: UInt8 = 0
         while pos < end {
             let c = base[pos]
             if c == UInt8(ascii: "\"") {
                 let raw = UnsafeBufferPointer(start: base + start, count: pos - start)
+                if high < 0x80 {
+                    pos += 1
+                    return String(decoding: raw, as: UTF8.self)
+                }
                 guard let s = String(validating: raw, as: UTF8.self) else {
                     pos = start
                     throw fail("string is not valid UTF-8")
@@ -206,6 +211,7 @@ public struct JSONParser: ~Copyable {
             }
             if c == UInt8(ascii: "\\") { break }
             if c < 0x20 { throw fail("control character in string") }
+            high |= c
             pos += 1
         }
         guard pos < end else { throw fail("unterminated string") }

@@ -56,24 +56,14 @@ public struct JSONWriter: Sendable {
             bytes.append(UInt8(truncatingIfNeeded: v) &+ 48)
             return
         }
-        var digits: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                     UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0
+        // Digits are produced backwards into the tail of the buffer, then reversed in place.
+        let start = bytes.count
         var x = v
-        withUnsafeMutableBytes(of: &digits) { raw in
-            let d = raw.bindMemory(to: UInt8.self)
-            while x > 0 {
-                d[n] = UInt8(truncatingIfNeeded: x % 10) &+ 48
-                x /= 10
-                n += 1
-            }
-            var i = n - 1
-            while i >= 0 {
-                bytes.append(d[i])
-                i -= 1
-            }
+        while x > 0 {
+            bytes.append(UInt8(truncatingIfNeeded: x % 10) &+ 48)
+            x /= 10
         }
+        bytes[start...].reverse()
     }
 
     /// Appends a floating-point number (finite values only; others become `null`).

@@ -20,22 +20,25 @@ public enum Timestamp {
         let days = floorDiv(ms, 86_400_000)
         let msOfDay = ms - days * 86_400_000
         let (y, m, d) = civil(fromDays: days)
-        func put(_ v: Int64, _ width: Int) {
-            var divisor: Int64 = 1
-            for _ in 1..<width { divisor *= 10 }
-            var v = v
-            while divisor > 0 {
-                out.append(UInt8(truncatingIfNeeded: v / divisor) &+ 48)
-                v %= divisor
-                divisor /= 10
-            }
-        }
-        put(y, 4); out.append(UInt8(ascii: "-")); put(m, 2); out.append(UInt8(ascii: "-")); put(d, 2)
+        put4(y, &out); out.append(UInt8(ascii: "-")); put2(m, &out); out.append(UInt8(ascii: "-")); put2(d, &out)
         out.append(UInt8(ascii: "T"))
-        put(msOfDay / 3_600_000, 2); out.append(UInt8(ascii: ":"))
-        put(msOfDay / 60_000 % 60, 2); out.append(UInt8(ascii: ":"))
-        put(msOfDay / 1000 % 60, 2); out.append(UInt8(ascii: "."))
-        put(msOfDay % 1000, 3); out.append(UInt8(ascii: "Z"))
+        put2(msOfDay / 3_600_000, &out); out.append(UInt8(ascii: ":"))
+        put2(msOfDay / 60_000 % 60, &out); out.append(UInt8(ascii: ":"))
+        put2(msOfDay / 1000 % 60, &out); out.append(UInt8(ascii: "."))
+        let frac = msOfDay % 1000
+        out.append(UInt8(truncatingIfNeeded: frac / 100) &+ 48)
+        put2(frac % 100, &out)
+        out.append(UInt8(ascii: "Z"))
+    }
+
+    @inline(__always) private static func put2(_ v: Int64, _ out: inout [UInt8]) {
+        out.append(UInt8(truncatingIfNeeded: v / 10 % 10) &+ 48)
+        out.append(UInt8(truncatingIfNeeded: v % 10) &+ 48)
+    }
+
+    @inline(__always) private static func put4(_ v: Int64, _ out: inout [UInt8]) {
+        put2(v / 100, &out)
+        put2(v % 100, &out)
     }
 
     /// Parses an RFC 3339 timestamp (any offset, optional fraction) to epoch milliseconds.

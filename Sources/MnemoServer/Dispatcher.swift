@@ -26,7 +26,7 @@ final class Dispatcher: Sendable {
         self.info = info
         var table: [String: Method] = [:]
         for (name, method) in Dispatcher.sessionMethods(engine: engine, info: info)
-            + Dispatcher.adminMethods(engine: engine, stats: stats, status: status)
+            + Dispatcher.adminMethods(engine: engine, stats: stats, status: status, hub: hub)
             + Dispatcher.workingMethods(engine: engine)
             + Dispatcher.coordinationMethods(engine: engine)
             + Dispatcher.watchMethods(engine: engine, hub: hub)

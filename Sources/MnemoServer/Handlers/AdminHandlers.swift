@@ -2,7 +2,7 @@ import MnemoCore
 import MnemoProtocol
 
 extension Dispatcher {
-    static func adminMethods(engine: Engine, stats: MethodStats, status: ServerStatus) -> [(String, Method)] {
+    static func adminMethods(engine: Engine, stats: MethodStats, status: ServerStatus, hub: WatchHub) -> [(String, Method)] {
         [
             ("admin.health", Method(requiresSession: false) { p, _, out throws(WireError) in
                 try p.allowOnly([])
@@ -35,6 +35,24 @@ extension Dispatcher {
                 out.int(wm.bytes)
                 out.raw(",\"expired\":")
                 out.int(wm.expired)
+                out.raw(",\"claims\":")
+                out.int(wm.claims)
+                out.raw(",\"tasks\":")
+                out.int(wm.tasks)
+                out.raw(",\"results\":")
+                out.int(wm.results)
+                out.raw(",\"inbox_entries\":")
+                out.int(wm.inboxEntries)
+                out.raw(",\"watches\":")
+                out.int(hub.count)
+                out.raw("},\"durability\":{\"mode\":")
+                out.string(engine.durability.rawValue)
+                if let journal = engine.working.journal {
+                    out.raw(",\"appended_bytes\":")
+                    out.uint(journal.appendedLSN)
+                    out.raw(",\"synced_bytes\":")
+                    out.uint(journal.syncedLSN)
+                }
                 out.raw("},\"methods\":{")
                 for (i, (name, e)) in stats.snapshot().sorted(by: { $0.key < $1.key }).enumerated() {
                     if i > 0 { out.byte(UInt8(ascii: ",")) }
