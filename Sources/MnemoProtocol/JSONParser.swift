@@ -110,6 +110,7 @@ public struct JSONParser: ~Copyable {
         try checkDepth(depth)
         pos += 1  // {
         var members: [JSONMember] = []
+        members.reserveCapacity(4)
         var seen: Set<[UInt8]>? = nil
         skipWhitespace()
         if peek() == UInt8(ascii: "}") { pos += 1; return .object(members) }
@@ -121,7 +122,7 @@ public struct JSONParser: ~Copyable {
             // Duplicate keys make a request ambiguous: reject them (names compare by their
             // UTF-8 bytes, as RFC 8259 says, not by Unicode equivalence).
             if members.count < 8 {
-                if members.contains(where: { $0.key.utf8.elementsEqual(key.utf8) }) {
+                if members.contains(where: { $0.key.utf8Equals(key) }) {
                     pos = keyStart
                     throw fail("duplicate key \"\(key)\"")
                 }

@@ -13,7 +13,7 @@ public struct Params: Sendable {
     /// stops a client from smuggling in `agent` or `provenance`).
     public func allowOnly(_ allowed: [StaticString]) throws(WireError) {
         outer: for m in members {
-            for a in allowed where a.withUTF8Buffer({ m.key.utf8.elementsEqual($0) }) { continue outer }
+            for a in allowed where a.withUTF8Buffer({ m.key.utf8Equals($0) }) { continue outer }
             throw .invalidParams(m.key, "unknown parameter")
         }
     }

@@ -5,8 +5,7 @@ final class Connection {
     let fd: Int32
     let id: UInt64
     var session: Session
-    /// Replies (and notifications) that must wait: for the journal's fsync (strict mode) or
-    /// for a parked call ahead of them. Sent in order.
+    /// Replies (and notifications) that must wait behind a parked call. Sent in order.
     var held: [Held] = []
     var heldBytes = 0
     /// Bytes read and not yet consumed as lines.
@@ -40,8 +39,8 @@ final class Connection {
 
 /// A reply that cannot be sent yet.
 enum Held {
-    /// Ready bytes, to be sent once the journal is synced through `lsn`.
-    case ready([UInt8], lsn: UInt64)
+    /// Ready bytes, behind a parked call.
+    case ready([UInt8])
     /// A call to be answered later.
     case parked(ParkedCall)
 }

@@ -20,9 +20,8 @@ private let connectionIDs = Atomic<UInt64>(1)
 /// Requests are decoded, executed and answered on this thread, in order, with no hop to
 /// another thread: the stores are guarded by short locks, which costs far less than a
 /// cross-core wake-up. One iteration reads every ready connection, executes the complete
-/// lines, hands the journal records to the kernel with one write (`normal` and `strict`),
-/// and then sends the replies, one `send` per connection. In `strict` mode a reply is
-/// held until the journal is fsynced through everything appended before it was made.
+/// lines, hands the journal records to the kernel with one write (and in `strict` mode
+/// fsyncs them: group commit), and then sends the replies, one `send` per connection.
 final class EventLoop: @unchecked Sendable {
     // @unchecked: every mutable field below is touched only by the loop's own thread;
     // other threads call only `stop()`, `post(_:_:)` and `wake()`, which use atomics, a
@@ -143,12 +142,10 @@ final class EventLoop: @unchecked Sendable {
                 var w = JSONWriter(capacity: 160)
                 RPC.writeError(id: call.id, .app(.shuttingDown, "mnemod is shutting down"), &w)
                 w.byte(0x0A)
-                conn.held[i] = .ready(w.bytes, lsn: 0)
+                conn.held[i] = .ready(w.bytes)
             }
         }
         drainInbox()
-        journal?.writeOut()
-        if strict { journal?.syncNow() }
         releaseHeld()
         for conn in holding.values { markDirty(conn) }
         sendReplies()
@@ -160,10 +157,14 @@ final class EventLoop: @unchecked Sendable {
         Glibc.close(epfd)
     }
 
-    /// Hands journal records to the kernel, then sends every connection's replies.
+    /// Hands journal records to the kernel (and in strict mode fsyncs them), then sends
+    /// every connection's replies: no reply leaves before what it reflects is journaled.
     private func sendReplies() {
         guard !dirty.isEmpty else { return }
-        journal?.writeOut()
+        if let journal {
+            let written = journal.writeOut()
+            if strict { journal.syncThrough(written) }
+        }
         let conns = dirty
         dirty.removeAll(keepingCapacity: true)
         for conn in conns where connections[conn.fd] === conn { flush(conn) }
@@ -278,18 +279,16 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Queues reply bytes: sent at the end of the iteration, or held behind earlier held
-    /// replies, or (strict) until the journal is synced through what was appended so far.
+    /// Queues reply bytes: sent at the end of the iteration (after the journal write and,
+    /// in strict mode, its fsync), or held behind a parked call of the same connection.
     private func emit(_ conn: Connection, _ bytes: [UInt8]) {
-        let lsn = strict ? (journal?.appendedLSN ?? 0) : 0
-        if conn.held.isEmpty && (lsn == 0 || lsn <= (journal?.syncedLSN ?? 0)) {
+        if conn.held.isEmpty {
             conn.output.raw(bytes)
             return
         }
-        conn.held.append(.ready(bytes, lsn: lsn))
+        conn.held.append(.ready(bytes))
         conn.heldBytes += bytes.count
         holding[conn.id] = conn
-        if lsn > 0 { journal?.requestSync(through: lsn) }
     }
 
     private func park(_ conn: Connection, _ call: ParkedCall) {
@@ -301,17 +300,16 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Moves held replies whose condition is met to the output, in order.
+    /// Moves held replies to the output, in order, up to the first parked call that is
+    /// still waiting.
     private func releaseHeld() {
         guard !holding.isEmpty else { return }
-        let synced = journal?.syncedLSN ?? .max
         let now = engine.time.monotonicNs()
         for conn in Array(holding.values) {
             var moved = false
             while let head = conn.held.first {
                 switch head {
-                case .ready(let bytes, let lsn):
-                    guard lsn <= synced else { break }
+                case .ready(let bytes):
                     conn.held.removeFirst()
                     conn.heldBytes -= bytes.count
                     conn.output.raw(bytes)
@@ -319,9 +317,8 @@ final class EventLoop: @unchecked Sendable {
                     continue
                 case .parked(let call):
                     guard let reply = retry(call, now: now) else { break }
-                    conn.held[0] = .ready(reply, lsn: strict ? (journal?.appendedLSN ?? 0) : 0)
+                    conn.held[0] = .ready(reply)
                     conn.heldBytes += reply.count
-                    if strict { journal?.requestSync(through: journal?.appendedLSN ?? 0) }
                     continue
                 }
                 break

@@ -41,9 +41,6 @@ public final class Server: Sendable {
         }
         registry.withLock { $0 = loops }
         engine.working.observe { events in hub.publish(events) }
-        if let journal = engine.working.journal, engine.durability == .strict {
-            journal.onSynced { [loops] in for loop in loops { loop.wake() } }
-        }
         self.loops = loops
     }
 

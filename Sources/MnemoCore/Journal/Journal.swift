@@ -16,9 +16,10 @@ import Glibc
 /// and a change that cannot be journaled is refused with `UNAVAILABLE` and not applied.
 /// ``writeOut()`` hands buffered records to the kernel in one `pwrite`; the event loops
 /// call it before sending replies, so in `normal` mode no reply is sent before the writes
-/// it reflects reached the operating system. A sync thread fsyncs (`fdatasync`) what was
-/// written: on demand in `strict` mode (group commit: one fsync covers every record
-/// written before it started, while the loops go on serving), once a second in `normal`.
+/// it reflects reached the operating system. In `strict` mode the loops then call
+/// ``syncThrough(_:)`` (one `fdatasync` per loop iteration covers every request read in
+/// it: group commit, like Redis's `appendfsync always`, but on each core). A background
+/// thread fsyncs once a second (the `normal` mode's bound on a power loss).
 ///
 /// Disk space is reserved ahead in zero-filled chunks, so an append never meets a full
 /// disk half way and an fsync of an overwritten block does not also flush file-size
@@ -32,11 +33,9 @@ public final class Journal: Sendable {
     /// Serializes fsync with rotation (which closes the file being synced).
     private let syncLock = Mutex<Void>(())
     private let synced = Atomic<UInt64>(0)
-    private let requested = Atomic<UInt64>(0)
     private let wakeup = DispatchSemaphore(value: 0)
     private let stopping = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
-    private let listeners = Mutex<[@Sendable () -> Void]>([])
 
     struct IO {
         var fd: Int32
@@ -135,16 +134,11 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Starts the sync thread; `onSynced` listeners are called after each fsync.
+    /// Starts the sync thread (fsync every second, and disk space reserved ahead).
     func start() {
         let thread = Thread { [self] in syncLoop() }
         thread.name = "mnemo-journal"
         thread.start()
-    }
-
-    /// Registers a callback run (on the sync thread) after each fsync.
-    public func onSynced(_ callback: @escaping @Sendable () -> Void) {
-        listeners.withLock { $0.append(callback) }
     }
 
     // MARK: appending (store lock held)
@@ -222,23 +216,20 @@ public final class Journal: Sendable {
     /// LSN appended so far.
     public var appendedLSN: UInt64 { io.withLock { $0.appendedLSN } }
 
-    /// Asks the sync thread to fsync through `lsn` (strict mode's group commit).
-    public func requestSync(through lsn: UInt64) {
-        var current = requested.load(ordering: .relaxed)
-        while current < lsn {
-            let (exchanged, original) = requested.compareExchange(expected: current, desired: lsn, ordering: .relaxed)
-            if exchanged {
-                wakeup.signal()
-                return
-            }
-            current = original
-        }
+    /// Makes everything appended through `lsn` durable: writes it out and fsyncs, unless
+    /// another thread's fsync already covered it. Strict mode's group commit: an event
+    /// loop calls this once per iteration, before sending the replies of every request it
+    /// read in that iteration, so one fsync covers them all (and whatever the other loops
+    /// appended meanwhile) with no hop to another thread.
+    public func syncThrough(_ lsn: UInt64) {
+        guard synced.load(ordering: .acquiring) < lsn else { return }
+        syncNow()
     }
 
     private func syncLoop() {
         while !stopping.load(ordering: .acquiring) {
-            let timeout: DispatchTime = .now() + .milliseconds(mode == .strict ? 1000 : 1000)
-            _ = wakeup.wait(timeout: timeout)
+            // Strict mode syncs on the event loops; this thread is then only a backstop.
+            _ = wakeup.wait(timeout: .now() + .seconds(1))
             syncNow()
             // Keep half a chunk reserved ahead so appends rarely reserve inline.
             io.withLock { io in
@@ -263,7 +254,6 @@ public final class Journal: Sendable {
             }
             synced.store(lsn, ordering: .releasing)
         }
-        for callback in listeners.withLock({ $0 }) { callback() }
     }
 
     /// Syncs and stops the sync thread.
