@@ -138,76 +138,22 @@ def assert_valid(v, instance, what):
 KNOWN_RESULT_DISAGREEMENTS = {}
 
 # Error responses that do not match common.json#/$defs/error, keyed by (method, data.code).
-KNOWN_ERROR_DISAGREEMENTS = {
-    ("task.transition", "CONFLICT"):
-        "task.transition CONFLICT (`from` is not the current state): mnemod sends data "
-        "{code, state} without `version`; common.json#/$defs/app_error_data requires `version` "
-        "on every CONFLICT (protocol.md: CONFLICT data carries the current version; README: "
-        "'task.transition adds state')",
-}
+KNOWN_ERROR_DISAGREEMENTS = {}
 
 # invalid_params examples the server ACCEPTS although the schema rejects them,
 # keyed by (method, example name).
-KNOWN_ACCEPTED_INVALID = {
-    ("claim.acquire", "wait_ms zero"):
-        "claim.acquire wait_ms: mnemod accepts 0 (range 0...3600000, 0 = do not wait) and grants "
-        "the claim; the schema's wait_ms is common.json#/$defs/duration_ms (minimum 1)",
-    ("inbox.ack", "duplicate ids"):
-        "inbox.ack ids: mnemod accepts duplicate ids (answers {acked: 0} for unknown ones); the "
-        "schema's ids is common.json#/$defs/ids (uniqueItems: true)",
-}
+KNOWN_ACCEPTED_INVALID = {}
 
 # Event notifications that do not match methods/event.json $defs/params.
-KNOWN_EVENT_DISAGREEMENTS = {
-    "task kind":
-        "task events: mnemod sends kind = the new state (e.g. 'pending', 'claimed'); "
-        "methods/event.json allows only kind 'transition' for tier 'task'",
-    "result id":
-        "result events: mnemod sends {key: <idempotency_key>} without `id`; methods/event.json "
-        "requires both `key` (the task) and `id` (the idempotency_key) for tier 'result'",
-}
+KNOWN_EVENT_DISAGREEMENTS = {}
 
 # Behaviour the schemas accept but their documentation (schemas/README.md, the schema
 # descriptions, protocol.md) contradicts.
-KNOWN_SEMANTIC_DISAGREEMENTS = {
-    "fenced token":
-        "FENCED data.token is the stale token the caller sent (the live one is in an extra "
-        "`current_token`); common.json#/$defs/app_error_data: FENCED `token` is 'the current "
-        "live token, null when the resource is free'",
-    "wm ttl event":
-        "wm.expire: the watch event has kind 'set'; methods/event.json: 'ttl (wm.expire changed "
-        "the TTL)'",
-    "lease end event":
-        "a leased key deleted because its claim ended (release) produces no wm event; "
-        "methods/event.json: wm 'expire (TTL ran out or its lease ended)'",
-    "task expiry event":
-        "a claim's expiry moves its claimed/running task back to pending (task.get shows the "
-        "step) but no task event is sent; methods/event.json: 'task: transition (key = task)'",
-    "result event key":
-        "result events: key is the idempotency_key and there is no id; methods/event.json: "
-        "'result: put (key = task, id = idempotency_key)'",
-    "claim expiry step":
-        "task.get history step made by a claim's expiry: provenance is the old holder's agent "
-        "with uid 0 and pid 0; methods/task.get.json: 'agent mnemod for a claim expiry'",
-    "claim renew event":
-        "claim.renew: the watch event has kind 'acquire' and rev = the claim's token (the "
-        "acquire's old revision, so the stream goes back in revision; the renewal takes no new "
-        "global revision); methods/event.json has kind 'renew' for tier claim and `rev` is "
-        "'the revision of the change' (protocol.md: every mutation gets the next revision)",
-    "nested field name":
-        "-32602 data.field for a nested wm.txn member: mnemod names only the member ('key') "
-        "instead of its path ('ops[1].key'), although it says 'ops[1].op' for a bad op; "
-        "common.json#/$defs/invalid_params_data and schemas/README.md: 'nested fields use "
-        "brackets and dots, e.g. ops[2].key'",
-}
+KNOWN_SEMANTIC_DISAGREEMENTS = {}
 
 
 def known_event_disagreement(event):
     """The known reason an event does not match methods/event.json, or None."""
-    if event.get("tier") == "task" and event.get("kind") != "transition":
-        return KNOWN_EVENT_DISAGREEMENTS["task kind"]
-    if event.get("tier") == "result" and "id" not in event:
-        return KNOWN_EVENT_DISAGREEMENTS["result id"]
     return None
 
 

@@ -55,7 +55,7 @@ struct CoordinationTests {
         #expect(tokenB > tokenA)
         let late = wireError { try a.call("wm.set", ["ns": "wf/2", "key": "out", "value": 2, "fence": ["resource": "t1", "token": .int(tokenA)]]) }
         #expect(late?.appCode == .fenced)
-        #expect(late?.detail("current_token")?.int64Value == tokenB)
+        #expect(late?.detail("token")?.int64Value == tokenB)
         #expect(wireError { try a.call("claim.renew", ["ns": "wf/2", "resource": "t1", "token": .int(tokenA), "ttl_ms": 1000]) }?.appCode == .fenced)
         #expect(try a.call("claim.release", ["ns": "wf/2", "resource": "t1", "token": .int(tokenA)])["released"] == false)
         #expect(try b.call("wm.get", ["ns": "wf/2", "key": "out"])["value"] == 1)

@@ -10,7 +10,7 @@ enum ChangeCodec {
 
     private static func write(_ c: Change, _ w: inout JSONWriter) {
         switch c {
-        case .put(let ns, let key, let item):
+        case .put(let ns, let key, let item, _):
             w.raw("{\"t\":\"put\",\"ns\":"); w.string(ns)
             w.raw(",\"k\":"); w.string(key)
             w.raw(",\"v\":"); w.raw(item.value)
@@ -45,6 +45,12 @@ enum ChangeCodec {
             w.raw(",\"pr\":"); w.string(claim.principal)
             w.raw(",\"tok\":"); w.int(claim.token)
             w.raw(",\"exp\":"); w.int(claim.expiresAt); w.raw("}")
+        case .renew(let ns, let resource, let token, let expiresAt, _, let rev):
+            w.raw("{\"t\":\"renew\",\"ns\":"); w.string(ns)
+            w.raw(",\"r\":"); w.string(resource)
+            w.raw(",\"tok\":"); w.int(token)
+            w.raw(",\"exp\":"); w.int(expiresAt)
+            w.raw(",\"rev\":"); w.int(rev); w.raw("}")
         case .unclaim(let ns, let resource, let rev, let at, let expired):
             w.raw("{\"t\":\"unclaim\",\"ns\":"); w.string(ns)
             w.raw(",\"r\":"); w.string(resource)
@@ -126,6 +132,9 @@ enum ChangeCodec {
             return .claim(ns: try r.str("ns"), resource: try r.str("r"),
                           Claim(holder: try r.str("h"), principal: try r.str("pr"), token: try r.int("tok"),
                                 expiresAt: try r.int("exp"), expiresMono: 0))
+        case "renew":
+            return .renew(ns: try r.str("ns"), resource: try r.str("r"), token: try r.int("tok"), expiresAt: try r.int("exp"),
+                          expiresMono: 0, rev: try r.int("rev"))
         case "unclaim":
             return .unclaim(ns: try r.str("ns"), resource: try r.str("r"), rev: try r.int("rev"), at: try r.int("at"),
                             expired: try r.bool("x"))

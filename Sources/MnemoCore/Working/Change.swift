@@ -2,16 +2,18 @@
 /// and provenance are stamped before it is made). The same value is applied live, written
 /// to the journal, and re-applied on restart, so replay reproduces the state exactly.
 enum Change: Sendable {
-    /// Create or replace a key (set, expire, txn set).
-    case put(ns: String, key: String, item: WorkingItem)
+    /// Create or replace a key (set and txn set; `retimed` for wm.expire).
+    case put(ns: String, key: String, item: WorkingItem, retimed: Bool = false)
     /// Delete a key (del, or expiry when `expired`).
     case remove(ns: String, key: String, rev: Int64, expired: Bool)
     /// Drop a namespace.
     case clear(ns: String, rev: Int64)
     /// Changes applied together under one revision (wm.txn).
     case batch(rev: Int64, [Change])
-    /// Grant or renew a claim.
+    /// Grant a claim (its token is the revision).
     case claim(ns: String, resource: String, Claim)
+    /// Extend a live claim to a new expiry.
+    case renew(ns: String, resource: String, token: Int64, expiresAt: Int64, expiresMono: UInt64, rev: Int64)
     /// End a claim (release, or expiry when `expired`): its leased keys go, and on expiry
     /// its task returns to `pending` with a step stamped `at`.
     case unclaim(ns: String, resource: String, rev: Int64, at: Int64, expired: Bool)
@@ -31,7 +33,8 @@ enum Change: Sendable {
     /// The revision this change takes.
     var rev: Int64 {
         switch self {
-        case .put(_, _, let item): return item.version
+        case .put(_, _, let item, _): return item.version
+        case .renew(_, _, _, _, _, let rev): return rev
         case .remove(_, _, let rev, _), .clear(_, let rev), .batch(let rev, _), .unclaim(_, _, let rev, _, _),
             .forgetResult(_, _, let rev), .ack(_, _, let rev), .dropEntry(_, _, let rev):
             return rev

@@ -44,8 +44,9 @@ extension WorkingMemory {
             }
             claim.expiresAt = time.nowMs() + ttlMs
             claim.expiresMono = time.monotonicNs() + UInt64(ttlMs) * 1_000_000
-            // A renewal keeps the token; the record's revision is the claim's token.
-            try commit(&s, .claim(ns: ns, resource: resource, claim))
+            // A renewal keeps the token and takes a revision of its own.
+            try commit(&s, .renew(ns: ns, resource: resource, token: token, expiresAt: claim.expiresAt,
+                                  expiresMono: claim.expiresMono, rev: s.rev + 1))
             return claim.expiresAt
         }
     }
@@ -121,10 +122,12 @@ extension WorkingMemory {
         }
     }
 
+    /// `FENCED`: `token` is the resource's live token (null when free), `given_token` the
+    /// caller's stale one.
     static func fenced(_ resource: String, given: Int64, current: Int64?) -> WireError {
         .app(.fenced, "stale fencing token \(given) for \(resource)",
-             [JSONMember("resource", .string(resource)), JSONMember("token", .int(given)),
-              JSONMember("current_token", current.map { .int($0) } ?? .null)])
+             [JSONMember("resource", .string(resource)), JSONMember("token", current.map { .int($0) } ?? .null),
+              JSONMember("given_token", .int(given))])
     }
 
     private func checkClaimTTL(_ ttl: Int64) throws(WireError) {

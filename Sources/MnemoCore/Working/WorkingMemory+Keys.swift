@@ -180,7 +180,7 @@ extension WorkingMemory {
             item.expiresAt = ttlMs.map { now + $0 } ?? 0
             item.provenance = Provenance(caller: caller, at: now, rev: rev, task: item.provenance.task,
                                          derivedFrom: item.provenance.derivedFrom)
-            try commit(&s, .put(ns: ns, key: key, item: item))
+            try commit(&s, .put(ns: ns, key: key, item: item, retimed: true))
             return WriteResult(version: rev, rev: rev, expiresAt: item.expiresAt == 0 ? nil : item.expiresAt)
         }
     }

@@ -18,7 +18,8 @@ extension WorkingMemory {
             let current = s.tasks[ck]?.state
             if let from, from != current {
                 throw .app(.conflict, "task \(task) is \(current?.rawValue ?? "absent"), not \(from.rawValue)",
-                           [JSONMember("state", current.map { .string($0.rawValue) } ?? .null)])
+                           [JSONMember("version", s.tasks[ck].map { .int($0.rev) } ?? .null),
+                            JSONMember("state", current.map { .string($0.rawValue) } ?? .null)])
             }
             let allowed = current.map { $0.canMove(to: to) } ?? (to == .pending)
             guard allowed else {

@@ -78,12 +78,16 @@ public final class WorkingMemory: Sendable {
     /// - Throws: `UNAVAILABLE` when it cannot be journaled; then nothing is applied.
     func commit(_ s: inout WorkingState, _ change: Change) throws(WireError) {
         if let journal { _ = try journal.append(ChangeCodec.encode(change)) }
-        s.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs())
         let listeners = observers.withLock { $0 }
-        if !listeners.isEmpty {
-            let events = change.events
-            for observer in listeners { observer(events) }
+        if listeners.isEmpty {
+            s.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs())
+            return
         }
+        s.events = []
+        s.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs())
+        let events = s.events ?? []
+        s.events = nil
+        for observer in listeners { observer(events) }
     }
 
     /// Registers a change listener (called with the store lock held; must be quick).

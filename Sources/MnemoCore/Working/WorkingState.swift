@@ -18,6 +18,12 @@ struct WorkingState: Sendable {
     /// Claims by monotonic expiry (ms).
     var claimExpiry = ExpiryQueue()
     var expiredTotal = 0
+    /// When non-nil, `apply` records here what each change did, for watches.
+    var events: [WatchEvent]? = nil
+
+    private mutating func emit(_ rev: Int64, _ tier: String, _ kind: String, _ ns: String, key: String? = nil, id: String? = nil) {
+        if events != nil { events?.append(WatchEvent(rev: rev, tier: tier, kind: kind, ns: ns, key: key, id: id)) }
+    }
 
     // MARK: applying changes (live and on replay)
 
@@ -25,23 +31,27 @@ struct WorkingState: Sendable {
     mutating func apply(_ change: Change, monoNowMs: Int64, wallNowMs: Int64) {
         rev = max(rev, change.rev)
         switch change {
-        case .put(let ns, let key, let item):
+        case .put(let ns, let key, let item, let retimed):
+            emit(item.version, "wm", retimed ? "ttl" : "set", ns, key: key)
             let old = spaces[ns]?.items[key]
             if let old, let lease = old.lease, lease != item.lease {
                 claims[ClaimKey(ns: ns, resource: lease.resource)]?.leasedKeys.remove(key)
             }
             if let lease = item.lease { claims[ClaimKey(ns: ns, resource: lease.resource)]?.leasedKeys.insert(key) }
             put(ns, key, item, replacing: old)
-        case .remove(let ns, let key, _, let expired):
+        case .remove(let ns, let key, let rev, let expired):
+            emit(rev, "wm", expired ? "expire" : "del", ns, key: key)
             if let old = remove(ns, key), let lease = old.lease {
                 claims[ClaimKey(ns: ns, resource: lease.resource)]?.leasedKeys.remove(key)
             }
             if expired { expiredTotal += 1 }
-        case .clear(let ns, _):
+        case .clear(let ns, let rev):
+            emit(rev, "wm", "clear", ns)
             _ = removeSpace(ns)
         case .batch(_, let changes):
             for c in changes { apply(c, monoNowMs: monoNowMs, wallNowMs: wallNowMs) }
         case .claim(let ns, let resource, var claim):
+            emit(claim.token, "claim", "acquire", ns, key: resource)
             let ck = ClaimKey(ns: ns, resource: resource)
             if let old = claims[ck], old.token == claim.token { claim.leasedKeys = old.leasedKeys }
             // Replayed claims get a monotonic deadline from the remaining wall-clock time.
@@ -50,33 +60,53 @@ struct WorkingState: Sendable {
             }
             claims[ck] = claim
             claimExpiry.insert(.init(expiresAt: Int64(claim.expiresMono / 1_000_000), ns: ns, key: resource, version: claim.token))
+        case .renew(let ns, let resource, let token, let expiresAt, var expiresMono, let rev):
+            let ck = ClaimKey(ns: ns, resource: resource)
+            guard claims[ck]?.token == token else { return }
+            emit(rev, "claim", "renew", ns, key: resource)
+            if expiresMono == 0 { expiresMono = UInt64(max(0, monoNowMs + (expiresAt - wallNowMs))) * 1_000_000 }
+            claims[ck]?.expiresAt = expiresAt
+            claims[ck]?.expiresMono = expiresMono
+            claimExpiry.insert(.init(expiresAt: Int64(expiresMono / 1_000_000), ns: ns, key: resource, version: token))
         case .unclaim(let ns, let resource, let rev, let at, let expired):
             let ck = ClaimKey(ns: ns, resource: resource)
             guard let claim = claims.removeValue(forKey: ck) else { return }
-            for key in claim.leasedKeys {
+            emit(rev, "claim", expired ? "expire" : "release", ns, key: resource)
+            for key in claim.leasedKeys.sorted() {
                 if let item = spaces[ns]?.items[key], item.lease?.resource == resource, item.lease?.token == claim.token {
                     remove(ns, key)
+                    emit(rev, "wm", "expire", ns, key: key)  // its lease ended
                 }
             }
             if expired, let task = tasks[ck], task.state == .claimed || task.state == .running {
-                let prov = Provenance(agent: claim.holder, principal: claim.principal, uid: 0, pid: 0, at: at, rev: rev,
+                // The step is the daemon's own doing, stamped identically on replay.
+                let prov = Provenance(agent: "mnemod", principal: "mnemod", uid: 0, pid: 0, at: at, rev: rev,
                                       task: resource, derivedFrom: nil)
                 tasks[ck]?.append(TaskStep(from: task.state, to: .pending, provenance: prov))
+                emit(rev, "task", TaskState.pending.rawValue, ns, key: resource)
             }
         case .result(let ns, let key, let r):
+            emit(r.provenance.rev, "result", "put", ns, key: r.task, id: key)
             results[ClaimKey(ns: ns, resource: key)] = r
             expiry.insert(.init(expiresAt: r.expiresAt, ns: ns, key: key, version: 0, tier: .result))
-        case .forgetResult(let ns, let key, _):
+        case .forgetResult(let ns, let key, let rev):
+            emit(rev, "result", "forget", ns, key: results[ClaimKey(ns: ns, resource: key)]?.task, id: key)
             results[ClaimKey(ns: ns, resource: key)] = nil
         case .task(let ns, let task, let step):
+            emit(step.provenance.rev, "task", step.to.rawValue, ns, key: task)
             tasks[ClaimKey(ns: ns, resource: task), default: TaskRecord(state: step.to, rev: step.provenance.rev, history: [])]
                 .append(step)
         case .post(let ns, let entry):
+            emit(entry.provenance.rev, "inbox", "post", ns, id: entry.id)
             inboxes[ns, default: [:]][entry.id] = entry
             expiry.insert(.init(expiresAt: entry.expiresAt, ns: ns, key: entry.id, version: 0, tier: .inbox))
-        case .ack(let ns, let ids, _):
-            for id in ids { inboxes[ns]?[id]?.acked = true }
-        case .dropEntry(let ns, let id, _):
+        case .ack(let ns, let ids, let rev):
+            for id in ids {
+                inboxes[ns]?[id]?.acked = true
+                emit(rev, "inbox", "ack", ns, id: id)
+            }
+        case .dropEntry(let ns, let id, let rev):
+            emit(rev, "inbox", "drop", ns, id: id)
             inboxes[ns]?[id] = nil
             if inboxes[ns]?.isEmpty == true { inboxes[ns] = nil }
         }

@@ -32,7 +32,7 @@ extension Params {
     /// A required namespace, validated.
     func namespace(_ key: String = "ns") throws(WireError) -> String {
         let ns = try string(key)
-        try Validate.namespace(ns, field: key)
+        try Validate.namespace(ns, field: name(key))
         return ns
     }
 

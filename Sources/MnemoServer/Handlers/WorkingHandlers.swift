@@ -138,7 +138,7 @@ extension Dispatcher {
 
 private func parseCompare(_ json: JSON, field: String) throws(WireError) -> WorkingMemory.Compare {
     guard let members = json.objectValue else { throw .invalidParams(field, "must be an object") }
-    let c = Params(members)
+    let c = Params(members, path: field)
     try c.allowOnly(["ns", "key", "version", "absent"])
     let ns = try c.namespace()
     let key = try c.string("key")
@@ -153,7 +153,7 @@ private func parseCompare(_ json: JSON, field: String) throws(WireError) -> Work
 
 private func parseOp(_ json: JSON, field: String, maxTTL: Int64) throws(WireError) -> WorkingMemory.Op {
     guard let members = json.objectValue else { throw .invalidParams(field, "must be an object") }
-    let o = Params(members)
+    let o = Params(members, path: field)
     switch try o.string("op") {
     case "set":
         try o.allowOnly(["op", "ns", "key", "value", "ttl_ms"])
@@ -163,7 +163,7 @@ private func parseOp(_ json: JSON, field: String, maxTTL: Int64) throws(WireErro
         try o.allowOnly(["op", "ns", "key"])
         return .del(ns: try o.namespace(), key: try o.string("key"))
     default:
-        throw .invalidParams(field + ".op", "must be \"set\" or \"del\"")
+        throw .invalidParams(o.name("op"), "must be \"set\" or \"del\"")
     }
 }
 
@@ -173,7 +173,7 @@ extension Params {
         guard let o = try optionalObject(key) else { return nil }
         try o.allowOnly(["resource", "token"])
         let resource = try o.string("resource")
-        try Validate.identifier(resource, field: key + ".resource")
+        try Validate.identifier(resource, field: o.name("resource"))
         return Lease(resource: resource, token: try o.int("token", in: 1...Int64.max))
     }
 }
