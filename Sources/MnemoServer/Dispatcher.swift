@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MnemoCore
 import MnemoProtocol
 
@@ -9,6 +12,13 @@ struct Method: Sendable {
     /// Whether `session.hello` must have succeeded first.
     let requiresSession: Bool
     let handler: Handler
+    /// Position in the table, where its statistics are kept.
+    var index = 0
+
+    init(requiresSession: Bool, handler: @escaping Handler) {
+        self.requiresSession = requiresSession
+        self.handler = handler
+    }
 }
 
 /// Routes requests to handlers, enforces the hello-first rule and records statistics.
@@ -19,29 +29,40 @@ final class Dispatcher: Sendable {
     let info: ServerInfo
     private let methods: [String: Method]
 
-    init(engine: Engine, stats: MethodStats, status: ServerStatus, info: ServerInfo, hub: WatchHub) {
+    init(engine: Engine, shards: Int, status: ServerStatus, info: ServerInfo, hub: WatchHub) {
         self.engine = engine
-        self.stats = stats
         self.status = status
         self.info = info
+        // The statistics object is shared with admin.stats, which is itself in the table.
+        let names = Dispatcher.methodNames
+        let stats = MethodStats(names: names, shards: shards)
+        self.stats = stats
         var table: [String: Method] = [:]
-        for (name, method) in Dispatcher.sessionMethods(engine: engine, info: info)
+        for (name, var method) in Dispatcher.sessionMethods(engine: engine, info: info)
             + Dispatcher.adminMethods(engine: engine, stats: stats, status: status, hub: hub)
             + Dispatcher.workingMethods(engine: engine)
             + Dispatcher.coordinationMethods(engine: engine)
             + Dispatcher.watchMethods(engine: engine, hub: hub)
         {
+            guard let index = names.firstIndex(of: name) else { preconditionFailure("\(name) missing from methodNames") }
+            method.index = index
             table[name] = method
         }
+        precondition(table.count == names.count, "methodNames and the handlers disagree")
         self.methods = table
     }
 
-    /// Every method name served.
-    var methodNames: [String] { methods.keys.sorted() }
+    /// Every method served, in the order statistics are kept.
+    static let methodNames = [
+        "session.hello", "admin.health", "admin.stats",
+        "wm.set", "wm.get", "wm.del", "wm.list", "wm.expire", "wm.clear", "wm.txn",
+        "claim.acquire", "claim.renew", "claim.release", "claim.list", "result.put", "task.transition", "task.get",
+        "inbox.post", "inbox.read", "inbox.ack", "watch.subscribe", "watch.cancel",
+    ]
 
     /// Executes one request; writes its response into `out` unless it is a notification.
     func execute(_ request: RPCRequest, session: inout Session, out: inout JSONWriter, shard: Int) {
-        let started = engine.time.monotonicNs()
+        let started = latencyClock()
         let mark = out.bytes.count
         let id = request.id ?? .null
         guard let method = methods[request.method] else {
@@ -60,6 +81,7 @@ final class Dispatcher: Sendable {
             try method.handler(request.params, &session, &out)
             if session.parked != nil {
                 out.bytes.removeSubrange(mark...)  // answered later by the event loop
+                stats.record(shard: shard, method: method.index, nanos: latencyClock() &- started, failed: false)
                 return
             }
             RPC.endResult(&out)
@@ -69,6 +91,13 @@ final class Dispatcher: Sendable {
             RPC.writeError(id: id, error, &out)
         }
         if request.id == nil { out.bytes.removeSubrange(mark...) }
-        stats.record(shard: shard, method: request.method, nanos: engine.time.monotonicNs() - started, failed: failed)
+        stats.record(shard: shard, method: method.index, nanos: latencyClock() &- started, failed: failed)
     }
+}
+
+/// The monotonic clock for latency statistics (not the stores' injectable clock).
+@inline(__always) func latencyClock() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }

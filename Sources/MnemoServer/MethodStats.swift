@@ -15,37 +15,40 @@ final class MethodStats: Sendable {
     }
 
     private final class Shard: Sendable {
-        let table = Mutex<[String: Entry]>([:])
+        let entries: Mutex<[Entry]>
+        init(count: Int) { entries = Mutex([Entry](repeating: Entry(), count: count)) }
     }
 
+    /// Method names by index (the dispatcher's method table order).
+    let names: [String]
     private let shards: [Shard]
 
-    init(shards: Int) {
-        self.shards = (0..<max(1, shards)).map { _ in Shard() }
+    init(names: [String], shards: Int) {
+        self.names = names
+        self.shards = (0..<max(1, shards)).map { _ in Shard(count: names.count) }
     }
 
-    /// Records one call of `method` on shard `shard`.
-    func record(shard: Int, method: String, nanos: UInt64, failed: Bool) {
-        shards[shard % shards.count].table.withLock { table in
-            table[method, default: Entry()].count += 1
-            if failed { table[method]?.errors += 1 }
-            _ = table[method]?.latency.record(max(1, min(nanos, 60_000_000_000)))
+    /// Records one call of method number `method` on shard `shard` (no hashing: the
+    /// dispatcher knows the index).
+    func record(shard: Int, method: Int, nanos: UInt64, failed: Bool) {
+        shards[shard % shards.count].entries.withLock { entries in
+            entries[method].count += 1
+            if failed { entries[method].errors += 1 }
+            _ = entries[method].latency.record(max(1, min(nanos, 60_000_000_000)))
         }
     }
 
-    /// All shards merged.
-    func snapshot() -> [String: Entry] {
-        var merged: [String: Entry] = [:]
+    /// All shards merged, for the methods called at least once.
+    func snapshot() -> [(name: String, entry: Entry)] {
+        var merged = [Entry](repeating: Entry(), count: names.count)
         for shard in shards {
-            let table = shard.table.withLock { $0 }
-            for (method, e) in table {
-                var m = merged[method] ?? Entry()
-                m.count += e.count
-                m.errors += e.errors
-                m.latency.add(e.latency)
-                merged[method] = m
+            let entries = shard.entries.withLock { $0 }
+            for (i, e) in entries.enumerated() where e.count > 0 {
+                merged[i].count += e.count
+                merged[i].errors += e.errors
+                merged[i].latency.add(e.latency)
             }
         }
-        return merged
+        return names.indices.filter { merged[$0].count > 0 }.map { (names[$0], merged[$0]) }
     }
 }

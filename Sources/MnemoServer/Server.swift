@@ -22,12 +22,11 @@ public final class Server: Sendable {
         info = ServerInfo(socketPath: socketPath, limits: engine.limits)
         self.logger = logger
         listener = try UnixListener(path: socketPath, groupAccess: groupAccess)
-        let stats = MethodStats(shards: threads)
         let registry = Mutex<[EventLoop]>([])
         let hub = WatchHub(capacity: engine.limits.watchHistory, currentRev: engine.revision) { ref, bytes in
             registry.withLock { $0 }[ref.loop].post(ref.id, bytes)
         }
-        let dispatcher = Dispatcher(engine: engine, stats: stats, status: status, info: info, hub: hub)
+        let dispatcher = Dispatcher(engine: engine, shards: threads, status: status, info: info, hub: hub)
         var loops: [EventLoop] = []
         do throws(SystemError) {
             for i in 0..<max(1, threads) {

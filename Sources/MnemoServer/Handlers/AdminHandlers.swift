@@ -54,7 +54,7 @@ extension Dispatcher {
                     out.uint(journal.syncedLSN)
                 }
                 out.raw("},\"methods\":{")
-                for (i, (name, e)) in stats.snapshot().sorted(by: { $0.key < $1.key }).enumerated() {
+                for (i, (name, e)) in stats.snapshot().enumerated() {
                     if i > 0 { out.byte(UInt8(ascii: ",")) }
                     out.key(name)
                     out.raw("{\"count\":")
