@@ -32,11 +32,13 @@ final class WatchHub: Sendable {
 
     private struct State {
         var subscriptions: [String: Subscription] = [:]
+        /// A ring of the last `capacity` events; `next` is where the next one goes.
         var history: [WatchEvent] = []
-        var historyStart = 0
+        var next = 0
         /// The oldest revision the history still covers.
         var firstCovered: Int64
         var nextID = 1
+
     }
 
     private let state: Mutex<State>
@@ -46,26 +48,26 @@ final class WatchHub: Sendable {
     init(capacity: Int, currentRev: Int64, deliver: @escaping @Sendable (ConnectionRef, [UInt8]) -> Void) {
         self.capacity = capacity
         self.deliver = deliver
-        self.state = Mutex(State(firstCovered: currentRev + 1))
+        var initial = State(firstCovered: currentRev + 1)
+        initial.history.reserveCapacity(min(capacity, 1 << 16))
+        self.state = Mutex(initial)
     }
 
     /// Records events and forwards them to matching watches.
     func publish(_ events: [WatchEvent]) {
         state.withLock { s in
             for e in events {
-                if capacity > 0 {
-                    if s.history.count - s.historyStart >= capacity {
-                        s.firstCovered = s.history[s.historyStart].rev + 1
-                        s.historyStart += 1
-                        if s.historyStart > capacity {
-                            s.history.removeFirst(s.historyStart)
-                            s.historyStart = 0
-                        }
-                    }
+                if capacity == 0 {
+                    s.firstCovered = e.rev + 1
+                } else if s.history.count < capacity {
                     s.history.append(e)
                 } else {
-                    s.firstCovered = e.rev + 1
+                    // Overwrite the oldest entry in place: no shifting, no allocation.
+                    s.firstCovered = s.history[s.next].rev + 1
+                    s.history[s.next] = e
+                    s.next = (s.next + 1) % capacity
                 }
+                if s.subscriptions.isEmpty { continue }
                 for sub in s.subscriptions.values where sub.matches(e) { deliver(sub.connection, Self.notification(sub.id, e)) }
             }
         }
@@ -89,7 +91,8 @@ final class WatchHub: Sendable {
             s.nextID += 1
             let sub = Subscription(id: id, connection: connection, ns: ns, prefix: prefix, tiers: tiers)
             if let fromRev {
-                for e in s.history[s.historyStart...] where e.rev >= fromRev && sub.matches(e) {
+                let ordered = s.history.count < capacity ? s.history[...] : s.history[s.next...] + s.history[..<s.next]
+                for e in ordered where e.rev >= fromRev && sub.matches(e) {
                     deliver(connection, Self.notification(id, e))
                 }
             }

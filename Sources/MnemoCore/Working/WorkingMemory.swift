@@ -83,11 +83,11 @@ public final class WorkingMemory: Sendable {
             s.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs())
             return
         }
-        s.events = []
+        s.events.removeAll(keepingCapacity: true)
+        s.collecting = true
         s.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs())
-        let events = s.events ?? []
-        s.events = nil
-        for observer in listeners { observer(events) }
+        s.collecting = false
+        for observer in listeners { observer(s.events) }
     }
 
     /// Registers a change listener (called with the store lock held; must be quick).

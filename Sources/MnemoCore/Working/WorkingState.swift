@@ -18,11 +18,13 @@ struct WorkingState: Sendable {
     /// Claims by monotonic expiry (ms).
     var claimExpiry = ExpiryQueue()
     var expiredTotal = 0
-    /// When non-nil, `apply` records here what each change did, for watches.
-    var events: [WatchEvent]? = nil
+    /// While `collecting`, `apply` records here what each change did, for watches (the
+    /// buffer is reused from change to change).
+    var events: [WatchEvent] = []
+    var collecting = false
 
     private mutating func emit(_ rev: Int64, _ tier: String, _ kind: String, _ ns: String, key: String? = nil, id: String? = nil) {
-        if events != nil { events?.append(WatchEvent(rev: rev, tier: tier, kind: kind, ns: ns, key: key, id: id)) }
+        if collecting { events.append(WatchEvent(rev: rev, tier: tier, kind: kind, ns: ns, key: key, id: id)) }
     }
 
     // MARK: applying changes (live and on replay)

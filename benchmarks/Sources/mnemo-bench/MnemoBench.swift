@@ -17,6 +17,7 @@ struct MnemoBench: ParsableCommand {
     @Option(help: "Pin servers and clients to these CPUs with taskset (e.g. 0), or 'none'.") var cpus = "none"
     @Option(help: "Workloads: get,set,strict,echo (comma-separated).") var workloads = "get,set,strict"
     @Option(help: "Write the JSON results here.") var out: String?
+    @Option(help: "mnemod event-loop threads (default: mnemod's own, one per core).") var mnemodThreads: Int?
 
     func run() throws {
         let counts = clients.split(separator: ",").compactMap { Int($0) }
@@ -34,25 +35,35 @@ struct MnemoBench: ParsableCommand {
             return all
         }
 
+        func perClient(_ n: Int) -> Int { n == 1 ? requests : requestsMany }
+        func getLine(_ k: Int) -> [UInt8] {
+            Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"wm.get\",\"params\":{\"ns\":\"bench\",\"key\":\"k\(k)\"}}\n".utf8)
+        }
+        func setLines(_ c: Int) -> [[UInt8]] {
+            (0..<1000).map {
+                Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"wm.set\",\"params\":{\"ns\":\"bench\",\"key\":\"c\(c)-k\($0)\",\"value\":\"\(value)\"}}\n".utf8)
+            }
+        }
+        func redisSets(_ c: Int) -> [[String]] { (0..<1000).map { ["SET", "c\(c)-k\($0)", value] } }
+
         if wanted.contains("get") {
-            let m = try ServerProcess.mnemod(mnemod, durability: "volatile", cpus: pin)
+            let m = try ServerProcess.mnemod(mnemod, durability: "volatile", cpus: pin, threads: mnemodThreads)
             let r = try ServerProcess.redis(fsyncAlways: false, cpus: pin)
             defer { m.stop(); r.stop() }
             try preload(mnemo: m.socket, redis: r.socket, value: value)
-            let getLines = (0..<1000).map { Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"wm.get\",\"params\":{\"ns\":\"bench\",\"key\":\"k\($0)\"}}\n".utf8) }
-            let redisGets = (0..<1000).map { RedisExchange.command(["GET", "k\($0)"]) }
+            let gets = (0..<1000).map(getLine)
+            let redisGets = (0..<1000).map { ["GET", "k\($0)"] }
             for n in counts {
-                let per = n == 1 ? requests : requestsMany
                 results += try rounds {
                     [
-                        try measure(workload: "wm.get", system: "mnemo", clients: n, perClient: per, warmup: 500) { _ in
-                            try MnemoExchange(path: m.socket, agent: "bench", requests: getLines)
+                        try measureMultiplexed(workload: "wm.get", system: "mnemo", clients: n, perClient: perClient(n), warmup: 500) {
+                            try Connect.mnemo(m.socket, agent: "bench\($0)", lines: gets)
                         },
-                        try measure(workload: "wm.get", system: "redis GET", clients: n, perClient: per, warmup: 500) { _ in
-                            RedisExchange(socket: try BenchSocket(path: r.socket), commands: redisGets)
+                        try measureMultiplexed(workload: "wm.get", system: "redis GET", clients: n, perClient: perClient(n), warmup: 500) { _ in
+                            try Connect.redis(r.socket, commands: redisGets)
                         },
-                        try measure(workload: "wm.get", system: "echo", clients: n, perClient: per, warmup: 500) { _ in
-                            EchoExchange(socket: try BenchSocket(path: echoPath), line: getLines[0])
+                        try measureMultiplexed(workload: "wm.get", system: "echo", clients: n, perClient: perClient(n), warmup: 500) { _ in
+                            try Connect.echo(echoPath, line: gets[0])
                         },
                     ]
                 }
@@ -60,13 +71,12 @@ struct MnemoBench: ParsableCommand {
         }
         if wanted.contains("set") {
             for mode in ["volatile", "normal"] {
-                let m = try ServerProcess.mnemod(mnemod, durability: mode, cpus: pin)
+                let m = try ServerProcess.mnemod(mnemod, durability: mode, cpus: pin, threads: mnemodThreads)
                 defer { m.stop() }
                 for n in counts {
-                    let per = n == 1 ? requests : requestsMany
                     results += try rounds {
-                        [try measure(workload: "wm.set", system: "mnemo \(mode)", clients: n, perClient: per, warmup: 200) { c in
-                            try MnemoExchange(path: m.socket, agent: "bench\(c)", requests: setLines(client: c, value: value))
+                        [try measureMultiplexed(workload: "wm.set", system: "mnemo \(mode)", clients: n, perClient: perClient(n), warmup: 200) {
+                            try Connect.mnemo(m.socket, agent: "bench\($0)", lines: setLines($0))
                         }]
                     }
                 }
@@ -74,28 +84,25 @@ struct MnemoBench: ParsableCommand {
             let r = try ServerProcess.redis(fsyncAlways: false, cpus: pin)
             defer { r.stop() }
             for n in counts {
-                let per = n == 1 ? requests : requestsMany
                 results += try rounds {
-                    [try measure(workload: "wm.set", system: "redis SET", clients: n, perClient: per, warmup: 200) { c in
-                        RedisExchange(socket: try BenchSocket(path: r.socket),
-                                      commands: (0..<1000).map { RedisExchange.command(["SET", "c\(c)-k\($0)", value]) })
+                    [try measureMultiplexed(workload: "wm.set", system: "redis SET", clients: n, perClient: perClient(n), warmup: 200) {
+                        try Connect.redis(r.socket, commands: redisSets($0))
                     }]
                 }
             }
         }
         if wanted.contains("strict") {
-            let m = try ServerProcess.mnemod(mnemod, durability: "strict", cpus: pin)
+            let m = try ServerProcess.mnemod(mnemod, durability: "strict", cpus: pin, threads: mnemodThreads)
             let r = try ServerProcess.redis(fsyncAlways: true, cpus: pin)
             defer { m.stop(); r.stop() }
             for n in counts {
                 results += try rounds {
                     [
-                        try measure(workload: "wm.set durable", system: "mnemo strict", clients: n, perClient: requestsDurable, warmup: 20) { c in
-                            try MnemoExchange(path: m.socket, agent: "bench\(c)", requests: setLines(client: c, value: value))
+                        try measureMultiplexed(workload: "wm.set durable", system: "mnemo strict", clients: n, perClient: requestsDurable, warmup: 20) {
+                            try Connect.mnemo(m.socket, agent: "bench\($0)", lines: setLines($0))
                         },
-                        try measure(workload: "wm.set durable", system: "redis appendfsync always", clients: n, perClient: requestsDurable, warmup: 20) { c in
-                            RedisExchange(socket: try BenchSocket(path: r.socket),
-                                          commands: (0..<1000).map { RedisExchange.command(["SET", "c\(c)-k\($0)", value]) })
+                        try measureMultiplexed(workload: "wm.set durable", system: "redis appendfsync always", clients: n, perClient: requestsDurable, warmup: 20) {
+                            try Connect.redis(r.socket, commands: redisSets($0))
                         },
                     ]
                 }
@@ -104,28 +111,20 @@ struct MnemoBench: ParsableCommand {
         let merged = Report.mergeRounds(results)
         print(Report.markdown(merged, cpus: cpus))
         if let out {
-            let data = try JSONEncoder().encode(["cpus": cpus, "rounds": "\(rounds)"].merging([:]) { a, _ in a })
-            _ = data
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try enc.encode(merged).write(to: URL(fileURLWithPath: out))
         }
     }
 
-    private func setLines(client: Int, value: String) -> [[UInt8]] {
-        (0..<1000).map {
-            Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"wm.set\",\"params\":{\"ns\":\"bench\",\"key\":\"c\(client)-k\($0)\",\"value\":\"\(value)\"}}\n".utf8)
-        }
-    }
-
     private func preload(mnemo: String, redis: String, value: String) throws {
-        var m = try MnemoExchange(path: mnemo, agent: "preload", requests: (0..<1000).map {
-            Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"wm.set\",\"params\":{\"ns\":\"bench\",\"key\":\"k\($0)\",\"value\":\"\(value)\"}}\n".utf8)
-        })
-        var r = RedisExchange(socket: try BenchSocket(path: redis), commands: (0..<1000).map { RedisExchange.command(["SET", "k\($0)", value]) })
+        let m = try Connect.mnemo(mnemo, agent: "preload", lines: [])
+        let r = try Connect.redis(redis, commands: [])
         for i in 0..<1000 {
-            try m.roundTrip(i)
-            try r.roundTrip(i)
+            try m.socket.send(Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"wm.set\",\"params\":{\"ns\":\"bench\",\"key\":\"k\(i)\",\"value\":\"\(value)\"}}\n".utf8))
+            _ = try m.socket.readLine()
+            try r.socket.send(Connect.resp(["SET", "k\(i)", value]))
+            _ = try r.socket.readRESP()
         }
     }
 }

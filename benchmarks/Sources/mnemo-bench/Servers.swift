@@ -42,10 +42,11 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// mnemod with a durability mode, on a fresh data directory.
-    static func mnemod(_ binary: String, durability: String, cpus: String?) throws -> ServerProcess {
+    static func mnemod(_ binary: String, durability: String, cpus: String?, threads: Int?) throws -> ServerProcess {
         let dir = tempDir("mnemod-\(durability)")
         let socket = dir + "/m.sock"
         var args = ["--socket", socket, "--data-dir", dir + "/data", "--durability", durability, "--log-level", "error"]
+        if let threads { args += ["--threads", String(threads)] }
         var exe = binary
         if let cpus {
             args = ["-c", cpus, binary] + args
