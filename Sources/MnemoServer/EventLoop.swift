@@ -14,6 +14,8 @@ private let evHup: UInt32 = 0x010
 private let evExclusive: UInt32 = 1 << 28
 
 private let connectionIDs = Atomic<UInt64>(1)
+/// Round-robin position for handing accepted connections to the loops.
+private let nextLoop = Atomic<Int>(0)
 
 /// One epoll event loop on its own thread, serving the connections it accepted.
 ///
@@ -41,6 +43,8 @@ final class EventLoop: @unchecked Sendable {
     private let stopRequested = Atomic<Bool>(false)
     /// Notifications posted by other threads: (connection id, bytes).
     private let inbox = Mutex<[(UInt64, [UInt8])]>([])
+    /// Connections accepted by another loop and handed to this one.
+    private let adopted = Mutex<[(Int32, PeerCredentials)]>([])
     private var connections: [Int32: Connection] = [:]
     private var byID: [UInt64: Connection] = [:]
     /// Connections with replies to send at the end of this iteration.
@@ -52,6 +56,10 @@ final class EventLoop: @unchecked Sendable {
     private var lastIdleCheckNs: UInt64 = 0
     private var thread: pthread_t?
     var hub: WatchHub?
+    /// Every loop of the server (this one included), set before `start()`: accepted
+    /// connections are spread over them round-robin, so that clients that connect in a
+    /// burst do not all land on the loop that happened to wake first.
+    var loops: [EventLoop] = []
 
     init(index: Int, listener: UnixListener, dispatcher: Dispatcher, status: ServerStatus, logger: Logger) throws(SystemError) {
         self.index = index
@@ -209,19 +217,36 @@ final class EventLoop: @unchecked Sendable {
                 Glibc.close(fd)
                 continue
             }
-            let conn = Connection(fd: fd, id: connectionIDs.add(1, ordering: .relaxed).newValue, loop: index, peer: peer)
-            do throws(SystemError) {
-                try register(fd, evIn, add: true)
-            } catch {
-                logger.warning("cannot watch connection", metadata: ["error": "\(error)"])
-                Glibc.close(fd)
-                continue
-            }
-            connections[fd] = conn
-            byID[conn.id] = conn
             status.connectionsCurrent.add(1, ordering: .relaxed)
             status.connectionsTotal.add(1, ordering: .relaxed)
+            let target = loops.isEmpty ? self : loops[nextLoop.add(1, ordering: .relaxed).oldValue % loops.count]
+            if target === self {
+                adopt(fd, peer)
+            } else {
+                target.handOver(fd, peer)
+            }
         }
+    }
+
+    /// Gives an accepted connection to this loop (any thread).
+    func handOver(_ fd: Int32, _ peer: PeerCredentials) {
+        adopted.withLock { $0.append((fd, peer)) }
+        wake()
+    }
+
+    /// Starts serving an accepted connection on this loop.
+    private func adopt(_ fd: Int32, _ peer: PeerCredentials) {
+        do throws(SystemError) {
+            try register(fd, evIn, add: true)
+        } catch {
+            logger.warning("cannot watch connection", metadata: ["error": "\(error)"])
+            Glibc.close(fd)
+            status.connectionsCurrent.subtract(1, ordering: .relaxed)
+            return
+        }
+        let conn = Connection(fd: fd, id: connectionIDs.add(1, ordering: .relaxed).newValue, loop: index, peer: peer)
+        connections[fd] = conn
+        byID[conn.id] = conn
     }
 
     private func readable(_ conn: Connection) {
@@ -357,6 +382,13 @@ final class EventLoop: @unchecked Sendable {
     /// Delivers notifications posted by other threads; a client that does not read them
     /// loses its watches (with an error event) rather than growing the server's memory.
     private func drainInbox() {
+        for (fd, peer) in adopted.withLock({ q in
+            let items = q
+            q.removeAll()
+            return items
+        }) {
+            adopt(fd, peer)
+        }
         let items = inbox.withLock { q in
             let items = q
             q.removeAll(keepingCapacity: true)

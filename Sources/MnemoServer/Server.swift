@@ -39,6 +39,7 @@ public final class Server: Sendable {
             throw error
         }
         registry.withLock { $0 = loops }
+        for loop in loops { loop.loops = loops }
         engine.working.observe { events in hub.publish(events) }
         self.loops = loops
     }
