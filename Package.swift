@@ -21,6 +21,8 @@ let package = Package(
         .executable(name: "mnemo", targets: ["mnemo"]),
         .library(name: "MnemoClient", targets: ["MnemoClient"]),
         .library(name: "MnemoProtocol", targets: ["MnemoProtocol"]),
+        .library(name: "MnemoCore", targets: ["MnemoCore"]),
+        .library(name: "MnemoServer", targets: ["MnemoServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -8,6 +8,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(name: "mnemo", path: ".."),
     ],
     targets: [
         .executableTarget(
@@ -15,6 +16,15 @@ let package = Package(
             dependencies: [
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]),
+        // Hot paths measured in-process: request decoding, dispatch, replies.
+        .executableTarget(
+            name: "mnemo-micro",
+            dependencies: [
+                .product(name: "MnemoServer", package: "mnemo"),
+                .product(name: "MnemoCore", package: "mnemo"),
+                .product(name: "MnemoProtocol", package: "mnemo"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]),
     ]

@@ -60,6 +60,50 @@ final class Dispatcher: Sendable {
         "inbox.post", "inbox.read", "inbox.ack", "watch.subscribe", "watch.cancel",
     ]
 
+    /// Decodes one request line and writes its reply (nothing for notifications; one
+    /// array for a batch). A call may park (see ``ParkedCall``) only when `canPark` and
+    /// it is not inside a batch.
+    func handle(line: UnsafeBufferPointer<UInt8>, session: inout Session, out: inout JSONWriter, shard: Int, canPark: Bool) {
+        switch RPC.decode(line: line, maxDepth: engine.limits.maxDepth, maxBatch: engine.limits.maxBatch) {
+        case .failure(let error):
+            RPC.writeError(id: .null, error, &out)
+        case .single(let item):
+            execute(item, session: &session, out: &out, shard: shard, canPark: canPark)
+        case .batch(let items):
+            let mark = out.bytes.count
+            out.byte(UInt8(ascii: "["))
+            var wrote = false
+            for item in items {
+                let before = out.bytes.count
+                if wrote { out.byte(UInt8(ascii: ",")) }
+                let afterComma = out.bytes.count
+                // A batch is answered in one line, so its calls never wait (wait_ms acts as 0).
+                execute(item, session: &session, out: &out, shard: shard, canPark: false)
+                if out.bytes.count == afterComma {
+                    out.bytes.removeSubrange(before...)  // a notification: no reply
+                } else {
+                    wrote = true
+                }
+            }
+            if wrote {
+                out.byte(UInt8(ascii: "]"))
+            } else {
+                out.bytes.removeSubrange(mark...)
+            }
+        }
+    }
+
+    private func execute(_ item: RPCItem, session: inout Session, out: inout JSONWriter, shard: Int, canPark: Bool) {
+        switch item {
+        case .invalid(let id, let error):
+            RPC.writeError(id: id, error, &out)
+        case .request(let request):
+            session.currentID = request.id ?? .null
+            session.canPark = canPark && request.id != nil
+            execute(request, session: &session, out: &out, shard: shard)
+        }
+    }
+
     /// Executes one request; writes its response into `out` unless it is a notification.
     func execute(_ request: RPCRequest, session: inout Session, out: inout JSONWriter, shard: Int) {
         let started = latencyClock()

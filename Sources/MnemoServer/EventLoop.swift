@@ -417,45 +417,9 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func handleLine(_ conn: Connection, _ range: Range<Int>) {
-        let decoded = conn.input.storage.withUnsafeBufferPointer { buf in
-            RPC.decode(line: UnsafeBufferPointer(rebasing: buf[range]), maxDepth: limits.maxDepth, maxBatch: limits.maxBatch)
-        }
-        switch decoded {
-        case .failure(let error):
-            RPC.writeError(id: .null, error, &scratch)
-        case .single(let item):
-            execute(item, conn, canPark: true)
-        case .batch(let items):
-            scratch.byte(UInt8(ascii: "["))
-            var wrote = false
-            for item in items {
-                let before = scratch.bytes.count
-                if wrote { scratch.byte(UInt8(ascii: ",")) }
-                let afterComma = scratch.bytes.count
-                execute(item, conn, canPark: false)
-                if scratch.bytes.count == afterComma {
-                    scratch.bytes.removeSubrange(before...)  // a notification: no reply
-                } else {
-                    wrote = true
-                }
-            }
-            if wrote {
-                scratch.byte(UInt8(ascii: "]"))
-            } else {
-                scratch.bytes.removeAll(keepingCapacity: true)
-            }
-        }
-    }
-
-    private func execute(_ item: RPCItem, _ conn: Connection, canPark: Bool) {
-        switch item {
-        case .invalid(let id, let error):
-            RPC.writeError(id: id, error, &scratch)
-        case .request(let request):
-            conn.session.currentID = request.id ?? .null
-            // A batch is answered in one line, so its calls never wait (wait_ms acts as 0).
-            conn.session.canPark = canPark && request.id != nil
-            dispatcher.execute(request, session: &conn.session, out: &scratch, shard: index)
+        conn.input.storage.withUnsafeBufferPointer { buf in
+            dispatcher.handle(line: UnsafeBufferPointer(rebasing: buf[range]), session: &conn.session, out: &scratch,
+                              shard: index, canPark: true)
         }
     }
 
