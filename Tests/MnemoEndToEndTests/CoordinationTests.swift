@@ -206,3 +206,45 @@ struct CoordinationTests {
         #expect(wireError { try watcher.call("watch.subscribe", ["ns": "wf/7", "tiers": ["bogus"]]) }?.code == -32602)
     }
 }
+
+@Suite("slow watchers")
+struct SlowWatcherTests {
+    @Test func aWatcherThatDoesNotReadIsCutOffWithAnError() throws {
+        let daemon = try Daemon(config: "[limits]\nmax_pending_output_bytes = 65536\n")
+        let watcher = try RawConnection(daemon.socket)
+        watcher.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"session.hello\",\"params\":{\"agent\":\"slow\"}}\n")
+        _ = watcher.readJSON()
+        watcher.send("{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"watch.subscribe\",\"params\":{\"ns\":\"busy\"}}\n")
+        let watchID = try #require(watcher.readJSON()?["result"]?["watch_id"]?.stringValue)
+        // The watcher reads nothing while 20,000 events are produced (far more than the
+        // socket buffers and the 64 KiB limit hold).
+        let writer = try daemon.client("writer")
+        for chunk in 0..<40 {
+            let calls = (0..<500).map { i -> (String, JSON) in
+                ("wm.set", ["ns": "busy", "key": .string("k\(chunk)-\(i)"), "value": .int(i)])
+            }
+            _ = try writer.pipeline(calls)
+        }
+        // The writer was never slowed down, and the watcher gets its events up to the cut,
+        // then one error event for its watch, then nothing more.
+        var events = 0
+        var cutOff: JSON? = nil
+        while let line = watcher.readJSON(timeoutMs: 2000) {
+            guard let params = line["params"] else { continue }
+            if params["error"] != nil {
+                cutOff = params
+                break
+            }
+            events += 1
+        }
+        #expect(events > 0)
+        #expect(events < 20_000)
+        #expect(cutOff?["watch_id"]?.stringValue == watchID)
+        #expect(cutOff?["error"]?["data"]?["code"] == "LIMIT_EXCEEDED")
+        _ = try writer.call("wm.set", ["ns": "busy", "key": "after", "value": 1])
+        #expect(watcher.readJSON(timeoutMs: 300) == nil)
+        // The connection itself still works.
+        watcher.send("{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"admin.health\"}\n")
+        #expect(watcher.readJSON()?["result"]?["status"] == "ok")
+    }
+}

@@ -61,7 +61,7 @@ struct DurabilityTests {
         var daemon = try Daemon(config: "durability = \"\(mode)\"\n")
         var highestRev: Int64 = 0
         var highestToken: Int64 = 0
-        for round in 0..<5 {
+        for round in 0..<10 {
             let acked = Mutex<[String: Int64]>([:])  // key -> last acknowledged value
             let maxRev = Atomic<Int64>(0)
             let maxToken = Atomic<Int64>(0)
