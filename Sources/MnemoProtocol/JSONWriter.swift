@@ -56,14 +56,17 @@ public struct JSONWriter: Sendable {
             bytes.append(UInt8(truncatingIfNeeded: v) &+ 48)
             return
         }
-        // Digits are produced backwards into the tail of the buffer, then reversed in place.
-        let start = bytes.count
-        var x = v
-        while x > 0 {
-            bytes.append(UInt8(truncatingIfNeeded: x % 10) &+ 48)
-            x /= 10
+        // Digits are produced backwards into a stack buffer, then appended at once.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buf in
+            var i = 20
+            var x = v
+            while x > 0 {
+                i -= 1
+                buf[i] = UInt8(truncatingIfNeeded: x % 10) &+ 48
+                x /= 10
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buf[i...]))
         }
-        bytes[start...].reverse()
     }
 
     /// Appends a floating-point number (finite values only; others become `null`).
@@ -109,7 +112,9 @@ public struct JSONWriter: Sendable {
         switch v {
         case .null: raw("null")
         case .bool(let b): bool(b)
-        case .number(let n): bytes.append(contentsOf: n.utf8)
+        case .number(let n):
+            var n = n
+            n.withUTF8 { bytes.append(contentsOf: $0) }
         case .string(let s): string(s)
         case .array(let a):
             bytes.append(UInt8(ascii: "["))

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Logging
 import MnemoCore
 import MnemoProtocol
@@ -29,6 +30,12 @@ let get = line(#"{"jsonrpc":"2.0","id":1,"method":"wm.get","params":{"ns":"bench
 let health = line(#"{"jsonrpc":"2.0","id":1,"method":"admin.health"}"#)
 _ = conn.handle(set)
 var sink = 0
+let only = CommandLine.arguments.dropFirst(2).first
+if only == "health" {
+    for _ in 0..<n { sink += conn.handle(health).count }
+    print(sink)
+    exit(0)
+}
 bench("decode wm.get line", n) {
     get.withUnsafeBufferPointer { if case .single = RPC.decode(line: $0, maxDepth: 64, maxBatch: 1000) { sink += 1 } }
 }
