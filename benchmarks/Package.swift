@@ -16,6 +16,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "MnemoProtocol", package: "mnemo"),
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]),
         // Hot paths measured in-process: request decoding, dispatch, replies.

@@ -5,13 +5,11 @@ Run with:  python3 -m pytest -q schemas/
 Uses only jsonschema, referencing and the standard library.
 """
 
-import datetime
 import json
-import re
 from pathlib import Path
 
 import pytest
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -40,24 +38,7 @@ APP_ERRORS = [
     "LIMIT_EXCEEDED", "UNAVAILABLE", "SHUTTING_DOWN",
 ]
 
-# ---------------------------------------------------------------- format check
-# Our own stdlib date-time check, so the result does not depend on which
-# optional format packages happen to be installed.
-FORMAT_CHECKER = FormatChecker()
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
-)
-
-
-@FORMAT_CHECKER.checks("date-time", raises=ValueError)
-def _is_datetime(instance):
-    if not isinstance(instance, str):
-        return True
-    if not _RFC3339.match(instance):
-        raise ValueError(f"not an RFC 3339 date-time: {instance!r}")
-    text = instance.upper().replace("Z", "+00:00")
-    datetime.datetime.fromisoformat(text)  # raises ValueError on e.g. month 13
-    return True
+from schema_support import FORMAT_CHECKER  # noqa: E402
 
 
 # --------------------------------------------------------------------- loading

@@ -25,7 +25,6 @@ Uses only jsonschema, referencing and the standard library.
 """
 
 import collections
-import datetime
 import functools
 import itertools
 import json
@@ -40,7 +39,7 @@ import time
 from pathlib import Path
 
 import pytest
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -49,20 +48,7 @@ REPO = HERE.parent
 BASE = "https://mnemo.local/schemas/"
 
 # ------------------------------------------------------------------- schemas
-FORMAT_CHECKER = FormatChecker()
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
-)
-
-
-@FORMAT_CHECKER.checks("date-time", raises=ValueError)
-def _is_datetime(instance):
-    if not isinstance(instance, str):
-        return True
-    if not _RFC3339.match(instance):
-        raise ValueError(f"not an RFC 3339 date-time: {instance!r}")
-    datetime.datetime.fromisoformat(instance.upper().replace("Z", "+00:00"))
-    return True
+from schema_support import FORMAT_CHECKER  # noqa: E402
 
 
 def _load(path):
@@ -344,7 +330,7 @@ def check_event(message):
     errors = schema_errors(method_validator("event", "params"), params)
     if errors:
         reason = known_event_disagreement(params)
-        assert reason, f"event does not match methods/event.json:\n  " + "\n  ".join(errors) + (
+        assert reason, "event does not match methods/event.json:\n  " + "\n  ".join(errors) + (
             f"\n  event: {json.dumps(params)}"
         )
         return reason, f"e.g. {json.dumps(params)}"

@@ -47,29 +47,10 @@ public final class MnemoClient: Sendable {
     public init(socketPath: String = SocketPath.fromEnvironment(), agent: String? = nil, token: String? = nil,
                 client: String = "mnemo-swift") throws(ClientError) {
         self.socketPath = socketPath
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let path = Array(socketPath.utf8)
-        guard !path.isEmpty, path.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            throw .connect(path: socketPath, reason: "path is empty or too long")
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: path)
-            raw[path.count] = 0
-        }
-        #if canImport(Glibc)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        let fd = socket(AF_UNIX, SOCK_STREAM, 0)
-        #endif
-        guard fd >= 0 else { throw .connect(path: socketPath, reason: String(cString: strerror(errno))) }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            let reason = String(cString: strerror(errno))
-            _ = Self.closeFD(fd)
-            throw .connect(path: socketPath, reason: reason)
+        let fd: Int32
+        switch UnixSocket.connect(socketPath) {
+        case .success(let connected): fd = connected
+        case .failure(let e): throw .connect(path: socketPath, reason: e.reason)
         }
         state = Mutex(State(fd: fd))
         if let agent {

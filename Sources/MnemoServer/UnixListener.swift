@@ -1,4 +1,5 @@
 import CMnemoSys
+import MnemoProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,10 +17,10 @@ final class UnixListener: Sendable {
         self.path = path
         try UnixListener.prepareDirectory(for: path)
         try UnixListener.removeStale(path)
-        guard var addr = unixAddress(path) else {
-            throw SystemError(message: "socket path is too long (max 107 bytes): \(path)")
+        guard var addr = UnixSocket.address(path) else {
+            throw SystemError(message: "socket path is empty or too long (max 107 bytes): \(path)")
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = UnixSocket.make()
         guard fd >= 0 else { throw SystemError("socket") }
         // bind() creates the file with the umask's mode: narrow the umask so that there is
         // no moment at which another user could connect, then set the final mode.
@@ -66,7 +67,7 @@ final class UnixListener: Sendable {
         guard (st.st_mode & S_IFMT) == S_IFSOCK else {
             throw SystemError(message: "\(path) exists and is not a socket; refusing to replace it")
         }
-        switch connectUnix(path) {
+        switch UnixSocket.connect(path) {
         case .success(let fd):
             _ = Glibc.close(fd)
             throw SystemError(message: "another mnemod is already serving \(path); stop it first or choose another --socket")

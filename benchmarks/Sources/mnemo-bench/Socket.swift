@@ -1,4 +1,5 @@
 import Foundation
+import MnemoProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,18 +12,10 @@ final class BenchSocket {  // used by one client thread at a time
     private var end = 0
 
     init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
+        switch UnixSocket.connect(path) {
+        case .success(let connected): fd = connected
+        case .failure(let e): throw BenchError(e.description)
         }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { throw BenchError("connect \(path): \(String(cString: strerror(errno)))") }
     }
 
     deinit { close(fd) }
@@ -104,14 +97,8 @@ final class EchoServer: @unchecked Sendable {
     init(path: String) throws {
         self.path = path
         unlink(path)
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
+        fd = UnixSocket.make()
+        guard var addr = UnixSocket.address(path) else { throw BenchError("bad socket path \(path)") }
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
