@@ -63,6 +63,9 @@ public final class Journal: Sendable {
         public var records = 0
         /// Generation of the snapshot loaded (nil: none).
         public var snapshotGen: UInt64?
+        /// The revision recorded by that snapshot: the state's revision at the cut, which
+        /// may be above every revision still visible in it (deletions leave no trace).
+        public var snapshotRev: Int64 = 0
         /// Logs replayed.
         public var logs = 0
         /// Bytes ignored after the last valid record of a log (a torn write).
@@ -93,9 +96,13 @@ public final class Journal: Sendable {
         // The newest snapshot that is complete; older ones are kept until a newer one is.
         for gen in snapshots {
             var changes: [Change] = []
+            var rev: Int64 = 0
             let complete = try readRecords(path: snapshotPath(dir, gen)) { json throws(StorageError) in
                 if json["t"] == "end" { return true }
-                if json["t"] == "snap" { return false }
+                if json["t"] == "snap" {
+                    rev = json["rev"]?.int64Value ?? 0
+                    return false
+                }
                 changes.append(try decode(json, file: snapshotPath(dir, gen)))
                 return false
             }
@@ -103,6 +110,7 @@ public final class Journal: Sendable {
                 for c in changes { apply(c) }
                 recovery.records += changes.count
                 recovery.snapshotGen = gen
+                recovery.snapshotRev = rev
                 break
             }
             logger.warning("ignoring incomplete snapshot", metadata: ["file": "\(snapshotPath(dir, gen))"])

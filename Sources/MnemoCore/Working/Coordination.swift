@@ -55,10 +55,8 @@ public struct TaskRecord: Sendable, Equatable {
     public var state: TaskState
     /// Revision of the last transition.
     public var rev: Int64
-    /// Steps, oldest first.
+    /// Steps, oldest first (the most recent 256).
     public var history: [TaskStep]
-    /// Steps dropped from the front to keep the history bounded.
-    public var droppedSteps: Int = 0
 
     static let maxHistory = 256
 
@@ -66,7 +64,6 @@ public struct TaskRecord: Sendable, Equatable {
         history.append(step)
         if history.count > TaskRecord.maxHistory {
             history.removeFirst(history.count - TaskRecord.maxHistory)
-            droppedSteps += 1
         }
         state = step.to
         rev = step.provenance.rev

@@ -105,9 +105,14 @@ extension WorkingMemory {
         return nil
     }
 
+    /// Ends an expired claim, wherever its expiry was noticed, and tells its waiters
+    /// (their callbacks only flag and wake, so calling them under the lock is safe).
     @discardableResult
     func expireClaim(_ s: inout WorkingState, _ ck: ClaimKey) -> Bool {
-        (try? commit(&s, .unclaim(ns: ck.ns, resource: ck.resource, rev: s.rev + 1, at: time.nowMs(), expired: true))) != nil
+        guard (try? commit(&s, .unclaim(ns: ck.ns, resource: ck.resource, rev: s.rev + 1, at: time.nowMs(), expired: true))) != nil
+        else { return false }
+        for waiter in takeWaiters(ck) { waiter() }
+        return true
     }
 
     func takeWaiters(_ ck: ClaimKey) -> [@Sendable () -> Void] {

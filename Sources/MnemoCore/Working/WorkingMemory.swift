@@ -57,6 +57,8 @@ public final class WorkingMemory: Sendable {
         let (journal, recovery) = try Journal.open(dir: dir, mode: durability, logger: logger) { change in
             recovered.apply(change, monoNowMs: mono, wallNowMs: wall)
         }
+        // The revision never goes down: not below the snapshot's, whatever was deleted.
+        recovered.rev = max(recovered.rev, recovery.snapshotRev)
         let wm = WorkingMemory(limits: limits, time: time, journal: journal, logger: logger,
                                resultRetentionMs: resultRetentionMs, inboxRetentionMs: inboxRetentionMs)
         wm.state.withLock { $0 = recovered }
@@ -123,8 +125,7 @@ public final class WorkingMemory: Sendable {
     /// - Complexity: O(max · log n).
     public func sweepExpired(max: Int) -> (removed: Int, more: Bool) {
         let now = time.nowMs()
-        var woken: [@Sendable () -> Void] = []
-        let result = state.withLock { s in
+        return state.withLock { s in
             var removed = 0
             let mono = monoMs()
             while removed < max, let e = s.claimExpiry.popDue(now: mono) {
@@ -133,7 +134,6 @@ public final class WorkingMemory: Sendable {
                     continue
                 }
                 if expireClaim(&s, ck) { removed += 1 }
-                woken += takeWaiters(ck)
             }
             while removed < max, let e = s.expiry.popDue(now: now) {
                 switch e.tier {
@@ -163,8 +163,6 @@ public final class WorkingMemory: Sendable {
             }
             return (removed, s.expiry.hasDue(now: now) || s.claimExpiry.hasDue(now: mono))
         }
-        for w in woken { w() }
-        return result
     }
 
     // MARK: snapshots
