@@ -184,7 +184,7 @@ struct JournalTests {
     static func populate(_ wm: WorkingMemory, _ time: ManualTime) throws {
         try wm.put("app", "plain", ["a": 1, "b": [true, "x"]])
         try wm.put("app", "ttl", "v", ttl: 3_600_000)
-        try wm.set(.init(ns: "app/sub", key: "linked", value: JSON.int(7).bytes, task: "t1", derivedFrom: ["ep:1", "ep:2"]), by: bob)
+        _ = try wm.set(.init(ns: "app/sub", key: "linked", value: JSON.int(7).bytes, task: "t1", derivedFrom: ["ep:1", "ep:2"]), by: bob)
         try wm.put("app", "rewritten", 1)
         try wm.put("app", "rewritten", 2, by: bob)
         try wm.put("app", "deleted", 1)

@@ -23,7 +23,7 @@ struct WorkingMemoryConcurrencyTests {
                     return
                 }
                 do throws(WireError) {
-                    try wm.set(.init(ns: "ns", key: "counter", value: JSON.int(n + 1).bytes, ifVersion: item.version),
+                    _ = try wm.set(.init(ns: "ns", key: "counter", value: JSON.int(n + 1).bytes, ifVersion: item.version),
                                by: caller)
                     done += 1
                 } catch where error.appCode == .conflict {
@@ -83,7 +83,7 @@ struct WorkingMemoryConcurrencyTests {
         let (fresh, _) = makeStore()
         for key in live {
             let item = try #require(wm.get(ns: "ns", key: key))
-            try fresh.set(.init(ns: "ns", key: key, value: item.value), by: alice)
+            _ = try fresh.set(.init(ns: "ns", key: key, value: item.value), by: alice)
         }
         #expect(wm.stats.bytes == fresh.stats.bytes)
     }

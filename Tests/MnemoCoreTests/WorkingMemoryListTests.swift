@@ -80,7 +80,8 @@ struct WorkingMemoryListTests {
         for i in 0..<50 { try wm.put("ns", String(format: "q/%03d", i), 1) }
         try wm.put("ns", "o", 1)
         let p1 = wm.list(ns: "ns", prefix: "p/", limit: 100, cursor: nil)
-        let p2 = wm.list(ns: "ns", prefix: "p/", limit: 100, cursor: try #require(p1.cursor))
+        let cursor: String = try #require(p1.cursor)
+        let p2 = wm.list(ns: "ns", prefix: "p/", limit: 100, cursor: cursor)
         #expect(p2.cursor == nil)
         #expect((p1.items + p2.items).map(\.key) == (0..<150).map { String(format: "p/%03d", $0) })
     }

@@ -39,7 +39,8 @@ struct DiskFullTests {
         }
         // A filler takes most of the space; removing it later gives space back.
         let filler = data + "/filler"
-        FileManager.default.createFile(atPath: filler, contents: Data(repeating: 7, count: 1_500_000))
+        let created = FileManager.default.createFile(atPath: filler, contents: Data(repeating: 7, count: 1_500_000))
+        #expect(created)
         let daemon = try Daemon(config: "durability = \"strict\"\n", dir: dir)
         let c = try daemon.client()
         _ = try c.call("wm.set", ["ns": "d", "key": "k", "value": "first"])
