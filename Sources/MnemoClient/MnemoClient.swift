@@ -115,6 +115,10 @@ public final class MnemoClient: Sendable {
                     continue
                 }
                 guard let id = message["id"]?.int64Value, id == firstID + Int64(results.count) else {
+                    // The replies can no longer be matched to the requests: give up the
+                    // connection rather than hand later calls someone else's reply.
+                    _ = Self.closeFD(s.fd)
+                    s.fd = -1
                     if let error = message["error"].flatMap(WireError.init(json:)) { throw .server(error) }
                     throw .badResponse("response out of order: \(message.text)")
                 }

@@ -21,11 +21,13 @@ final class Connection {
     var closing = false
     /// Whether EPOLLOUT is in the interest set.
     var wantsWrite = false
+    /// Whether it is in the loop's list of connections with replies to send.
+    var isDirty = false
 
-    init(fd: Int32, id: UInt64, loop: Int, peer: PeerCredentials) {
+    init(fd: Int32, id: UInt64, loop: Int, peer: PeerCredentials, wake: @escaping @Sendable () -> Void) {
         self.fd = fd
         self.id = id
-        self.session = Session(peer: peer, connection: WatchHub.ConnectionRef(loop: loop, id: id))
+        self.session = Session(peer: peer, connection: WatchHub.ConnectionRef(loop: loop, id: id), wake: wake)
     }
 
     /// Bytes queued for this client, sent or held.

@@ -77,8 +77,19 @@ final class Dispatcher: Sendable {
                 let before = out.bytes.count
                 if wrote { out.byte(UInt8(ascii: ",")) }
                 let afterComma = out.bytes.count
-                // A batch is answered in one line, so its calls never wait (wait_ms acts as 0).
-                execute(item, session: &session, out: &out, shard: shard, canPark: false)
+                if out.bytes.count - mark > engine.limits.maxPendingOutputBytes {
+                    // The reply would exceed what a connection may have queued: the rest of
+                    // the batch is refused, not executed.
+                    if case .request(let r) = item, let id = r.id {
+                        RPC.writeError(id: id, .limit("max_pending_output_bytes", max: engine.limits.maxPendingOutputBytes,
+                                                      "batch reply too large; request not executed"), &out)
+                    } else if case .invalid(let id, let error) = item {
+                        RPC.writeError(id: id, error, &out)
+                    }
+                } else {
+                    // A batch is answered in one line, so its calls never wait (wait_ms acts as 0).
+                    execute(item, session: &session, out: &out, shard: shard, canPark: false)
+                }
                 if out.bytes.count == afterComma {
                     out.bytes.removeSubrange(before...)  // a notification: no reply
                 } else {

@@ -49,6 +49,9 @@ final class EventLoop: @unchecked Sendable {
     private var byID: [UInt64: Connection] = [:]
     /// Connections with replies to send at the end of this iteration.
     private var dirty: [Connection] = []
+    /// Connections whose reading resumed after backpressure, with lines still buffered:
+    /// executed at the next iteration, before its journal write and replies.
+    private var resumed: [Connection] = []
     /// Connections with held replies.
     private var holding: [UInt64: Connection] = [:]
     private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
@@ -136,7 +139,15 @@ final class EventLoop: @unchecked Sendable {
                 } else if let conn = connections[fd] {
                     if flags & evOut != 0 { flush(conn) }
                     if flags & (evIn | evHup | evErr) != 0, connections[fd] != nil { readable(conn) }
+                    // The peer is gone in both directions: nothing more can be delivered.
+                    if flags & (evHup | evErr) != 0, conn.closing, connections[fd] != nil { closeConnection(conn) }
                 }
+            }
+            let again = resumed
+            resumed.removeAll(keepingCapacity: true)
+            for conn in again where connections[conn.fd] === conn {
+                processLines(conn)
+                markDirty(conn)
             }
             drainInbox()
             releaseHeld()
@@ -170,19 +181,30 @@ final class EventLoop: @unchecked Sendable {
     private func sendReplies() {
         guard !dirty.isEmpty else { return }
         if let journal {
-            let written = journal.writeOut()
-            if strict { journal.syncThrough(written) }
+            // Records were applied in memory when they were appended: if they cannot be
+            // made durable, no reply may acknowledge them. Crash-only: exit, and let the
+            // supervisor restart mnemod, which recovers what the journal holds.
+            guard let written = journal.writeOut(), !strict || journal.syncThrough(written) else {
+                logger.critical("the journal cannot be written; exiting rather than acknowledging writes that would be lost")
+                exit(75)
+            }
         }
         let conns = dirty
         dirty.removeAll(keepingCapacity: true)
-        for conn in conns where connections[conn.fd] === conn { flush(conn) }
+        for conn in conns {
+            conn.isDirty = false
+            if connections[conn.fd] === conn { flush(conn) }
+        }
     }
 
     private func markDirty(_ conn: Connection) {
+        guard !conn.isDirty else { return }
+        conn.isDirty = true
         dirty.append(conn)
     }
 
     private func nextTimeoutMs() -> Int32 {
+        if !resumed.isEmpty || !dirty.isEmpty { return 0 }
         guard !holding.isEmpty else { return 250 }
         let now = engine.time.monotonicNs()
         var next: UInt64 = now + 250_000_000
@@ -244,7 +266,9 @@ final class EventLoop: @unchecked Sendable {
             status.connectionsCurrent.subtract(1, ordering: .relaxed)
             return
         }
-        let conn = Connection(fd: fd, id: connectionIDs.add(1, ordering: .relaxed).newValue, loop: index, peer: peer)
+        let conn = Connection(fd: fd, id: connectionIDs.add(1, ordering: .relaxed).newValue, loop: index, peer: peer) {
+            [weak self] in self?.wake()
+        }
         connections[fd] = conn
         byID[conn.id] = conn
     }
@@ -254,10 +278,13 @@ final class EventLoop: @unchecked Sendable {
         let n = readBuffer.withUnsafeMutableBytes { read(conn.fd, $0.baseAddress, $0.count) }
         if n > 0 {
             readBuffer.withUnsafeBytes { conn.input.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            conn.partialSinceNs = 0  // the idle timeout counts from the last bytes received
             processLines(conn)
         } else if n == 0 {
-            // The peer finished sending: answer what it sent, then close.
+            // The peer finished sending: answer what it sent, then close. Stop watching
+            // for input (a level-triggered EOF would wake the loop forever).
             conn.closing = true
+            updateInterest(conn)
             processLines(conn)
         } else if errno == EAGAIN || errno == EINTR {
             return
@@ -319,10 +346,6 @@ final class EventLoop: @unchecked Sendable {
     private func park(_ conn: Connection, _ call: ParkedCall) {
         conn.held.append(.parked(call))
         holding[conn.id] = conn
-        engine.working.onClaimEnd(ns: call.ns, resource: call.resource) { [self] in
-            call.signaled.store(true, ordering: .relaxed)
-            wake()
-        }
     }
 
     /// Moves held replies to the output, in order, up to the first parked call that is
@@ -358,16 +381,11 @@ final class EventLoop: @unchecked Sendable {
         let signaled = call.signaled.exchange(false, ordering: .relaxed)
         guard signaled || now >= call.retryAtNs.load(ordering: .relaxed) else { return nil }
         var w = JSONWriter(capacity: 192)
+        call.cancel(engine.working)
         do throws(WireError) {
-            let outcome = try engine.working.acquire(ns: call.ns, resource: call.resource, ttlMs: call.ttlMs, by: call.caller)
-            if case .held(_, _, let retryAt) = outcome, now < call.deadlineNs {
-                call.retryAtNs.store(min(retryAt, call.deadlineNs), ordering: .relaxed)
-                engine.working.onClaimEnd(ns: call.ns, resource: call.resource) { [self] in
-                    call.signaled.store(true, ordering: .relaxed)
-                    wake()
-                }
-                return nil
-            }
+            let outcome = try call.attempt(engine.working)
+            if case .held = outcome, now < call.deadlineNs { return nil }
+            call.cancel(engine.working)
             RPC.beginResult(id: call.id, &w)
             try Dispatcher.writeAcquire(outcome, &w)
             RPC.endResult(&w)
@@ -456,9 +474,9 @@ final class EventLoop: @unchecked Sendable {
             updateInterest(conn)
         }
         if resume {
-            // Lines read before the pause are still buffered.
-            processLines(conn)
-            markDirty(conn)
+            // Lines read before the pause are still buffered; they run at the next
+            // iteration, so that their journal records are written before their replies.
+            resumed.append(conn)
         }
     }
 
@@ -468,12 +486,15 @@ final class EventLoop: @unchecked Sendable {
         guard now - lastIdleCheckNs >= 250_000_000 else { return }
         lastIdleCheckNs = now
         let timeoutNs = UInt64(limits.idleTimeoutMs) * 1_000_000
-        for conn in Array(connections.values) where conn.partialSinceNs != 0 && now - conn.partialSinceNs > timeoutNs {
+        // A connection the server paused (backpressure) is not idle by its own doing.
+        for conn in Array(connections.values)
+        where conn.partialSinceNs != 0 && !conn.readPaused && now - conn.partialSinceNs > timeoutNs {
             RPC.writeError(id: .null, .limit("idle_timeout_ms", max: limits.idleTimeoutMs,
                                              "partial request line idle for more than \(limits.idleTimeoutMs) ms"),
                            &conn.output)
             conn.output.byte(0x0A)
             conn.closing = true
+            for case .parked(let call) in conn.held { call.cancel(engine.working) }
             conn.held.removeAll()
             conn.heldBytes = 0
             flush(conn)
@@ -483,6 +504,7 @@ final class EventLoop: @unchecked Sendable {
 
     private func closeConnection(_ conn: Connection) {
         guard connections.removeValue(forKey: conn.fd) != nil else { return }
+        for case .parked(let call) in conn.held { call.cancel(engine.working) }
         byID[conn.id] = nil
         holding[conn.id] = nil
         hub?.cancelAll(connection: conn.session.connection)
@@ -492,7 +514,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func updateInterest(_ conn: Connection) {
-        let flags = (conn.readPaused ? 0 : evIn) | (conn.wantsWrite ? evOut : 0)
+        let flags = (conn.readPaused || conn.closing ? 0 : evIn) | (conn.wantsWrite ? evOut : 0)
         do throws(SystemError) {
             try register(conn.fd, flags, add: false)
         } catch {

@@ -19,7 +19,7 @@ public final class InProcessConnection {
         dispatcher = Dispatcher(engine: engine, shards: 1, status: ServerStatus(),
                                 info: ServerInfo(socketPath: "(in-process)", limits: engine.limits), hub: hub)
         session = Session(peer: PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid()),
-                          connection: WatchHub.ConnectionRef(loop: 0, id: 0))
+                          connection: WatchHub.ConnectionRef(loop: 0, id: 0), wake: {})
     }
 
     /// Handles one line (without its `\n`); returns the reply line (without `\n`), empty

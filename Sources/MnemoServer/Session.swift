@@ -8,6 +8,8 @@ struct Session: Sendable {
     let peer: PeerCredentials
     /// Where server notifications for this session go.
     let connection: WatchHub.ConnectionRef
+    /// Wakes the event loop serving this session (any thread).
+    let wake: @Sendable () -> Void
     /// Set by `session.hello`; nil before it.
     var caller: Caller?
     /// The id of the request being executed (for a call that parks).
@@ -17,8 +19,9 @@ struct Session: Sendable {
     /// Set by a handler whose answer comes later (`claim.acquire` with `wait_ms`).
     var parked: ParkedCall?
 
-    init(peer: PeerCredentials, connection: WatchHub.ConnectionRef) {
+    init(peer: PeerCredentials, connection: WatchHub.ConnectionRef, wake: @escaping @Sendable () -> Void) {
         self.peer = peer
         self.connection = connection
+        self.wake = wake
     }
 }

@@ -19,7 +19,8 @@ final class WatchHub: Sendable {
         func matches(_ e: WatchEvent) -> Bool {
             guard e.ns == ns || (e.ns.utf8.count > ns.utf8.count && e.ns.hasPrefix(ns + "/")) else { return false }
             if let tiers, !tiers.contains(e.tier) { return false }
-            if let prefix { return (e.key ?? e.id ?? "").hasPrefix(prefix) }
+            // A namespace-wide event (wm.clear) concerns every key prefix.
+            if let prefix, let name = e.key ?? e.id { return name.hasPrefix(prefix) }
             return true
         }
     }
@@ -37,6 +38,8 @@ final class WatchHub: Sendable {
         var next = 0
         /// The oldest revision the history still covers.
         var firstCovered: Int64
+        /// The revision of the last event published.
+        var lastRev: Int64
         var nextID = 1
 
     }
@@ -48,7 +51,7 @@ final class WatchHub: Sendable {
     init(capacity: Int, currentRev: Int64, deliver: @escaping @Sendable (ConnectionRef, [UInt8]) -> Void) {
         self.capacity = capacity
         self.deliver = deliver
-        var initial = State(firstCovered: currentRev + 1)
+        var initial = State(firstCovered: currentRev + 1, lastRev: currentRev)
         initial.history.reserveCapacity(min(capacity, 1 << 16))
         self.state = Mutex(initial)
     }
@@ -57,6 +60,7 @@ final class WatchHub: Sendable {
     func publish(_ events: [WatchEvent]) {
         state.withLock { s in
             for e in events {
+                s.lastRev = max(s.lastRev, e.rev)
                 if capacity == 0 {
                     s.firstCovered = e.rev + 1
                 } else if s.history.count < capacity {
@@ -74,15 +78,17 @@ final class WatchHub: Sendable {
     }
 
     /// Adds a watch; replays history from `fromRev` first.
+    /// - Returns: the watch id and the revision it starts after: every later change is
+    ///   delivered (taken under the hub's lock, so none slips between).
     /// - Throws: `LIMIT_EXCEEDED` (`watch_history`) when `fromRev` is older than the history.
     func subscribe(connection: ConnectionRef, ns: String, prefix: String?, tiers: Set<String>?, fromRev: Int64?,
-                   currentRev: Int64, maxPerConnection: Int) throws(WireError) -> String {
+                   maxPerConnection: Int) throws(WireError) -> (id: String, rev: Int64) {
         try state.withLock { s throws(WireError) in
             let mine = s.subscriptions.values.filter { $0.connection == connection }.count
             guard mine < maxPerConnection else {
                 throw .limit("max_watches_per_connection", max: maxPerConnection, "this connection already has \(mine) watches")
             }
-            if let fromRev, fromRev < s.firstCovered, fromRev <= currentRev {
+            if let fromRev, fromRev < s.firstCovered, fromRev <= s.lastRev {
                 throw .app(.limitExceeded, "revision \(fromRev) is older than the watch history (oldest \(s.firstCovered))",
                            [JSONMember("limit", "watch_history"), JSONMember("max", .int(capacity)),
                             JSONMember("oldest_rev", .int(s.firstCovered))])
@@ -97,7 +103,7 @@ final class WatchHub: Sendable {
                 }
             }
             s.subscriptions[id] = sub
-            return id
+            return (id, s.lastRev)
         }
     }
 

@@ -72,11 +72,15 @@ public final class Journal: Sendable {
         public var tornBytes = 0
     }
 
-    private init(dir: String, mode: Durability, logger: Logger, fd: Int32, gen: UInt64) {
+    /// Holds the data directory's `LOCK` (flock) while the journal is open.
+    private let lockFD: Int32
+
+    private init(dir: String, mode: Durability, logger: Logger, fd: Int32, gen: UInt64, lockFD: Int32) {
         self.dir = dir
         self.mode = mode
         self.logger = logger
         self.io = Mutex(IO(fd: fd, gen: gen))
+        self.lockFD = lockFD
     }
 
     /// Opens (creating if needed) the journal in `dir`: replays the newest complete
@@ -88,6 +92,15 @@ public final class Journal: Sendable {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         } catch {
             throw StorageError("cannot create \(dir): \(error.localizedDescription)")
+        }
+        // One daemon per data directory: a second one would replay, snapshot and delete the
+        // first one's live log. The lock is released by the kernel when the process ends.
+        let lockPath = dir + "/LOCK"
+        let lockFD = Glibc.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0 else { throw StorageError("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
+        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            close(lockFD)
+            throw StorageError("\(dir) is in use by another mnemod (\(lockPath) is locked); give each daemon its own --data-dir")
         }
         let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
         let logs = files.compactMap { generation($0, prefix: "journal-", suffix: ".log") }.sorted()
@@ -127,7 +140,7 @@ public final class Journal: Sendable {
         }
         let gen = max(logs.last ?? 0, snapshots.first ?? 0) + 1
         let fd = try createLog(dir: dir, gen: gen)
-        let journal = Journal(dir: dir, mode: mode, logger: logger, fd: fd, gen: gen)
+        let journal = Journal(dir: dir, mode: mode, logger: logger, fd: fd, gen: gen, lockFD: lockFD)
         try journal.io.withLock { io throws(StorageError) in
             guard journal.reserve(&io, Journal.chunk) else { throw StorageError("cannot reserve journal space in \(dir)") }
         }
@@ -173,10 +186,13 @@ public final class Journal: Sendable {
     }
 
     /// Writes buffered records to the file (one `pwrite`).
-    /// - Returns: the LSN written through.
-    @discardableResult
-    public func writeOut() -> UInt64 {
-        io.withLock { io in flush(&io) }
+    /// - Returns: the LSN written through, or nil when the journal failed: then records
+    ///   that were applied in memory are not on disk, and no reply may acknowledge them.
+    public func writeOut() -> UInt64? {
+        io.withLock { io in
+            let written = flush(&io)
+            return io.failure == nil ? written : nil
+        }
     }
 
     private func flush(_ io: inout IO) -> UInt64 {
@@ -229,9 +245,11 @@ public final class Journal: Sendable {
     /// loop calls this once per iteration, before sending the replies of every request it
     /// read in that iteration, so one fsync covers them all (and whatever the other loops
     /// appended meanwhile) with no hop to another thread.
-    public func syncThrough(_ lsn: UInt64) {
-        guard synced.load(ordering: .acquiring) < lsn else { return }
+    /// - Returns: false when the fsync failed (see ``writeOut()``).
+    public func syncThrough(_ lsn: UInt64) -> Bool {
+        guard synced.load(ordering: .acquiring) < lsn else { return true }
         syncNow()
+        return synced.load(ordering: .acquiring) >= lsn
     }
 
     private func syncLoop() {
@@ -269,6 +287,11 @@ public final class Journal: Sendable {
         stopping.store(true, ordering: .releasing)
         wakeup.signal()
         _ = stopped.wait(timeout: .now() + .seconds(10))
+        io.withLock { io in
+            close(io.fd)
+            io.failure = io.failure ?? "journal closed"
+        }
+        close(lockFD)
     }
 
     // MARK: snapshots
@@ -290,7 +313,12 @@ public final class Journal: Sendable {
                     unlink(Journal.logPath(dir, io.gen + 1))
                     throw StorageError("disk full: cannot start a new journal file")
                 }
-                _ = fdatasync(io.fd)
+                guard fdatasync(io.fd) == 0 else {
+                    io.failure = "fdatasync failed: \(String(cString: strerror(errno)))"
+                    close(fd)
+                    unlink(Journal.logPath(dir, io.gen + 1))
+                    throw StorageError(io.failure ?? "fdatasync failed")
+                }
                 close(io.fd)
                 next.appendedLSN = io.appendedLSN
                 next.writtenLSN = io.writtenLSN

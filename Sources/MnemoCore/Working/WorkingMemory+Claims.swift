@@ -13,22 +13,33 @@ extension WorkingMemory {
     /// Takes the claim on `ns/resource` if nobody holds it.
     /// - Complexity: O(1) amortized.
     public func acquire(ns: String, resource: String, ttlMs: Int64, by caller: Caller) throws(WireError) -> AcquireOutcome {
+        try acquire(ns: ns, resource: resource, ttlMs: ttlMs, by: caller, onEnd: nil).outcome
+    }
+
+    /// Takes the claim, or, when it is held and `onEnd` is given, registers `onEnd` to run
+    /// once when that claim ends — in the same critical section, so no release can slip
+    /// in between. Cancel an unneeded registration with ``cancelWait(ns:resource:id:)``.
+    /// - Returns: the outcome, and the registration's id when one was made.
+    public func acquire(ns: String, resource: String, ttlMs: Int64, by caller: Caller,
+                        onEnd: (@Sendable () -> Void)?) throws(WireError) -> (outcome: AcquireOutcome, waiter: UInt64?) {
         try Validate.identifier(resource, field: "resource")
         try checkClaimTTL(ttlMs)
-        var woken: [@Sendable () -> Void] = []
-        defer { for w in woken { w() } }
         return try state.withLock { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: resource)
-            let hadClaim = s.claims[ck] != nil
             if let held = liveClaim(&s, ck) {
-                return .held(holder: held.holder, expiresAt: held.expiresAt, retryAtNs: held.expiresMono)
+                let waiter = onEnd.map { addWaiter(ck, $0) }
+                return (.held(holder: held.holder, expiresAt: held.expiresAt, retryAtNs: held.expiresMono), waiter)
             }
-            if hadClaim { woken = takeWaiters(ck) }
+            // An expired claim that could not be ended (journal unavailable) still owns its
+            // leased keys and task: it must end before the resource is granted again.
+            if s.claims[ck] != nil {
+                throw .app(.unavailable, "the expired claim on \(resource) could not be ended; nothing was applied")
+            }
             let token = s.rev + 1
             let claim = Claim(holder: caller.agent, principal: caller.principal, token: token,
                               expiresAt: time.nowMs() + ttlMs, expiresMono: time.monotonicNs() + UInt64(ttlMs) * 1_000_000)
             try commit(&s, .claim(ns: ns, resource: resource, claim))
-            return .granted(token: token, expiresAt: claim.expiresAt)
+            return (.granted(token: token, expiresAt: claim.expiresAt), nil)
         }
     }
 
@@ -55,13 +66,11 @@ extension WorkingMemory {
     /// - Returns: false when there was no live claim with that token (nothing changed).
     public func release(ns: String, resource: String, token: Int64, by caller: Caller) throws(WireError) -> Bool {
         try Validate.identifier(resource, field: "resource")
-        var woken: [@Sendable () -> Void] = []
-        defer { for w in woken { w() } }
         return try state.withLock { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: resource)
             guard let claim = liveClaim(&s, ck), claim.token == token else { return false }
             try commit(&s, .unclaim(ns: ns, resource: resource, rev: s.rev + 1, at: time.nowMs(), expired: false))
-            woken = takeWaiters(ck)
+            for waiter in takeWaiters(ck) { waiter() }
             return true
         }
     }
@@ -90,8 +99,28 @@ extension WorkingMemory {
     }
 
     /// Calls `callback` once when the claim on `ns/resource` ends (release or expiry).
-    public func onClaimEnd(ns: String, resource: String, _ callback: @escaping @Sendable () -> Void) {
-        claimWaiters.withLock { $0[ClaimKey(ns: ns, resource: resource), default: []].append(callback) }
+    /// - Returns: an id for ``cancelWait(ns:resource:id:)``.
+    @discardableResult
+    public func onClaimEnd(ns: String, resource: String, _ callback: @escaping @Sendable () -> Void) -> UInt64 {
+        addWaiter(ClaimKey(ns: ns, resource: resource), callback)
+    }
+
+    /// Forgets a registration (the wait ended, or its connection closed).
+    public func cancelWait(ns: String, resource: String, id: UInt64) {
+        claimWaiters.withLock { w in
+            let ck = ClaimKey(ns: ns, resource: resource)
+            w.byClaim[ck]?[id] = nil
+            if w.byClaim[ck]?.isEmpty == true { w.byClaim[ck] = nil }
+        }
+    }
+
+    private func addWaiter(_ ck: ClaimKey, _ callback: @escaping @Sendable () -> Void) -> UInt64 {
+        claimWaiters.withLock { w in
+            let id = w.next
+            w.next += 1
+            w.byClaim[ck, default: [:]][id] = callback
+            return id
+        }
     }
 
     // MARK: internals (lock held)
@@ -116,7 +145,7 @@ extension WorkingMemory {
     }
 
     func takeWaiters(_ ck: ClaimKey) -> [@Sendable () -> Void] {
-        claimWaiters.withLock { $0.removeValue(forKey: ck) ?? [] }
+        claimWaiters.withLock { w in w.byClaim.removeValue(forKey: ck).map { Array($0.values) } ?? [] }
     }
 
     /// Rejects a stale holder: the claim must be live and `token` its current token.

@@ -18,8 +18,8 @@ public final class WorkingMemory: Sendable {
     /// The journal; nil in `volatile` mode.
     public let journal: Journal?
     let logger: Logger
-    /// Callbacks waiting for a claim to end (`claim.acquire` with `wait_ms`).
-    let claimWaiters = Mutex<[ClaimKey: [@Sendable () -> Void]]>([:])
+    /// Callbacks waiting for a claim to end (`claim.acquire` with `wait_ms`), by id.
+    let claimWaiters = Mutex<(next: UInt64, byClaim: [ClaimKey: [UInt64: @Sendable () -> Void]])>((1, [:]))
     /// Change listeners (watches), called with the lock held, in revision order.
     let observers = Mutex<[@Sendable ([WatchEvent]) -> Void]>([])
     /// How long results and inbox entries are kept.
@@ -133,7 +133,11 @@ public final class WorkingMemory: Sendable {
                 guard let claim = s.claims[ck], claim.token == e.version, Int64(claim.expiresMono / 1_000_000) <= mono else {
                     continue
                 }
-                if expireClaim(&s, ck) { removed += 1 }
+                guard expireClaim(&s, ck) else {
+                    s.claimExpiry.insert(e)  // retried at the next sweep
+                    return (removed, false)
+                }
+                removed += 1
             }
             while removed < max, let e = s.expiry.popDue(now: now) {
                 switch e.tier {

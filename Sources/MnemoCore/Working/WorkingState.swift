@@ -62,6 +62,7 @@ struct WorkingState: Sendable {
             }
             claims[ck] = claim
             claimExpiry.insert(.init(expiresAt: Int64(claim.expiresMono / 1_000_000), ns: ns, key: resource, version: claim.token))
+            compactClaimExpiryIfNeeded()
         case .renew(let ns, let resource, let token, let expiresAt, var expiresMono, let rev):
             let ck = ClaimKey(ns: ns, resource: resource)
             guard claims[ck]?.token == token else { return }
@@ -70,6 +71,7 @@ struct WorkingState: Sendable {
             claims[ck]?.expiresAt = expiresAt
             claims[ck]?.expiresMono = expiresMono
             claimExpiry.insert(.init(expiresAt: Int64(expiresMono / 1_000_000), ns: ns, key: resource, version: token))
+            compactClaimExpiryIfNeeded()
         case .unclaim(let ns, let resource, let rev, let at, let expired):
             let ck = ClaimKey(ns: ns, resource: resource)
             guard let claim = claims.removeValue(forKey: ck) else { return }
@@ -162,6 +164,14 @@ struct WorkingState: Sendable {
             if let lease = item.lease { claims[ClaimKey(ns: ns, resource: lease.resource)]?.leasedKeys.remove(key) }
         }
         return space.items.count
+    }
+
+    /// Renewals leave stale heap entries behind; rebuild once they dominate.
+    private mutating func compactClaimExpiryIfNeeded() {
+        guard claimExpiry.needsRebuild(live: claims.count) else { return }
+        claimExpiry.rebuild(claims.map { k, c in
+            .init(expiresAt: Int64(c.expiresMono / 1_000_000), ns: k.ns, key: k.resource, version: c.token)
+        })
     }
 
     private mutating func compactExpiryIfNeeded() {

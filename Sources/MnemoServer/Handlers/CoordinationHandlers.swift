@@ -13,11 +13,16 @@ extension Dispatcher {
                 let ttl = try p.int("ttl_ms", in: 1...limits.maxTTLms)
                 let wait = try p.optionalInt("wait_ms", in: 0...3_600_000) ?? 0
                 let caller = try session.callerOrThrow()
-                let outcome = try wm.acquire(ns: ns, resource: resource, ttlMs: ttl, by: caller)
-                if case .held(_, _, let retryAt) = outcome, wait > 0, session.canPark {
-                    let now = engine.time.monotonicNs()
-                    session.parked = ParkedCall(id: session.currentID, ns: ns, resource: resource, ttlMs: ttl,
-                                                deadlineNs: now + UInt64(wait) * 1_000_000, retryAtNs: retryAt, caller: caller)
+                guard wait > 0, session.canPark else {
+                    try writeAcquire(try wm.acquire(ns: ns, resource: resource, ttlMs: ttl, by: caller), &out)
+                    return
+                }
+                let call = ParkedCall(id: session.currentID, ns: ns, resource: resource, ttlMs: ttl,
+                                      deadlineNs: engine.time.monotonicNs() + UInt64(wait) * 1_000_000, caller: caller,
+                                      wake: session.wake)
+                let outcome = try call.attempt(wm)
+                if case .held = outcome {
+                    session.parked = call  // answered by the event loop when the claim ends
                     return
                 }
                 try writeAcquire(outcome, &out)

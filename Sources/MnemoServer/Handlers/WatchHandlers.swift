@@ -19,10 +19,9 @@ extension Dispatcher {
                     }
                     tiers = set
                 }
-                let rev = engine.revision
-                let id = try hub.subscribe(
+                let (id, rev) = try hub.subscribe(
                     connection: session.connection, ns: ns, prefix: try p.optionalString("prefix"), tiers: tiers,
-                    fromRev: try p.optionalInt("from_rev", in: 1...Int64.max), currentRev: rev,
+                    fromRev: try p.optionalInt("from_rev", in: 1...Int64.max),
                     maxPerConnection: engine.limits.maxWatchesPerConnection)
                 out.raw("{\"watch_id\":")
                 out.string(id)
