@@ -55,6 +55,7 @@ struct WorkingState: Sendable {
         case .claim(let ns, let resource, var claim):
             emit(claim.token, "claim", "acquire", ns, key: resource)
             let ck = ClaimKey(ns: ns, resource: resource)
+            if claims[ck] == nil { bytes += Cost.claim }
             if let old = claims[ck], old.token == claim.token { claim.leasedKeys = old.leasedKeys }
             // Replayed claims get a monotonic deadline from the remaining wall-clock time.
             if claim.expiresMono == 0 {
@@ -75,6 +76,7 @@ struct WorkingState: Sendable {
         case .unclaim(let ns, let resource, let rev, let at, let expired):
             let ck = ClaimKey(ns: ns, resource: resource)
             guard let claim = claims.removeValue(forKey: ck) else { return }
+            bytes -= Cost.claim
             emit(rev, "claim", expired ? "expire" : "release", ns, key: resource)
             for key in claim.leasedKeys.sorted() {
                 if let item = spaces[ns]?.items[key], item.lease?.resource == resource, item.lease?.token == claim.token {
@@ -86,22 +88,29 @@ struct WorkingState: Sendable {
                 // The step is the daemon's own doing, stamped identically on replay.
                 let prov = Provenance(agent: "mnemod", principal: "mnemod", uid: 0, pid: 0, at: at, rev: rev,
                                       task: resource, derivedFrom: nil)
+                bytes -= Cost.task(task)
                 tasks[ck]?.append(TaskStep(from: task.state, to: .pending, provenance: prov))
+                bytes += tasks[ck].map(Cost.task) ?? 0
                 emit(rev, "task", TaskState.pending.rawValue, ns, key: resource)
             }
         case .result(let ns, let key, let r):
             emit(r.provenance.rev, "result", "put", ns, key: r.task, id: key)
+            bytes -= results[ClaimKey(ns: ns, resource: key)].map(Cost.result) ?? 0
+            bytes += Cost.result(r)
             results[ClaimKey(ns: ns, resource: key)] = r
             expiry.insert(.init(expiresAt: r.expiresAt, ns: ns, key: key, version: 0, tier: .result))
         case .forgetResult(let ns, let key, let rev):
             emit(rev, "result", "forget", ns, key: results[ClaimKey(ns: ns, resource: key)]?.task, id: key)
-            results[ClaimKey(ns: ns, resource: key)] = nil
+            bytes -= results.removeValue(forKey: ClaimKey(ns: ns, resource: key)).map(Cost.result) ?? 0
         case .task(let ns, let task, let step):
             emit(step.provenance.rev, "task", step.to.rawValue, ns, key: task)
+            bytes -= tasks[ClaimKey(ns: ns, resource: task)].map(Cost.task) ?? 0
+            defer { bytes += tasks[ClaimKey(ns: ns, resource: task)].map(Cost.task) ?? 0 }
             tasks[ClaimKey(ns: ns, resource: task), default: TaskRecord(state: step.to, rev: step.provenance.rev, history: [])]
                 .append(step)
         case .post(let ns, let entry):
             emit(entry.provenance.rev, "inbox", "post", ns, id: entry.id)
+            bytes += Cost.entry(entry)
             inboxes[ns, default: [:]][entry.id] = entry
             expiry.insert(.init(expiresAt: entry.expiresAt, ns: ns, key: entry.id, version: 0, tier: .inbox))
         case .ack(let ns, let ids, let rev):
@@ -111,7 +120,7 @@ struct WorkingState: Sendable {
             }
         case .dropEntry(let ns, let id, let rev):
             emit(rev, "inbox", "drop", ns, id: id)
-            inboxes[ns]?[id] = nil
+            bytes -= inboxes[ns]?.removeValue(forKey: id).map(Cost.entry) ?? 0
             if inboxes[ns]?.isEmpty == true { inboxes[ns] = nil }
         }
     }
@@ -188,4 +197,13 @@ struct WorkingState: Sendable {
         }
         expiry.rebuild(entries)
     }
+}
+
+/// Bytes charged against `max_working_bytes` for what is not a key: every stored object
+/// counts, so no method can grow the daemon past its budget.
+enum Cost {
+    static let claim = 200
+    static func result(_ r: StoredResult) -> Int { 240 + r.value.count + r.task.utf8.count }
+    static func entry(_ e: InboxEntry) -> Int { 240 + e.content.count + e.type.utf8.count + e.to.utf8.count }
+    static func task(_ t: TaskRecord) -> Int { 120 + 160 * t.history.count }
 }
