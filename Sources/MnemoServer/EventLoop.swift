@@ -57,6 +57,14 @@ final class EventLoop: @unchecked Sendable {
     private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
     private var scratch = JSONWriter(capacity: 4096)
     private var lastIdleCheckNs: UInt64 = 0
+    /// A descriptor kept in reserve: when `accept` fails for lack of descriptors, it is
+    /// released to accept the peer, tell it why and close it (otherwise the listening
+    /// socket stays readable and the loop spins).
+    private var spareFD: Int32 = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
+    private var lastAcceptWarningNs: UInt64 = 0
+    /// When the loop stopped watching the listener (no descriptor to spare), it resumes at
+    /// this monotonic time (0: watching).
+    private var acceptPausedUntilNs: UInt64 = 0
     private var thread: pthread_t?
     var hub: WatchHub?
     /// Every loop of the server (this one included), set before `start()`: accepted
@@ -143,6 +151,10 @@ final class EventLoop: @unchecked Sendable {
                     if flags & (evHup | evErr) != 0, conn.closing, connections[fd] != nil { closeConnection(conn) }
                 }
             }
+            if acceptPausedUntilNs != 0 && engine.time.monotonicNs() >= acceptPausedUntilNs {
+                acceptPausedUntilNs = 0
+                try? register(listener.fd, evIn | evExclusive, add: true)
+            }
             let again = resumed
             resumed.removeAll(keepingCapacity: true)
             for conn in again where connections[conn.fd] === conn {
@@ -205,6 +217,7 @@ final class EventLoop: @unchecked Sendable {
 
     private func nextTimeoutMs() -> Int32 {
         if !resumed.isEmpty || !dirty.isEmpty { return 0 }
+        if acceptPausedUntilNs != 0 { return 100 }
         guard !holding.isEmpty else { return 250 }
         let now = engine.time.monotonicNs()
         var next: UInt64 = now + 250_000_000
@@ -218,20 +231,30 @@ final class EventLoop: @unchecked Sendable {
         for _ in 0..<64 {
             let fd = mnemo_accept(listener.fd)
             if fd < 0 {
-                if errno == EINTR { continue }
-                if errno != EAGAIN && errno != EWOULDBLOCK {
-                    logger.warning("accept failed", metadata: ["errno": "\(errno)"])
+                let error = errno
+                if error == EINTR { continue }
+                if error == EMFILE || error == ENFILE {
+                    warnAcceptFailure(error)
+                    if spareFD < 0 { spareFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC) }
+                    if spareFD >= 0 {
+                        // Out of descriptors: refuse the peer with the spare one.
+                        Glibc.close(spareFD)
+                        let peer = mnemo_accept(listener.fd)
+                        if peer >= 0 { refuse(peer, "out of file descriptors") }
+                        spareFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
+                        continue
+                    }
+                    // Not even a spare: stop watching the listener for a moment instead of
+                    // spinning on it (another loop may still serve it).
+                    _ = epoll_ctl(epfd, EPOLL_CTL_DEL, listener.fd, nil)
+                    acceptPausedUntilNs = engine.time.monotonicNs() + 100_000_000
+                    return
                 }
+                if error != EAGAIN && error != EWOULDBLOCK { warnAcceptFailure(error) }
                 return
             }
             if status.connectionsCurrent.load(ordering: .relaxed) >= limits.maxConnections {
-                status.connectionsRefused.add(1, ordering: .relaxed)
-                var w = JSONWriter()
-                RPC.writeError(id: .null, .limit("max_connections", max: limits.maxConnections,
-                                                 "too many connections (\(limits.maxConnections))"), &w)
-                w.byte(0x0A)
-                _ = w.bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                Glibc.close(fd)
+                refuse(fd, "too many connections (\(limits.maxConnections))")
                 continue
             }
             guard let peer = PeerCredentials.read(fd: fd) else {
@@ -248,6 +271,25 @@ final class EventLoop: @unchecked Sendable {
                 target.handOver(fd, peer)
             }
         }
+    }
+
+    /// Answers a peer that cannot be served with one `max_connections` error line and
+    /// closes it.
+    private func refuse(_ fd: Int32, _ reason: String) {
+        status.connectionsRefused.add(1, ordering: .relaxed)
+        var w = JSONWriter()
+        RPC.writeError(id: .null, .limit("max_connections", max: limits.maxConnections, reason), &w)
+        w.byte(0x0A)
+        _ = w.bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        Glibc.close(fd)
+    }
+
+    /// Logs an accept failure at most once a second.
+    private func warnAcceptFailure(_ error: Int32) {
+        let now = engine.time.monotonicNs()
+        guard now - lastAcceptWarningNs > 1_000_000_000 else { return }
+        lastAcceptWarningNs = now
+        logger.warning("accept failed", metadata: ["error": "\(String(cString: strerror(error)))"])
     }
 
     /// Gives an accepted connection to this loop (any thread).

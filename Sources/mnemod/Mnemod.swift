@@ -46,6 +46,7 @@ struct Mnemod: AsyncParsableCommand {
         LoggingSystem.bootstrap { LogfmtHandler(label: $0, level: level) }
         let logger = Logger(label: "mnemod")
         signal(SIGPIPE, SIG_IGN)
+        raiseDescriptorLimit(for: cfg.limits.maxConnections, logger: logger)
 
         let engine: Engine
         do {
@@ -99,5 +100,22 @@ struct Mnemod: AsyncParsableCommand {
             cfg.logLevel = level
         }
         return cfg
+    }
+}
+
+/// Raises the soft limit on open files so that `max_connections` clients (plus the
+/// daemon's own files) fit; warns when the hard limit does not allow it. Past the limit,
+/// peers are refused with an error line rather than left hanging.
+private func raiseDescriptorLimit(for connections: Int, logger: Logger) {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+    let wanted = rlim_t(connections + 256)
+    if limit.rlim_cur < wanted {
+        limit.rlim_cur = min(wanted, limit.rlim_max)
+        _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    }
+    if limit.rlim_cur < wanted {
+        logger.warning("the open-files limit is below max_connections; extra peers will be refused",
+                       metadata: ["nofile": "\(limit.rlim_cur)", "max_connections": "\(connections)"])
     }
 }

@@ -16,7 +16,7 @@ final class Daemon: @unchecked Sendable {
     private var ownsDirectory = true
 
     /// Starts mnemod with `config` (TOML text) and waits until it answers.
-    init(config: String = "", extraArgs: [String] = [], dir: URL? = nil) throws {
+    init(config: String = "", extraArgs: [String] = [], dir: URL? = nil, launcher: [String] = []) throws {
         let dir = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-e2e-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         self.dir = dir
@@ -25,8 +25,15 @@ final class Daemon: @unchecked Sendable {
         let configPath = dir.appendingPathComponent("mnemod.toml").path
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Daemon.binary("mnemod"))
-        process.arguments = ["--socket", socket, "--data-dir", dataDir, "--config", configPath, "--log-level", "warning"] + extraArgs
+        let args = ["--socket", socket, "--data-dir", dataDir, "--config", configPath, "--log-level", "warning"] + extraArgs
+        if let tool = launcher.first {
+            // e.g. prlimit: run mnemod under another program.
+            process.executableURL = URL(fileURLWithPath: tool)
+            process.arguments = Array(launcher.dropFirst()) + [Daemon.binary("mnemod")] + args
+        } else {
+            process.executableURL = URL(fileURLWithPath: Daemon.binary("mnemod"))
+            process.arguments = args
+        }
         process.standardError = stderrPipe
         try process.run()
         try waitUntilReady()
@@ -141,12 +148,13 @@ final class RawConnection {
         }
     }
 
-    /// Whether the server closed the connection (EOF within the timeout).
+    /// Whether the server closed the connection (EOF, or a reset when it closed with our
+    /// request unread, within the timeout).
     func isClosedByPeer(timeoutMs: Int32 = 5000) -> Bool {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&pfd, 1, timeoutMs) > 0 else { return false }
         var byte: UInt8 = 0
-        return read(fd, &byte, 1) == 0
+        return read(fd, &byte, 1) <= 0
     }
 }
 

@@ -120,3 +120,39 @@ struct LifecycleTests {
         #expect(try mnemo(["frobnicate"]).0 == 64)
     }
 }
+
+@Suite("file descriptor exhaustion")
+struct DescriptorLimitTests {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs prlimit"))
+    func peersBeyondTheOpenFilesLimitAreRefusedNotLeftHanging() throws {
+        // mnemod under a hard limit of 48 open files: it cannot hold 100 connections.
+        let daemon = try Daemon(launcher: ["/usr/bin/prlimit", "--nofile=48:48"])
+        var open: [RawConnection] = []
+        var refused = 0
+        for _ in 0..<100 {
+            let c = try RawConnection(daemon.socket)
+            c.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"admin.health\"}\n")
+            guard let reply = c.readJSON(timeoutMs: 3000) else {
+                Issue.record("no reply: the peer was left hanging")
+                break
+            }
+            if reply["error"]?["data"]?["limit"] == "max_connections" {
+                refused += 1
+                #expect(c.isClosedByPeer())
+            } else {
+                #expect(reply["result"]?["status"] == "ok")
+                open.append(c)
+            }
+        }
+        #expect(refused > 0)
+        #expect(open.count > 10)
+        // Freeing descriptors lets new peers in again.
+        open.removeAll()
+        var served = false
+        for _ in 0..<100 where !served {
+            usleep(20_000)
+            served = (try? daemon.client().call("admin.health")) != nil
+        }
+        #expect(served)
+    }
+}
