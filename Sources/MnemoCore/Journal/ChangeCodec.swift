@@ -89,6 +89,8 @@ enum ChangeCodec {
             w.raw("{\"t\":\"ack\",\"ns\":"); w.string(ns)
             w.raw(",\"ids\":"); w.value(.array(ids.map(JSON.string)))
             w.raw(",\"rev\":"); w.int(rev); w.raw("}")
+        case .ceiling(let rev):
+            w.raw("{\"t\":\"ceiling\",\"rev\":"); w.int(rev); w.raw("}")
         case .dropEntry(let ns, let id, let rev):
             w.raw("{\"t\":\"drop\",\"ns\":"); w.string(ns)
             w.raw(",\"id\":"); w.string(id)
@@ -155,6 +157,7 @@ enum ChangeCodec {
         case "ack":
             let ids = (json["ids"]?.arrayValue ?? []).compactMap(\.stringValue)
             return .ack(ns: try r.str("ns"), ids: ids, rev: try r.int("rev"))
+        case "ceiling": return .ceiling(rev: try r.int("rev"))
         case "drop": return .dropEntry(ns: try r.str("ns"), id: try r.str("id"), rev: try r.int("rev"))
         case let t: throw DecodeError(description: "unknown record type \(t)")
         }

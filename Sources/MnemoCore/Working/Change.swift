@@ -29,6 +29,10 @@ enum Change: Sendable {
     case ack(ns: String, ids: [String], rev: Int64)
     /// Drop an inbox entry past its retention.
     case dropEntry(ns: String, id: String, rev: Int64)
+    /// A revision high-water mark, fsynced before any revision up to it is handed out
+    /// (normal mode): after a power loss recovery resumes above it, so revisions and
+    /// fencing tokens issued in the last unsynced second are never issued again.
+    case ceiling(rev: Int64)
 
     /// The revision this change takes.
     var rev: Int64 {
@@ -39,6 +43,7 @@ enum Change: Sendable {
             .forgetResult(_, _, let rev), .ack(_, _, let rev), .dropEntry(_, _, let rev):
             return rev
         case .claim(_, _, let c): return c.token
+        case .ceiling: return 0  // not a revision of its own; recovery reads it
         case .result(_, _, let r): return r.provenance.rev
         case .task(_, _, let step): return step.provenance.rev
         case .post(_, let e): return e.provenance.rev

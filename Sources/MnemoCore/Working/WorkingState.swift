@@ -18,6 +18,8 @@ struct WorkingState: Sendable {
     /// Claims by monotonic expiry (ms).
     var claimExpiry = ExpiryQueue()
     var expiredTotal = 0
+    /// Revisions up to this are covered by a durable high-water mark (normal mode).
+    var revCeiling: Int64 = 0
     /// While `collecting`, `apply` records here what each change did, for watches (the
     /// buffer is reused from change to change).
     var events: [WatchEvent] = []
@@ -118,6 +120,8 @@ struct WorkingState: Sendable {
                 inboxes[ns]?[id]?.acked = true
                 emit(rev, "inbox", "ack", ns, id: id)
             }
+        case .ceiling:
+            break
         case .dropEntry(let ns, let id, let rev):
             emit(rev, "inbox", "drop", ns, id: id)
             bytes -= inboxes[ns]?.removeValue(forKey: id).map(Cost.entry) ?? 0
