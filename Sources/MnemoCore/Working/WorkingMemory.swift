@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Logging
 import MnemoProtocol
 import Synchronization
@@ -22,6 +23,8 @@ public final class WorkingMemory: Sendable {
     let claimWaiters = Mutex<(next: UInt64, byClaim: [ClaimKey: [UInt64: @Sendable () -> Void]])>((1, [:]))
     /// Change listeners (watches), called with the lock held, in revision order.
     let observers = Mutex<[@Sendable ([WatchEvent]) -> Void]>([])
+    /// Whether a snapshot is being written.
+    let snapshotting = Atomic<Bool>(false)
     /// How long results and inbox entries are kept.
     let resultRetentionMs: Int64
     let inboxRetentionMs: Int64
@@ -76,8 +79,11 @@ public final class WorkingMemory: Sendable {
         return wm
     }
 
-    /// Stops the journal's sync thread after a final fsync.
-    public func close() { journal?.stop() }
+    /// Waits for a snapshot being written, then stops the journal after a final fsync.
+    public func close() {
+        while snapshotting.load(ordering: .acquiring) { usleep(10_000) }
+        journal?.stop()
+    }
 
     // MARK: committing
 
@@ -191,14 +197,21 @@ public final class WorkingMemory: Sendable {
     // MARK: snapshots
 
     /// Writes a snapshot if the journal grew past `thresholdBytes` since the last one.
+    /// The file is written on a thread of its own (one snapshot at a time), so the caller
+    /// (the sweeper's task) is not blocked for the seconds a large state takes to write.
     public func snapshotIfNeeded(thresholdBytes: Int) {
         guard let journal, journal.bytesSinceSnapshot >= thresholdBytes else { return }
-        snapshot()
+        guard snapshotting.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
+        Thread.detachNewThread { [self] in
+            snapshot()
+            snapshotting.store(false, ordering: .releasing)
+        }
     }
 
     /// Writes a snapshot of the current state and drops the logs it replaces. The state is
-    /// captured and the log rotated under the lock (a consistent cut; the copy is
-    /// copy-on-write, so this is O(1) until the next writes); the file is written after.
+    /// captured and the log rotated under the lock (a consistent cut). The capture shares
+    /// storage with the live state, so the first writes after it copy the namespace or
+    /// table they touch (copy-on-write): a pause proportional to that table's size.
     public func snapshot() {
         guard let journal else { return }
         let captured: (UInt64, WorkingState)? = state.withLock { s in
