@@ -18,6 +18,8 @@ struct MnemoBench: ParsableCommand {
     @Option(help: "Workloads: get,set,strict,echo (comma-separated).") var workloads = "get,set,strict"
     @Option(help: "Write the JSON results here.") var out: String?
     @Option(help: "mnemod event-loop threads (default: mnemod's own, one per core).") var mnemodThreads: Int?
+    @Option(help: "Client threads sharing the connections (1: like redis-benchmark; 32: like 32 agent processes).")
+    var clientThreads = 1
 
     func run() throws {
         let counts = clients.split(separator: ",").compactMap { Int($0) }
@@ -56,13 +58,13 @@ struct MnemoBench: ParsableCommand {
             for n in counts {
                 results += try rounds {
                     [
-                        try measureMultiplexed(workload: "wm.get", system: "mnemo", clients: n, perClient: perClient(n), warmup: 500) {
+                        try measureMultiplexed(workload: "wm.get", system: "mnemo", clients: n, perClient: perClient(n), warmup: 500, threads: clientThreads) {
                             try Connect.mnemo(m.socket, agent: "bench\($0)", lines: gets)
                         },
-                        try measureMultiplexed(workload: "wm.get", system: "redis GET", clients: n, perClient: perClient(n), warmup: 500) { _ in
+                        try measureMultiplexed(workload: "wm.get", system: "redis GET", clients: n, perClient: perClient(n), warmup: 500, threads: clientThreads) { _ in
                             try Connect.redis(r.socket, commands: redisGets)
                         },
-                        try measureMultiplexed(workload: "wm.get", system: "echo", clients: n, perClient: perClient(n), warmup: 500) { _ in
+                        try measureMultiplexed(workload: "wm.get", system: "echo", clients: n, perClient: perClient(n), warmup: 500, threads: clientThreads) { _ in
                             try Connect.echo(echoPath, line: gets[0])
                         },
                     ]
@@ -75,7 +77,7 @@ struct MnemoBench: ParsableCommand {
                 defer { m.stop() }
                 for n in counts {
                     results += try rounds {
-                        [try measureMultiplexed(workload: "wm.set", system: "mnemo \(mode)", clients: n, perClient: perClient(n), warmup: 200) {
+                        [try measureMultiplexed(workload: "wm.set", system: "mnemo \(mode)", clients: n, perClient: perClient(n), warmup: 200, threads: clientThreads) {
                             try Connect.mnemo(m.socket, agent: "bench\($0)", lines: setLines($0))
                         }]
                     }
@@ -85,7 +87,7 @@ struct MnemoBench: ParsableCommand {
             defer { r.stop() }
             for n in counts {
                 results += try rounds {
-                    [try measureMultiplexed(workload: "wm.set", system: "redis SET", clients: n, perClient: perClient(n), warmup: 200) {
+                    [try measureMultiplexed(workload: "wm.set", system: "redis SET", clients: n, perClient: perClient(n), warmup: 200, threads: clientThreads) {
                         try Connect.redis(r.socket, commands: redisSets($0))
                     }]
                 }
@@ -98,10 +100,10 @@ struct MnemoBench: ParsableCommand {
             for n in counts {
                 results += try rounds {
                     [
-                        try measureMultiplexed(workload: "wm.set durable", system: "mnemo strict", clients: n, perClient: requestsDurable, warmup: 20) {
+                        try measureMultiplexed(workload: "wm.set durable", system: "mnemo strict", clients: n, perClient: requestsDurable, warmup: 20, threads: clientThreads) {
                             try Connect.mnemo(m.socket, agent: "bench\($0)", lines: setLines($0))
                         },
-                        try measureMultiplexed(workload: "wm.set durable", system: "redis appendfsync always", clients: n, perClient: requestsDurable, warmup: 20) {
+                        try measureMultiplexed(workload: "wm.set durable", system: "redis appendfsync always", clients: n, perClient: requestsDurable, warmup: 20, threads: clientThreads) {
                             try Connect.redis(r.socket, commands: redisSets($0))
                         },
                     ]
@@ -109,7 +111,7 @@ struct MnemoBench: ParsableCommand {
             }
         }
         let merged = Report.mergeRounds(results)
-        print(Report.markdown(merged, cpus: cpus))
+        print(Report.markdown(merged, cpus: cpus, clientThreads: clientThreads))
         if let out {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -148,13 +150,13 @@ enum Report {
         }
     }
 
-    static func markdown(_ results: [RunResult], cpus: String) -> String {
+    static func markdown(_ results: [RunResult], cpus: String, clientThreads: Int) -> String {
         var s = "| workload | system | clients | p50 us | p90 us | p99 us | p99.9 us | max us | ops/s |\n"
         s += "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
         for r in results {
             s += "| \(r.workload) | \(r.system) | \(r.clients) | \(f(r.p50)) | \(f(r.p90)) | \(f(r.p99)) | \(f(r.p999)) | \(f(r.max)) | \(Int(r.opsPerSecond)) |\n"
         }
-        s += "\nMedian of rounds by p50; CPU pinning: \(cpus).\n"
+        s += "\nMedian of rounds by p50; CPU pinning: \(cpus); client threads: \(clientThreads).\n"
         return s
     }
 

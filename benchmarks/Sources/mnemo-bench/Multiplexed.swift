@@ -52,14 +52,54 @@ final class MuxConnection {
     }
 }
 
-/// Drives `clients` connections from one thread with `poll`, one outstanding request per
-/// connection (as redis-benchmark does), so that the client's own cost stays small and
-/// the same for every system measured.
-func measureMultiplexed(workload: String, system: String, clients: Int, perClient: Int, warmup: Int,
-                        connect: (Int) throws -> MuxConnection) throws -> RunResult {
+/// Connections driven by one client thread (handed to that thread once; never shared).
+private final class Group: @unchecked Sendable {
+    let conns: [MuxConnection]
     var hist = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000,
                                  numberOfSignificantValueDigits: .three)
+    var windowOps = 0
+    var seconds = 0.0
+    var failure: String?
+    init(_ conns: [MuxConnection]) { self.conns = conns }
+}
+
+/// Drives `clients` connections, one request in flight per connection, from `threads`
+/// client threads, each polling its share: 1 thread is redis-benchmark's way (the
+/// client's own cost stays small); one thread per connection is 32 separate agents.
+/// Throughput is the sum of the threads' steady-state rates (every connection past its
+/// warm-up, none finished).
+func measureMultiplexed(workload: String, system: String, clients: Int, perClient: Int, warmup: Int, threads: Int = 1,
+                        connect: (Int) throws -> MuxConnection) throws -> RunResult {
     let conns = try (0..<clients).map(connect)
+    let n = max(1, min(threads, clients))
+    let groups = (0..<n).map { g in Group(stride(from: g, to: clients, by: n).map { conns[$0] }) }
+    let done = DispatchGroup()
+    for group in groups {
+        done.enter()
+        Thread.detachNewThread {
+            do {
+                try drive(group, perClient: perClient, warmup: warmup)
+            } catch {
+                group.failure = "\(error)"
+            }
+            done.leave()
+        }
+    }
+    done.wait()
+    if let f = groups.compactMap(\.failure).first { throw BenchError("\(system): \(f)") }
+    var hist = groups[0].hist
+    for g in groups.dropFirst() { hist.add(g.hist) }
+    let rate = groups.reduce(0.0) { $0 + Double($1.windowOps) / max($1.seconds, 1e-9) }
+    let us = { (v: UInt64) in Double(v) / 1000 }
+    return RunResult(workload: workload, system: system, clients: clients, operations: Int(hist.totalCount),
+                     seconds: groups.map(\.seconds).max() ?? 0, opsPerSecond: rate,
+                     p50: us(hist.valueAtPercentile(50)), p90: us(hist.valueAtPercentile(90)),
+                     p99: us(hist.valueAtPercentile(99)), p999: us(hist.valueAtPercentile(99.9)), max: us(hist.max))
+}
+
+private func drive(_ group: Group, perClient: Int, warmup: Int) throws {
+    let conns = group.conns
+    let clients = conns.count
     var fds = conns.map { pollfd(fd: $0.socket.fd, events: Int16(POLLIN), revents: 0) }
     let total = perClient + warmup
     var chunk = [UInt8](repeating: 0, count: 65536)
@@ -74,20 +114,18 @@ func measureMultiplexed(workload: String, system: String, clients: Int, perClien
     }
     var finished = 0
     while finished < clients {
-        guard poll(&fds, nfds_t(fds.count), 10_000) > 0 else { throw BenchError("\(system): no reply within 10 s") }
+        guard poll(&fds, nfds_t(fds.count), 10_000) > 0 else { throw BenchError("no reply within 10 s") }
         for (i, c) in conns.enumerated() where fds[i].revents != 0 {
             let n = chunk.withUnsafeMutableBytes { read(c.socket.fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw BenchError("\(system): connection closed") }
+            guard n > 0 else { throw BenchError("connection closed") }
             c.buffer.append(contentsOf: chunk[0..<n])
             while let len = c.buffer.withUnsafeBytes({ c.framing.complete($0) }) {
                 if let problem = c.buffer.withUnsafeBytes({ c.check(UnsafeRawBufferPointer(rebasing: $0[0..<len])) }) {
-                    throw BenchError("\(system): \(problem)")
+                    throw BenchError(problem)
                 }
                 c.buffer.removeSubrange(0..<len)
                 let t = now()
-                if c.done >= warmup { _ = hist.record(t - c.sentAt) }
-                // Throughput is taken while every connection is past its warm-up and none
-                // has finished: the steady state with all clients active.
+                if c.done >= warmup { _ = group.hist.record(t - c.sentAt) }
                 if measuring && finished == 0 { windowOps += 1 }
                 c.done += 1
                 if !measuring && conns.allSatisfy({ $0.done >= warmup }) {
@@ -105,9 +143,6 @@ func measureMultiplexed(workload: String, system: String, clients: Int, perClien
             }
         }
     }
-    let seconds = Double(tEnd - t0) / 1e9
-    let us = { (v: UInt64) in Double(v) / 1000 }
-    return RunResult(workload: workload, system: system, clients: clients, operations: Int(hist.totalCount), seconds: seconds,
-                     opsPerSecond: Double(windowOps) / seconds, p50: us(hist.valueAtPercentile(50)), p90: us(hist.valueAtPercentile(90)),
-                     p99: us(hist.valueAtPercentile(99)), p999: us(hist.valueAtPercentile(99.9)), max: us(hist.max))
+    group.windowOps = windowOps
+    group.seconds = Double(tEnd - t0) / 1e9
 }
