@@ -16,12 +16,20 @@ struct MnemoBench: ParsableCommand {
     @Option(help: "Rounds; mnemod and its peer alternate in each.") var rounds = 3
     @Option(help: "Pin servers and clients to these CPUs with taskset (e.g. 0), or 'none'.") var cpus = "none"
     @Option(help: "Workloads: get,set,strict,echo (comma-separated).") var workloads = "get,set,strict"
-    @Option(help: "Write the JSON results here.") var out: String?
+    @Option(help: "Write the JSON results here (and an SVG plot beside them).") var out: String?
+    @Option(help: "Only draw the SVG plot of an earlier run's JSON results (written beside it).") var replot: String?
     @Option(help: "mnemod event-loop threads (default: mnemod's own, one per core).") var mnemodThreads: Int?
     @Option(help: "Client threads sharing the connections (1: like redis-benchmark; 32: like 32 agent processes).")
     var clientThreads = 1
 
     func run() throws {
+        if let replot {
+            let results = try JSONDecoder().decode([RunResult].self, from: Data(contentsOf: URL(fileURLWithPath: replot)))
+            let svgPath = (replot.hasSuffix(".json") ? String(replot.dropLast(5)) : replot) + ".svg"
+            try Plot.svg(results, title: "mnemo-bench: \(URL(fileURLWithPath: replot).lastPathComponent)")
+                .write(toFile: svgPath, atomically: true, encoding: .utf8)
+            return
+        }
         let counts = clients.split(separator: ",").compactMap { Int($0) }
         let pin = cpus == "none" ? nil : cpus
         let wanted = Set(workloads.split(separator: ",").map(String.init))
@@ -116,6 +124,9 @@ struct MnemoBench: ParsableCommand {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try enc.encode(merged).write(to: URL(fileURLWithPath: out))
+            let svgPath = (out.hasSuffix(".json") ? String(out.dropLast(5)) : out) + ".svg"
+            let title = "mnemo-bench: CPU pinning \(cpus), \(clientThreads) client thread(s), \(rounds) rounds"
+            try Plot.svg(merged, title: title).write(toFile: svgPath, atomically: true, encoding: .utf8)
         }
     }
 
