@@ -26,9 +26,10 @@ run: release
 build: deps
 	$(SWIFT) build --build-tests
 
-## test: schema examples, then unit and end-to-end tests against real daemons
+## test: schema and contract checks, the Python client, then unit and end-to-end tests against real daemons
 test: build pydeps
 	$(PYTHON) -m pytest -q schemas/
+	$(PYTHON) -m pytest -q -p no:cacheprovider -p no:benchmark clients/python/tests
 	$(SWIFT) test --skip-build
 
 clean:

@@ -1,0 +1,157 @@
+"""Pieces shared by the sync and the asyncio client: socket path, framing, convenience API."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+__all__ = ["default_socket_path", "encode", "ApiMixin"]
+
+CLIENT_NAME = "mnemo-py/0.1.0"
+
+
+def default_socket_path() -> str:
+    """$MNEMO_SOCKET, else $XDG_RUNTIME_DIR/mnemo/mnemo.sock, else ./mnemo.sock."""
+    path = os.environ.get("MNEMO_SOCKET")
+    if path:
+        return path
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "mnemo", "mnemo.sock")
+    return "./mnemo.sock"
+
+
+def encode(obj: Any) -> bytes:
+    """One JSON-RPC line (compact, UTF-8, newline-terminated)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def request(req_id: int, method: str, params: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    msg: Dict[str, Any] = {"jsonrpc": "2.0", "id": req_id, "method": method}
+    if params:
+        msg["params"] = dict(params)
+    return msg
+
+
+def hello_params(agent: str, token: Optional[str]) -> Dict[str, Any]:
+    p: Dict[str, Any] = {"agent": agent, "client": CLIENT_NAME}
+    if token is not None:
+        p["token"] = token
+    return p
+
+
+def _clean(**params: Any) -> Dict[str, Any]:
+    """Drop parameters left at None (the contract treats null as absent anyway)."""
+    return {k: v for k, v in params.items() if v is not None}
+
+
+class ApiMixin:
+    """Convenience methods mirroring the contract.
+
+    Each returns whatever ``self._invoke(method, params)`` returns: the result dict for the
+    sync :class:`mnemo.Client`, an awaitable of it for :class:`mnemo.aio.AsyncClient`.
+    """
+
+    def _invoke(self, method: str, params: Dict[str, Any]) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- admin ---------------------------------------------------------------------------
+    def health(self) -> Any:
+        return self._invoke("admin.health", {})
+
+    def stats(self) -> Any:
+        return self._invoke("admin.stats", {})
+
+    # -- working memory --------------------------------------------------------------------
+    def set(
+        self,
+        ns: str,
+        key: str,
+        value: Any,
+        *,
+        ttl_ms: Optional[int] = None,
+        if_version: Optional[int] = None,
+        if_absent: Optional[bool] = None,
+        lease: Optional[Mapping[str, Any]] = None,
+        fence: Optional[Mapping[str, Any]] = None,
+        task: Optional[str] = None,
+        derived_from: Optional[Sequence[str]] = None,
+    ) -> Any:
+        params = _clean(ns=ns, key=key, ttl_ms=ttl_ms, if_version=if_version, if_absent=if_absent,
+                        lease=lease, fence=fence, task=task, derived_from=derived_from)
+        params["value"] = value  # null is a legal value
+        return self._invoke("wm.set", params)
+
+    def get(self, ns: str, key: str) -> Any:
+        return self._invoke("wm.get", {"ns": ns, "key": key})
+
+    def delete(self, ns: str, key: str, *, if_version: Optional[int] = None,
+               fence: Optional[Mapping[str, Any]] = None) -> Any:
+        return self._invoke("wm.del", _clean(ns=ns, key=key, if_version=if_version, fence=fence))
+
+    def list(self, ns: str, *, prefix: Optional[str] = None, limit: Optional[int] = None,
+             cursor: Optional[str] = None) -> Any:
+        return self._invoke("wm.list", _clean(ns=ns, prefix=prefix, limit=limit, cursor=cursor))
+
+    def expire(self, ns: str, key: str, ttl_ms: Optional[int]) -> Any:
+        """Set the TTL (ms from now) or remove it (``ttl_ms=None``)."""
+        return self._invoke("wm.expire", {"ns": ns, "key": key, "ttl_ms": ttl_ms})
+
+    def clear(self, ns: str) -> Any:
+        return self._invoke("wm.clear", {"ns": ns})
+
+    def txn(self, ops: Sequence[Mapping[str, Any]],
+            compare: Optional[Sequence[Mapping[str, Any]]] = None) -> Any:
+        params: Dict[str, Any] = {"ops": [dict(o) for o in ops]}
+        if compare:
+            params["compare"] = [dict(c) for c in compare]
+        return self._invoke("wm.txn", params)
+
+    # -- coordination ------------------------------------------------------------------------
+    def acquire(self, ns: str, resource: str, ttl_ms: int, *, wait_ms: Optional[int] = None) -> Any:
+        return self._invoke("claim.acquire", _clean(ns=ns, resource=resource, ttl_ms=ttl_ms, wait_ms=wait_ms))
+
+    def renew(self, ns: str, resource: str, token: int, ttl_ms: int) -> Any:
+        return self._invoke("claim.renew", {"ns": ns, "resource": resource, "token": token, "ttl_ms": ttl_ms})
+
+    def release(self, ns: str, resource: str, token: int) -> Any:
+        return self._invoke("claim.release", {"ns": ns, "resource": resource, "token": token})
+
+    def claims(self, ns: str) -> Any:
+        return self._invoke("claim.list", {"ns": ns})
+
+    def put_result(self, ns: str, task: str, idempotency_key: str, value: Any) -> Any:
+        return self._invoke("result.put", {"ns": ns, "task": task, "idempotency_key": idempotency_key,
+                                           "value": value})
+
+    def transition(self, ns: str, task: str, to: str, *, from_: Optional[str] = None,
+                   fence: Optional[Mapping[str, Any]] = None) -> Any:
+        """``task.transition``; ``from_`` is the contract's ``from`` (a Python keyword)."""
+        params = _clean(ns=ns, task=task, to=to, fence=fence)
+        if from_ is not None:
+            params["from"] = from_
+        return self._invoke("task.transition", params)
+
+    def task(self, ns: str, task: str) -> Any:
+        return self._invoke("task.get", {"ns": ns, "task": task})
+
+    def post(self, ns: str, to: str, type: str, content: Any) -> Any:  # noqa: A002 (contract name)
+        return self._invoke("inbox.post", {"ns": ns, "to": to, "type": type, "content": content})
+
+    def read_inbox(self, ns: str, *, unacked_only: Optional[bool] = None, limit: Optional[int] = None) -> Any:
+        return self._invoke("inbox.read", _clean(ns=ns, unacked_only=unacked_only, limit=limit))
+
+    def ack(self, ns: str, ids: Sequence[str]) -> Any:
+        return self._invoke("inbox.ack", {"ns": ns, "ids": list(ids)})
+
+
+def watch_params(ns: str, prefix: Optional[str], from_rev: Optional[int],
+                 tiers: Optional[Sequence[str]]) -> Dict[str, Any]:
+    return _clean(ns=ns, prefix=prefix, from_rev=from_rev, tiers=list(tiers) if tiers else None)
+
+
+def merge_params(params: Optional[Mapping[str, Any]], kw: Mapping[str, Any]) -> Dict[str, Any]:
+    out: Dict[str, Any] = dict(params) if params else {}
+    out.update(kw)
+    return out
+
