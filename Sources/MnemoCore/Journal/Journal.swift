@@ -11,17 +11,19 @@ import Glibc
 /// The write-ahead journal of working memory and coordination: an append-only log of
 /// checksummed records plus periodic snapshots, in `<data_dir>/working/`.
 ///
-/// A change is appended while the store lock is held, before it is applied, so the log
-/// order is the apply order and a change that cannot be journaled is refused with
-/// `UNAVAILABLE` and not applied. The log's reserved part is a shared memory mapping of
-/// zero-filled, allocated blocks: appending is a copy into the kernel's page cache — it
-/// survives a crash of the process at once, with no system call per write, which is the
-/// `normal` mode's promise — and a full disk is met when reserving the next chunk, never
-/// half way through a record. In `strict` mode the event loops call
-/// ``syncThrough(_:)`` before sending replies: one `fdatasync` per loop iteration covers
-/// every request read in it (group commit, like Redis's `appendfsync always`, but on each
-/// core). A background thread fsyncs once a second (the `normal` mode's bound on a power
-/// loss) and reserves space ahead.
+/// A change is appended (to an in-memory buffer, into space already reserved on disk)
+/// while the store lock is held, before it is applied, so the log order is the apply order
+/// and a change that cannot be journaled is refused with `UNAVAILABLE` and not applied.
+/// ``writeOut()`` hands buffered records to the kernel in one `pwrite`; the event loops
+/// call it before sending replies, so in `normal` mode no reply is sent before the writes
+/// it reflects reached the operating system. In `strict` mode the loops then call
+/// ``syncThrough(_:)`` (one `fdatasync` per loop iteration covers every request read in
+/// it: group commit, like Redis's `appendfsync always`, but on each core). A background
+/// thread fsyncs once a second (the `normal` mode's bound on a power loss).
+///
+/// Disk space is reserved ahead in zero-filled chunks, so an append never meets a full
+/// disk half way and an fsync of an overwritten block does not also flush file-size
+/// metadata.
 public final class Journal: Sendable {
     /// The durability mode.
     public let mode: Durability
@@ -40,12 +42,10 @@ public final class Journal: Sendable {
         var gen: UInt64
         /// File offset up to which records were written.
         var fileEnd: Int = 0
-        /// Bytes of the file reserved (zero-filled), all of them mapped at `map`.
+        /// Bytes of the file reserved (zero-filled).
         var allocated: Int = 0
-        /// The reserved part of the file, mapped shared: a record copied here is in the
-        /// kernel's page cache at once — it survives a crash of the process — with no
-        /// system call per write.
-        var map: UnsafeMutableRawPointer? = nil
+        /// Framed records not yet written.
+        var buffer: [UInt8] = []
         /// Bytes ever appended / written (log sequence numbers).
         var appendedLSN: UInt64 = 0
         var writtenLSN: UInt64 = 0
@@ -171,35 +171,52 @@ public final class Journal: Sendable {
         try io.withLock { io throws(WireError) in
             if let failure = io.failure { throw .app(.unavailable, "journal unavailable: \(failure)") }
             let size = Journal.frameHeader + payload.count
-            if io.fileEnd + size > io.allocated {
+            if io.fileEnd + io.buffer.count + size > io.allocated {
                 guard reserve(&io, max(Journal.chunk, size)) else {
                     throw .app(.unavailable, "disk full: cannot reserve journal space in \(dir); nothing was applied")
                 }
             }
-            guard let map = io.map else { throw .app(.unavailable, "journal unavailable: not mapped") }
             var header = (UInt32(payload.count).littleEndian, CRC32C.checksum(payload).littleEndian)
-            withUnsafeBytes(of: &header) { (map + io.fileEnd).copyMemory(from: $0.baseAddress!, byteCount: 8) }
-            payload.withUnsafeBytes { (map + io.fileEnd + 8).copyMemory(from: $0.baseAddress!, byteCount: payload.count) }
-            io.fileEnd += size
+            withUnsafeBytes(of: &header) { io.buffer.append(contentsOf: $0) }
+            io.buffer.append(contentsOf: payload)
             io.appendedLSN += UInt64(size)
-            io.writtenLSN = io.appendedLSN
             io.bytesSinceSnapshot += size
             return io.appendedLSN
         }
     }
 
-    /// Records are in the operating system's page cache as soon as they are appended (the
-    /// journal is a shared mapping), so this only reports whether the journal is healthy.
+    /// Writes buffered records to the file (one `pwrite`).
     /// - Returns: the LSN written through, or nil when the journal failed: then records
-    ///   that were applied in memory may not reach the disk, and no reply may
-    ///   acknowledge them.
+    ///   that were applied in memory are not on disk, and no reply may acknowledge them.
     public func writeOut() -> UInt64? {
-        io.withLock { io in io.failure == nil ? io.writtenLSN : nil }
+        io.withLock { io in
+            let written = flush(&io)
+            return io.failure == nil ? written : nil
+        }
     }
 
-    /// Reserves `bytes` more of zero-filled file space and maps it; false if the disk is
-    /// full. The blocks are allocated and written before they are mapped, so a store into
-    /// the mapping never meets a full disk (which would be a SIGBUS).
+    private func flush(_ io: inout IO) -> UInt64 {
+        guard !io.buffer.isEmpty, io.failure == nil else { return io.writtenLSN }
+        var off = 0
+        let count = io.buffer.count
+        while off < count {
+            let n = io.buffer.withUnsafeBytes { pwrite(io.fd, $0.baseAddress! + off, count - off, off_t(io.fileEnd + off)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                // Space was reserved, so this is an I/O error: stop taking writes.
+                io.failure = "write to journal failed: \(String(cString: strerror(errno)))"
+                logger.critical("journal write failed; refusing writes", metadata: ["error": "\(io.failure ?? "")"])
+                return io.writtenLSN
+            }
+            off += n
+        }
+        io.fileEnd += count
+        io.buffer.removeAll(keepingCapacity: io.buffer.capacity <= 1 << 20)
+        io.writtenLSN = io.appendedLSN
+        return io.writtenLSN
+    }
+
+    /// Reserves `bytes` more of zero-filled file space; false if the disk is full.
     private func reserve(_ io: inout IO, _ bytes: Int) -> Bool {
         let size = (bytes + Journal.chunk - 1) / Journal.chunk * Journal.chunk
         guard posix_fallocate(io.fd, off_t(io.allocated), off_t(size)) == 0 else { return false }
@@ -211,11 +228,6 @@ public final class Journal: Sendable {
             if n <= 0 { return false }
             off += n
         }
-        guard let map = mmap(nil, io.allocated + size, PROT_READ | PROT_WRITE, MAP_SHARED, io.fd, 0),
-            map != MAP_FAILED
-        else { return false }
-        if let old = io.map { munmap(old, io.allocated) }
-        io.map = map
         io.allocated += size
         return true
     }
@@ -247,7 +259,7 @@ public final class Journal: Sendable {
             syncNow()
             // Keep half a chunk reserved ahead so appends rarely reserve inline.
             io.withLock { io in
-                if io.failure == nil, io.allocated - io.fileEnd < Journal.chunk / 2 {
+                if io.failure == nil, io.allocated - io.fileEnd - io.buffer.count < Journal.chunk / 2 {
                     _ = reserve(&io, Journal.chunk)
                 }
             }
@@ -259,7 +271,7 @@ public final class Journal: Sendable {
     /// Writes out and fsyncs everything appended so far.
     public func syncNow() {
         syncLock.withLock { _ in
-            let (fd, lsn) = io.withLock { io in (io.fd, io.writtenLSN) }
+            let (fd, lsn) = io.withLock { io in (io.fd, flush(&io)) }
             guard lsn > synced.load(ordering: .relaxed) else { return }
             if fdatasync(fd) != 0 {
                 io.withLock { $0.failure = "fdatasync failed: \(String(cString: strerror(errno)))" }
@@ -276,8 +288,6 @@ public final class Journal: Sendable {
         wakeup.signal()
         _ = stopped.wait(timeout: .now() + .seconds(10))
         io.withLock { io in
-            if let map = io.map { munmap(map, io.allocated) }
-            io.map = nil
             close(io.fd)
             io.failure = io.failure ?? "journal closed"
         }
@@ -294,6 +304,7 @@ public final class Journal: Sendable {
     func rotate() throws(StorageError) -> UInt64 {
         try syncLock.withLock { _ throws(StorageError) in
             try io.withLock { io throws(StorageError) in
+                _ = flush(&io)
                 if let failure = io.failure { throw StorageError(failure) }
                 let fd = try Journal.createLog(dir: dir, gen: io.gen + 1)
                 var next = IO(fd: fd, gen: io.gen + 1)
@@ -304,12 +315,10 @@ public final class Journal: Sendable {
                 }
                 guard fdatasync(io.fd) == 0 else {
                     io.failure = "fdatasync failed: \(String(cString: strerror(errno)))"
-                    if let map = next.map { munmap(map, next.allocated) }
                     close(fd)
                     unlink(Journal.logPath(dir, io.gen + 1))
                     throw StorageError(io.failure ?? "fdatasync failed")
                 }
-                if let map = io.map { munmap(map, io.allocated) }
                 close(io.fd)
                 next.appendedLSN = io.appendedLSN
                 next.writtenLSN = io.writtenLSN
