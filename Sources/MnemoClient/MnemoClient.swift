@@ -134,22 +134,6 @@ public final class MnemoClient: Sendable {
         }
     }
 
-    /// Sends a raw line (which must not contain `\n`) and returns the raw reply line; for
-    /// tools that speak JSON-RPC themselves, like `mnemo call`.
-    public func rawLine(_ line: String) throws(ClientError) -> JSON {
-        try state.withLock { s throws(ClientError) in
-            try Self.send(s.fd, Array(line.utf8) + [0x0A])
-            while true {
-                let message = try Self.readMessage(&s)
-                if message["id"] == nil, message["method"] != nil {
-                    s.notifications.append(message)
-                    continue
-                }
-                return message
-            }
-        }
-    }
-
     /// The next server notification, waiting up to `timeoutMs` (nil: none arrived).
     public func nextNotification(timeoutMs: Int32 = 1000) throws(ClientError) -> JSON? {
         try state.withLock { s throws(ClientError) in

@@ -23,9 +23,7 @@ struct ExpiryQueue: Sendable {
         static func == (a: Entry, b: Entry) -> Bool { a.expiresAt == b.expiresAt }
     }
 
-    private(set) var heap = Heap<Entry>()
-
-    var count: Int { heap.count }
+    private var heap = Heap<Entry>()
 
     /// - Complexity: O(log n).
     mutating func insert(_ e: Entry) { heap.insert(e) }
