@@ -19,6 +19,9 @@ final class Connection {
     var readPaused = false
     /// The peer closed its side, or a fatal error was answered: close once flushed.
     var closing = false
+    /// A call of this connection runs on a worker thread: later lines wait (and reading
+    /// pauses) until it is done, so a connection's calls take effect in order.
+    var awaitingWorker = false
     /// Whether EPOLLOUT is in the interest set.
     var wantsWrite = false
     /// Whether it is in the loop's list of connections with replies to send.
@@ -45,4 +48,6 @@ enum Held {
     case ready([UInt8])
     /// A call to be answered later.
     case parked(ParkedCall)
+    /// A call running on a worker thread.
+    case offloaded(OffloadedCall)
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import MnemoCore
 import MnemoProtocol
 
@@ -11,12 +12,15 @@ typealias Handler = @Sendable (_ params: Params, _ session: inout Session, _ out
 struct Method: Sendable {
     /// Whether `session.hello` must have succeeded first.
     let requiresSession: Bool
+    /// Whether it runs on a worker thread (SQLite or BLAS work), never on an event loop.
+    let offLoop: Bool
     let handler: Handler
     /// Position in the table, where its statistics are kept.
     var index = 0
 
-    init(requiresSession: Bool, handler: @escaping Handler) {
+    init(requiresSession: Bool, offLoop: Bool = false, handler: @escaping Handler) {
         self.requiresSession = requiresSession
+        self.offLoop = offLoop
         self.handler = handler
     }
 }
@@ -132,6 +136,10 @@ final class Dispatcher: Sendable {
             if status.shuttingDown.load(ordering: .relaxed) && method.requiresSession {
                 throw .app(.shuttingDown, "mnemod is shutting down")
             }
+            if method.offLoop && session.canPark {
+                offload(method, request, session: &session, started: started, shard: shard)
+                return
+            }
             RPC.beginResult(id: id, &out)
             try method.handler(request.params, &session, &out)
             if session.parked != nil {
@@ -148,6 +156,40 @@ final class Dispatcher: Sendable {
         if request.id == nil { out.bytes.removeSubrange(mark...) }
         stats.record(shard: shard, method: method.index, nanos: latencyClock() &- started, failed: failed)
     }
+}
+
+extension Dispatcher {
+    /// Runs `method` on a worker thread; the event loop holds the connection's later
+    /// replies (and lines) behind it. The handler gets a copy of the session: off-loop
+    /// methods do not change it.
+    private func offload(_ method: Method, _ request: RPCRequest, session: inout Session, started: UInt64, shard: Int) {
+        let call = OffloadedCall()
+        session.offloaded = call
+        let copy = session
+        let stats = self.stats
+        Dispatcher.workers.async {
+            var session = copy
+            var out = JSONWriter(capacity: 512)
+            let id = request.id ?? .null
+            var failed = false
+            do throws(WireError) {
+                RPC.beginResult(id: id, &out)
+                try method.handler(request.params, &session, &out)
+                RPC.endResult(&out)
+            } catch {
+                failed = true
+                out.bytes.removeAll(keepingCapacity: true)
+                RPC.writeError(id: id, error, &out)
+            }
+            out.byte(0x0A)
+            stats.record(shard: shard, method: method.index, nanos: latencyClock() &- started, failed: failed)
+            call.complete(out.bytes)
+            copy.wake()
+        }
+    }
+
+    /// The threads that run off-loop methods.
+    static let workers = DispatchQueue(label: "mnemo.workers", qos: .userInitiated, attributes: .concurrent)
 }
 
 /// The monotonic clock for latency statistics (not the stores' injectable clock).

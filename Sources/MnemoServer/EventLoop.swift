@@ -169,11 +169,18 @@ final class EventLoop: @unchecked Sendable {
         // Shutting down: answer parked calls, make held replies durable, send everything.
         for conn in holding.values {
             for (i, h) in conn.held.enumerated() {
-                guard case .parked(let call) = h else { continue }
-                var w = JSONWriter(capacity: 160)
-                RPC.writeError(id: call.id, .app(.shuttingDown, "mnemod is shutting down"), &w)
-                w.byte(0x0A)
-                conn.held[i] = .ready(w.bytes)
+                switch h {
+                case .ready:
+                    continue
+                case .parked(let call):
+                    var w = JSONWriter(capacity: 160)
+                    RPC.writeError(id: call.id, .app(.shuttingDown, "mnemod is shutting down"), &w)
+                    w.byte(0x0A)
+                    conn.held[i] = .ready(w.bytes)
+                case .offloaded(let call):
+                    // It may have applied a write: wait for its real answer.
+                    conn.held[i] = .ready(call.wait())
+                }
             }
         }
         drainInbox()
@@ -339,7 +346,7 @@ final class EventLoop: @unchecked Sendable {
 
     /// Executes every complete line buffered on `conn`, queueing the replies.
     private func processLines(_ conn: Connection) {
-        while conn.pendingOutput < limits.maxPendingOutputBytes,
+        while !conn.awaitingWorker, conn.pendingOutput < limits.maxPendingOutputBytes,
             let line = conn.input.next(maxLine: conn.maxLine(lineLimits))
         {
             scratch.bytes.removeAll(keepingCapacity: true)
@@ -358,7 +365,15 @@ final class EventLoop: @unchecked Sendable {
             }
             if let parked = conn.session.parked {
                 conn.session.parked = nil
-                park(conn, parked)
+                park(conn, .parked(parked))
+            } else if let offloaded = conn.session.offloaded {
+                conn.session.offloaded = nil
+                park(conn, .offloaded(offloaded))
+                conn.awaitingWorker = true
+                if !conn.readPaused {
+                    conn.readPaused = true
+                    updateInterest(conn)
+                }
             }
         }
         conn.input.compact()
@@ -385,8 +400,8 @@ final class EventLoop: @unchecked Sendable {
         holding[conn.id] = conn
     }
 
-    private func park(_ conn: Connection, _ call: ParkedCall) {
-        conn.held.append(.parked(call))
+    private func park(_ conn: Connection, _ call: Held) {
+        conn.held.append(call)
         holding[conn.id] = conn
     }
 
@@ -410,12 +425,29 @@ final class EventLoop: @unchecked Sendable {
                     conn.held[0] = .ready(reply)
                     conn.heldBytes += reply.count
                     continue
+                case .offloaded(let call):
+                    guard let reply = call.takeReply() else { break }
+                    conn.held[0] = .ready(reply)
+                    conn.heldBytes += reply.count
+                    workerDone(conn)
+                    continue
                 }
                 break
             }
             if conn.held.isEmpty { holding[conn.id] = nil }
             if moved { markDirty(conn) }
         }
+    }
+
+    /// A connection's offloaded call finished: its later lines may run (next iteration,
+    /// after this one's journal write).
+    private func workerDone(_ conn: Connection) {
+        conn.awaitingWorker = false
+        if conn.readPaused && conn.pendingOutput < limits.maxPendingOutputBytes {
+            conn.readPaused = false
+            updateInterest(conn)
+        }
+        resumed.append(conn)
     }
 
     /// Tries a parked acquire again if it is due; the reply line when it is answered.
@@ -509,7 +541,7 @@ final class EventLoop: @unchecked Sendable {
             closeConnection(conn)
             return
         }
-        let resume = conn.readPaused && conn.pendingOutput < limits.maxPendingOutputBytes
+        let resume = conn.readPaused && !conn.awaitingWorker && conn.pendingOutput < limits.maxPendingOutputBytes
         if conn.wantsWrite || resume {
             conn.wantsWrite = false
             if resume { conn.readPaused = false }

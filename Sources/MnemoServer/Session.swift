@@ -18,6 +18,8 @@ struct Session: Sendable {
     var canPark = false
     /// Set by a handler whose answer comes later (`claim.acquire` with `wait_ms`).
     var parked: ParkedCall?
+    /// Set by the dispatcher when the call runs on a worker thread.
+    var offloaded: OffloadedCall?
 
     init(peer: PeerCredentials, connection: WatchHub.ConnectionRef, wake: @escaping @Sendable () -> Void) {
         self.peer = peer

@@ -110,7 +110,7 @@ public final class WorkingMemory: Sendable {
     /// increasing across a power loss in normal mode, at the cost of a gap after one.
     public static let revisionBlock: Int64 = 1 << 20
 
-    private func raiseCeiling(_ s: inout WorkingState, above rev: Int64, _ journal: Journal) throws(WireError) {
+    func raiseCeiling(_ s: inout WorkingState, above rev: Int64, _ journal: Journal) throws(WireError) {
         let ceiling = rev + Self.revisionBlock
         let lsn = try journal.append(ChangeCodec.encode(.ceiling(rev: ceiling)))
         guard journal.syncThrough(lsn) else { throw .app(.unavailable, "cannot fsync the journal; nothing was applied") }

@@ -1,0 +1,225 @@
+import Dispatch
+import Foundation
+import GRDB
+import Logging
+import MnemoProtocol
+import Synchronization
+
+/// One SQLite database of a tier (episodic, semantic): WAL mode with concurrent readers,
+/// versioned migrations, and one writer thread that commits the writes of many clients
+/// together (group commit).
+///
+/// Group commit: callers (worker threads, never an event loop) queue a write and wait;
+/// the writer thread takes everything queued, runs each write in its own savepoint inside
+/// one transaction, commits once (one fsync in `strict` mode), then wakes every caller
+/// with its own outcome. A write that throws rolls back its savepoint only.
+///
+/// Revisions: a write takes global revisions from ``WriteContext/nextRevision()`` inside
+/// the transaction, so revisions are in commit order. The highest one is stored in the
+/// same transaction (`mnemo_meta.max_rev`), which lets the engine resume the global
+/// counter above it after a crash.
+public final class SQLiteStore: Sendable {
+    /// The database (a WAL pool on disk; an in-memory queue when volatile).
+    public let writer: any DatabaseWriter
+    /// The highest revision stored when the database was opened.
+    public let maxRevAtOpen: Int64
+    /// Short name for logs and thread names ("episodic", "semantic").
+    public let name: String
+    private let nextRevision: @Sendable () throws(WireError) -> Int64
+    private let queue = Mutex<(items: [PendingWrite], stopped: Bool)>(([], false))
+    private let wake = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let logger: Logger
+    /// The most writes committed in one transaction.
+    static let maxGroup = 512
+
+    /// Opens (creating if needed) `dir/name.sqlite` and migrates it.
+    /// - Parameters:
+    ///   - durability: `strict` commits with `synchronous=FULL` (survives power loss),
+    ///     `normal` with `synchronous=NORMAL` (survives a crash of the daemon), `volatile`
+    ///     keeps the database in memory.
+    ///   - migrator: the tier's schema, versioned.
+    ///   - nextRevision: where global revisions come from.
+    /// - Throws: when the file cannot be opened or migrated.
+    public init(dir: String, name: String, durability: Durability, migrator: DatabaseMigrator, logger: Logger,
+                nextRevision: @escaping @Sendable () throws(WireError) -> Int64) throws(StorageError) {
+        self.name = name
+        self.logger = logger
+        self.nextRevision = nextRevision
+        var config = Configuration()
+        config.label = "mnemo.\(name)"
+        config.maximumReaderCount = 4
+        config.busyMode = .timeout(5)
+        let synchronous = durability == .strict ? "FULL" : "NORMAL"
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        }
+        let path = dir + "/" + name + ".sqlite"
+        do {
+            if durability == .volatile {
+                writer = try DatabaseQueue(configuration: config)
+            } else {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                writer = try DatabasePool(path: path, configuration: config)
+            }
+            var all = DatabaseMigrator()
+            all.registerMigration("mnemo_meta") { db in
+                try db.execute(sql: "CREATE TABLE mnemo_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT")
+                try db.execute(sql: "INSERT INTO mnemo_meta VALUES ('max_rev', 0)")
+            }
+            try all.migrate(writer)
+            try migrator.migrate(writer)
+            maxRevAtOpen = try writer.read { db in
+                try Int64.fetchOne(db, sql: "SELECT value FROM mnemo_meta WHERE key = 'max_rev'") ?? 0
+            }
+        } catch {
+            throw StorageError("cannot open \(path): \(error)")
+        }
+        let thread = Thread { [self] in writeLoop() }
+        thread.name = "mnemo-\(name)-writer"
+        thread.start()
+    }
+
+    /// Runs `body` in the next group commit and returns its result once committed.
+    /// Blocks the calling thread: call it from a worker, never from an event loop.
+    /// - Throws: what `body` threw (its savepoint was rolled back), or `UNAVAILABLE` when
+    ///   the transaction could not be committed (e.g. the disk is full): nothing applied.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> T) throws(WireError) -> T {
+        let box = ResultBox<T>()
+        let pending = PendingWrite { ctx in box.value = try body(ctx) }
+        let accepted = queue.withLock { q in
+            guard !q.stopped else { return false }
+            q.items.append(pending)
+            return true
+        }
+        guard accepted else { throw .app(.shuttingDown, "the \(name) store is closed") }
+        wake.signal()
+        pending.done.wait()
+        if let error = pending.error { throw error }
+        guard let value = box.value else { throw .internal("\(name) write produced no result") }
+        return value
+    }
+
+    /// Runs `body` on a read snapshot (concurrently with the writer and other readers).
+    /// - Throws: what `body` threw, or a mapped database error.
+    public func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws(WireError) -> T {
+        do {
+            return try writer.read(body)
+        } catch {
+            throw Self.wireError(error, name: name)
+        }
+    }
+
+    /// Commits what is queued, then stops the writer thread.
+    public func close() {
+        let wasRunning = queue.withLock { q in
+            defer { q.stopped = true }
+            return !q.stopped
+        }
+        guard wasRunning else { return }
+        wake.signal()
+        finished.wait()
+    }
+
+    private func writeLoop() {
+        while true {
+            wake.wait()
+            while true {
+                let (batch, stopped) = queue.withLock { q in
+                    let n = min(q.items.count, Self.maxGroup)
+                    let batch = Array(q.items.prefix(n))
+                    q.items.removeFirst(n)
+                    return (batch, q.stopped)
+                }
+                if batch.isEmpty {
+                    if stopped {
+                        finished.signal()
+                        return
+                    }
+                    break
+                }
+                commit(batch)
+            }
+        }
+    }
+
+    private func commit(_ batch: [PendingWrite]) {
+        do {
+            try writer.write { db in
+                let ctx = WriteContext(db: db, nextRevision: nextRevision)
+                for pending in batch {
+                    do {
+                        try db.inSavepoint {
+                            try pending.body(ctx)
+                            return .commit
+                        }
+                    } catch {
+                        pending.error = Self.wireError(error, name: name)
+                    }
+                }
+                if ctx.maxRev > 0 {
+                    try db.execute(sql: "UPDATE mnemo_meta SET value = max(value, ?) WHERE key = 'max_rev'",
+                                   arguments: [ctx.maxRev])
+                }
+            }
+        } catch {
+            let wire = Self.wireError(error, name: name)
+            logger.error("group commit failed", metadata: ["store": "\(name)", "writes": "\(batch.count)", "error": "\(error)"])
+            for pending in batch { pending.error = wire.code == -32000 ? wire : .app(.unavailable, "\(name) store: \(wire.message); nothing was applied") }
+        }
+        for pending in batch { pending.done.signal() }
+    }
+
+    /// Maps an error thrown inside a transaction to the one wire error a client sees.
+    static func wireError(_ error: any Error, name: String) -> WireError {
+        if let wire = error as? WireError { return wire }
+        if let db = error as? DatabaseError {
+            switch db.resultCode {
+            case .SQLITE_FULL, .SQLITE_IOERR, .SQLITE_CANTOPEN, .SQLITE_READONLY:
+                return .app(.unavailable, "\(name) store cannot write (\(db.resultCode)); nothing was applied")
+            case .SQLITE_BUSY, .SQLITE_LOCKED:
+                return .app(.unavailable, "\(name) store is busy; nothing was applied")
+            default:
+                return .internal("\(name) store: \(db.message ?? "\(db.resultCode)")")
+            }
+        }
+        return .internal("\(name) store: \(error)")
+    }
+}
+
+/// What a write sees inside a group commit.
+public final class WriteContext {
+    /// The open transaction.
+    public let db: Database
+    private let source: @Sendable () throws(WireError) -> Int64
+    /// The highest revision taken in this transaction.
+    fileprivate(set) var maxRev: Int64 = 0
+
+    fileprivate init(db: Database, nextRevision: @escaping @Sendable () throws(WireError) -> Int64) {
+        self.db = db
+        self.source = nextRevision
+    }
+
+    /// The next global revision, for this write.
+    public func nextRevision() throws(WireError) -> Int64 {
+        let rev = try source()
+        maxRev = max(maxRev, rev)
+        return rev
+    }
+}
+
+/// A queued write and its outcome.
+// @unchecked: `error` is written by the writer thread before `done` is signaled and read
+// by the caller only after `done.wait()`; the semaphore orders the two.
+private final class PendingWrite: @unchecked Sendable {
+    let body: @Sendable (WriteContext) throws -> Void
+    var error: WireError?
+    let done = DispatchSemaphore(value: 0)
+    init(_ body: @escaping @Sendable (WriteContext) throws -> Void) { self.body = body }
+}
+
+// @unchecked: written by the writer thread before the caller's semaphore is signaled,
+// read by the caller after waiting on it.
+private final class ResultBox<T>: @unchecked Sendable {
+    var value: T?
+}
