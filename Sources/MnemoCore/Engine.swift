@@ -1,4 +1,5 @@
 import Logging
+import MnemoProtocol
 
 /// The daemon's state, all tiers together; what the server dispatches into.
 public final class Engine: Sendable {
@@ -8,6 +9,8 @@ public final class Engine: Sendable {
     public let time: any TimeSource
     /// The working-memory and coordination tier.
     public let working: WorkingMemory
+    /// Semantic memory: facts with embeddings, searched exactly in memory.
+    public let semantic: SemanticStore
     /// How working memory is made durable.
     public let durability: Durability
     /// Monotonic time at start-up.
@@ -17,7 +20,7 @@ public final class Engine: Sendable {
     /// - Throws: when the journal cannot be opened or recovered.
     public init(limits: Limits, durability: Durability, dataDir: String, time: any TimeSource = SystemTime(),
                 resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
-                logger: Logger) throws(StorageError) {
+                semantic settings: SemanticSettings = SemanticSettings(), logger: Logger) throws(StorageError) {
         self.limits = limits
         self.time = time
         self.durability = durability
@@ -29,6 +32,13 @@ public final class Engine: Sendable {
                                              logger: logger, resultRetentionMs: resultRetentionMs,
                                              inboxRetentionMs: inboxRetentionMs)
         }
+        let working = self.working
+        semantic = try SemanticStore(dir: dataDir, durability: durability, limits: limits, time: time,
+                                     embedder: settings.embedder, defaultMetric: settings.metric,
+                                     similarScore: settings.similarScore, logger: logger,
+                                     nextRevision: { () throws(WireError) in try working.reserveRevision() })
+        // Revisions the SQLite tiers stored may be above what the journal recovered.
+        working.raiseRevision(atLeast: semantic.db.maxRevAtOpen)
         self.startedAtNs = time.monotonicNs()
     }
 
@@ -39,5 +49,8 @@ public final class Engine: Sendable {
     public var uptimeMs: Int64 { Int64((time.monotonicNs() - startedAtNs) / 1_000_000) }
 
     /// Final fsync and stop of background threads (after the server stopped).
-    public func close() { working.close() }
+    public func close() {
+        semantic.close()
+        working.close()
+    }
 }

@@ -38,6 +38,14 @@ public struct Limits: Sendable, Equatable {
     /// Response bytes a connection may have queued before the server stops reading from
     /// it (backpressure against clients that send but do not read).
     public var maxPendingOutputBytes = 8 << 20
+    /// Longest semantic vector (contract: 4096).
+    public var maxVectorDims = 4096
+    /// Most hits one `sem.search` returns (contract: 1000).
+    public var maxSearchK = 1000
+    /// Longest semantic fact text, in bytes.
+    public var maxFactTextBytes = 64 << 10
+    /// Most semantic records held (all collections): bounds the in-memory matrices.
+    public var maxSemanticRecords = 10_000_000
 
     /// The defaults.
     public init() {}
@@ -88,6 +96,14 @@ public struct Limits: Sendable, Equatable {
              reason: "each watch is checked on every change", keyPath: \.maxWatchesPerConnection),
         Spec(name: "max_pending_output_bytes", minimum: 64 << 10, hardMaximum: 1 << 30,
              reason: "a client that does not read must not grow the server's memory", keyPath: \.maxPendingOutputBytes),
+        Spec(name: "max_vector_dims", minimum: 1, hardMaximum: 4096,
+             reason: "the contract's largest vector; bounds each row of a matrix", keyPath: \.maxVectorDims),
+        Spec(name: "max_search_k", minimum: 1, hardMaximum: 1000,
+             reason: "the contract's largest k; bounds the top-k heap and the reply", keyPath: \.maxSearchK),
+        Spec(name: "max_fact_text_bytes", minimum: 64, hardMaximum: 1 << 20,
+             reason: "fact texts are kept in memory beside their vectors", keyPath: \.maxFactTextBytes),
+        Spec(name: "max_semantic_records", minimum: 1, hardMaximum: 1 << 31,
+             reason: "vectors live in memory: 1M x 384 dims is 1.5 GB", keyPath: \.maxSemanticRecords),
     ]
 
     /// Fixed by the wire contract, not configurable.

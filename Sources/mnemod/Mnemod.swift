@@ -48,11 +48,12 @@ struct Mnemod: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         raiseDescriptorLimit(for: cfg.limits.maxConnections, logger: logger)
 
+        if cfg.semantic.blasThreads > 0 { BLAS.setThreads(cfg.semantic.blasThreads) }
         let engine: Engine
         do {
             engine = try Engine(limits: cfg.limits, durability: cfg.durability, dataDir: cfg.dataDir,
                                 resultRetentionMs: cfg.resultRetentionMs, inboxRetentionMs: cfg.inboxRetentionMs,
-                                logger: logger)
+                                semantic: cfg.semantic.settings, logger: logger)
         } catch {
             logger.critical("cannot open the data directory", metadata: ["error": "\(error)", "data_dir": "\(cfg.dataDir)"])
             throw ExitCode(74)  // EX_IOERR
@@ -73,6 +74,8 @@ struct Mnemod: AsyncParsableCommand {
                     .init(service: ExpirySweeper(engine: engine, intervalMs: cfg.sweepIntervalMs,
                                                  budgetMs: cfg.sweepBudgetMs, snapshotBytes: cfg.snapshotBytes,
                                                  logger: logger)),
+                    .init(service: SemanticMaintainer(engine: engine, intervalMs: cfg.semantic.maintenanceIntervalMs,
+                                                      logger: logger)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

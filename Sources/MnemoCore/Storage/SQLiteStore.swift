@@ -144,16 +144,19 @@ public final class SQLiteStore: Sendable {
     }
 
     private func commit(_ batch: [PendingWrite]) {
+        var actions: [() -> Void] = []
         do {
             try writer.write { db in
                 let ctx = WriteContext(db: db, nextRevision: nextRevision)
                 for pending in batch {
+                    let mark = ctx.actions.count
                     do {
                         try db.inSavepoint {
                             try pending.body(ctx)
                             return .commit
                         }
                     } catch {
+                        ctx.actions.removeSubrange(mark...)
                         pending.error = Self.wireError(error, name: name)
                     }
                 }
@@ -161,7 +164,11 @@ public final class SQLiteStore: Sendable {
                     try db.execute(sql: "UPDATE mnemo_meta SET value = max(value, ?) WHERE key = 'max_rev'",
                                    arguments: [ctx.maxRev])
                 }
+                actions = ctx.actions
             }
+            // Committed: in-memory mirrors (e.g. the vector index) follow, in commit order,
+            // before any writer is answered.
+            for action in actions { action() }
         } catch {
             let wire = Self.wireError(error, name: name)
             logger.error("group commit failed", metadata: ["store": "\(name)", "writes": "\(batch.count)", "error": "\(error)"])
@@ -194,10 +201,18 @@ public final class WriteContext {
     private let source: @Sendable () throws(WireError) -> Int64
     /// The highest revision taken in this transaction.
     fileprivate(set) var maxRev: Int64 = 0
+    /// What runs once the transaction has committed.
+    fileprivate var actions: [() -> Void] = []
 
     fileprivate init(db: Database, nextRevision: @escaping @Sendable () throws(WireError) -> Int64) {
         self.db = db
         self.source = nextRevision
+    }
+
+    /// Runs `action` on the writer thread once the transaction has committed (dropped if
+    /// this write or the transaction fails): for in-memory state that mirrors the database.
+    public func afterCommit(_ action: @escaping () -> Void) {
+        actions.append(action)
     }
 
     /// The next global revision, for this write.

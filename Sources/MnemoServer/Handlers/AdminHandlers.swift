@@ -53,6 +53,18 @@ extension Dispatcher {
                     out.raw(",\"synced_bytes\":")
                     out.uint(journal.syncedLSN)
                 }
+                out.raw("},\"semantic\":{\"records\":")
+                out.int(engine.semantic.count)
+                out.raw(",\"collections\":")
+                out.int(engine.semantic.collectionCount)
+                out.raw(",\"matrix_bytes\":")
+                out.int(engine.semantic.matrixBytes)
+                out.raw(",\"embedder\":")
+                out.string(engine.semantic.embedder.model)
+                out.raw("},\"blas\":{\"library\":")
+                out.string(BLAS.loaded)
+                out.raw(",\"threads\":")
+                out.int(BLAS.threads)
                 out.raw("},\"methods\":{")
                 for (i, (name, e)) in stats.snapshot().enumerated() {
                     if i > 0 { out.byte(UInt8(ascii: ",")) }

@@ -1,0 +1,12 @@
+/// How semantic memory is set up (`[semantic]` in the configuration).
+public struct SemanticSettings: Sendable {
+    /// Embeds `text` when a client sends no vector (default: ``HashEmbedder``, 384 dims).
+    public var embedder: any Embedder = HashEmbedder()
+    /// Metric of new collections.
+    public var metric: Metric = .cosine
+    /// Score at or above which an existing record is reported in `sem.upsert`'s `similar`.
+    public var similarScore: Float = 0.95
+
+    /// The defaults.
+    public init() {}
+}

@@ -1,0 +1,149 @@
+import Foundation
+import GRDB
+import Logging
+import MnemoProtocol
+import Synchronization
+
+/// Semantic memory: facts and preferences with embeddings, one ``VectorCollection`` per
+/// namespace, searched exactly in memory and persisted in SQLite (`semantic.sqlite`:
+/// vectors as little-endian float32 BLOBs, loaded into the matrices at start-up).
+///
+/// Writes go through the database's group commit; the in-memory collections are changed
+/// after the commit, on the writer thread, in commit order (so memory and disk agree and
+/// a restart returns identical search results).
+public final class SemanticStore: Sendable {
+    /// The SQLite database behind it.
+    public let db: SQLiteStore
+    let collections = Mutex<[String: VectorCollection]>([:])
+    /// Embeds `text` when no vector is given.
+    public let embedder: any Embedder
+    /// Metric of new collections.
+    public let defaultMetric: Metric
+    /// Score at or above which an existing record is reported in `similar`.
+    public let similarScore: Float
+    let limits: Limits
+    let time: any TimeSource
+    let logger: Logger
+    /// Live records (all collections).
+    let recordCount = Atomic<Int>(0)
+
+    /// Model name recorded for collections filled with client-sent vectors.
+    public static let clientModel = "client"
+
+    /// Opens `dir/semantic.sqlite` and loads every vector into memory.
+    /// - Throws: when the database cannot be opened or holds an inconsistent record.
+    public init(dir: String, durability: Durability, limits: Limits, time: any TimeSource, embedder: any Embedder,
+                defaultMetric: Metric = .cosine, similarScore: Float = 0.95, logger: Logger,
+                nextRevision: @escaping @Sendable () throws(WireError) -> Int64) throws(StorageError) {
+        self.limits = limits
+        self.time = time
+        self.embedder = embedder
+        self.defaultMetric = defaultMetric
+        self.similarScore = similarScore
+        self.logger = logger
+        db = try SQLiteStore(dir: dir, name: "semantic", durability: durability, migrator: Self.migrator, logger: logger,
+                             nextRevision: nextRevision)
+        try load()
+    }
+
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE collections (
+                    ns TEXT PRIMARY KEY, dims INTEGER NOT NULL, metric TEXT NOT NULL, model TEXT NOT NULL) STRICT;
+                CREATE TABLE facts (
+                    ns TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, data TEXT, tags TEXT NOT NULL,
+                    confidence REAL, superseded_by TEXT, expires_at INTEGER, version INTEGER NOT NULL,
+                    agent TEXT NOT NULL, principal TEXT NOT NULL, uid INTEGER NOT NULL, pid INTEGER NOT NULL,
+                    at INTEGER NOT NULL, vector BLOB NOT NULL,
+                    PRIMARY KEY (ns, id)) STRICT;
+                """)
+        }
+        return m
+    }
+
+    private func load() throws(StorageError) {
+        let started = time.monotonicNs()
+        do {
+            try db.writer.read { db in
+                for row in try Row.fetchAll(db, sql: "SELECT ns, dims, metric, model FROM collections") {
+                    let ns: String = row[0]
+                    guard let metric = Metric(rawValue: row[2]) else { throw StorageError("collection \(ns): unknown metric") }
+                    collections.withLock { $0[ns] = VectorCollection(ns: ns, dims: row[1], metric: metric, model: row[3]) }
+                }
+                let all = collections.withLock { $0 }
+                let cursor = try Row.fetchCursor(db, sql: "SELECT \(Self.columns), vector FROM facts ORDER BY rowid")
+                while let row = try cursor.next() {
+                    let record = try Self.record(row)
+                    guard let c = all[record.ns] else { throw StorageError("fact \(record.id) in \(record.ns) has no collection") }
+                    let raw = VectorCodec.fromLittleEndian(row["vector"])
+                    guard raw.count == c.dims, let v = try? VectorCodec.prepare(raw, for: c.metric, field: "vector") else {
+                        throw StorageError("fact \(record.id) in \(record.ns): stored vector does not fit its collection")
+                    }
+                    c.put(record, prepared: v)
+                    recordCount.add(1, ordering: .relaxed)
+                }
+            }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError("cannot load semantic.sqlite: \(error)")
+        }
+        logger.info("semantic memory loaded", metadata: [
+            "records": "\(recordCount.load(ordering: .relaxed))", "collections": "\(collections.withLock { $0.count })",
+            "ms": "\((time.monotonicNs() - started) / 1_000_000)",
+        ])
+    }
+
+    /// The collection of `ns`, if any.
+    public func collection(_ ns: String) -> VectorCollection? { collections.withLock { $0[ns] } }
+
+    /// Collections under a namespace prefix (whole segments).
+    func collections(under prefix: String) -> [VectorCollection] {
+        collections.withLock { all in
+            all.values.filter { $0.ns == prefix || ($0.ns.hasPrefix(prefix) && $0.ns.utf8.dropFirst(prefix.utf8.count).first == UInt8(ascii: "/")) }
+        }
+    }
+
+    /// Live records, all collections.
+    public var count: Int { recordCount.load(ordering: .relaxed) }
+
+    /// Collections.
+    public var collectionCount: Int { collections.withLock { $0.count } }
+
+    /// Bytes held by vector matrices.
+    public var matrixBytes: Int { collections.withLock { Array($0.values) }.reduce(0) { $0 + $1.matrixBytes } }
+
+    /// Commits what is queued and stops the writer.
+    public func close() { db.close() }
+
+    // MARK: rows
+
+    static let columns = "ns, id, text, data, tags, confidence, superseded_by, expires_at, version, agent, principal, uid, pid, at"
+
+    static func record(_ row: Row) throws -> SemanticRecord {
+        let tagsText: String = row["tags"]
+        guard case .array(let items)? = try? JSONParser.parse(tagsText) else { throw StorageError("bad tags column") }
+        let dataText: String? = row["data"]
+        let provenance = Provenance(agent: row["agent"], principal: row["principal"], uid: UInt32(truncatingIfNeeded: row["uid"] as Int64),
+                                    pid: Int32(truncatingIfNeeded: row["pid"] as Int64), at: row["at"], rev: row["version"])
+        return SemanticRecord(id: row["id"], ns: row["ns"], text: row["text"], data: dataText.map { Array($0.utf8) },
+                              tags: items.compactMap(\.stringValue), confidence: row["confidence"],
+                              supersededBy: row["superseded_by"], expiresAt: row["expires_at"], version: row["version"],
+                              provenance: provenance)
+    }
+
+    static func tagsJSON(_ tags: [String]) -> String {
+        var w = JSONWriter(capacity: 64)
+        w.value(.array(tags.map { .string($0) }))
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+}
+
+extension Provenance {
+    /// A provenance read back from storage.
+    init(agent: String, principal: String, uid: UInt32, pid: Int32, at: Int64, rev: Int64) {
+        self.init(caller: Caller(agent: agent, principal: principal, uid: uid, gid: 0, pid: pid), at: at, rev: rev)
+    }
+}

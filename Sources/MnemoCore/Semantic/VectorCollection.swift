@@ -1,0 +1,223 @@
+import Foundation
+
+/// The vectors of one namespace: `{dims, metric, model}` and a contiguous row-major
+/// float32 matrix searched exactly with BLAS, with each row's record beside it.
+///
+/// Concurrency: searches hold the read lock for their scan, writes the write lock for the
+/// few microseconds of a row append; a search therefore never sees a half-written vector.
+/// Replacing or deleting a record tombstones its row; ``compact()`` drops tombstones.
+public final class VectorCollection: @unchecked Sendable {  // @unchecked: every var below is guarded by `lock`
+    /// The namespace.
+    public let ns: String
+    /// Vector length.
+    public let dims: Int
+    /// How vectors are compared.
+    public let metric: Metric
+    /// The embedding model (`client` when clients send vectors).
+    public let model: String
+    let lock = RWLock()
+
+    private var matrix: UnsafeMutablePointer<Float>
+    private var capacity: Int
+    /// Rows used (live and tombstoned).
+    private var rows = 0
+    /// Squared norms (for l2).
+    private var norms2: [Float] = []
+    /// Row -> record; nil for a tombstone.
+    private var records: [SemanticRecord?] = []
+    /// Row -> flags (`dead`, `superseded`), the only thing the unfiltered scan reads.
+    private var flags: [UInt8] = []
+    private var rowByID: [String: Int] = [:]
+    private var deadRows = 0
+
+    static let dead: UInt8 = 1
+    static let superseded: UInt8 = 2
+    /// Rows scored per BLAS call: bounds the scratch buffer (rows x queries floats).
+    static let blockRows = 16_384
+    /// The matrix is allocated and scanned in whole groups of this many rows.
+    static let rowAlign = 16
+
+    /// An empty collection.
+    public init(ns: String, dims: Int, metric: Metric, model: String) {
+        self.ns = ns
+        self.dims = dims
+        self.metric = metric
+        self.model = model
+        capacity = 64
+        matrix = .allocate(capacity: capacity * dims)
+        matrix.initialize(repeating: 0, count: capacity * dims)
+    }
+
+    deinit { matrix.deallocate() }
+
+    /// Live records.
+    public var count: Int { lock.read { rowByID.count } }
+
+    /// Bytes held by the matrix (allocated rows).
+    public var matrixBytes: Int { lock.read { capacity * dims * 4 } }
+
+    /// The record with `id`, if stored (expired or not).
+    public func get(_ id: String) -> SemanticRecord? {
+        lock.read { rowByID[id].flatMap { records[$0] } }
+    }
+
+    /// Stores `record` with its vector (already prepared for the metric), replacing a
+    /// record with the same id.
+    /// - Complexity: O(dims) amortised.
+    public func put(_ record: SemanticRecord, prepared vector: [Float]) {
+        precondition(vector.count == dims, "vector length checked by the store")
+        lock.write {
+            if let old = rowByID[record.id] { tombstone(old) }
+            if rows == capacity { grow() }
+            for (j, x) in vector.enumerated() { matrix[rows * dims + j] = x }
+            var n2: Float = 0
+            for v in vector { n2 += v * v }
+            norms2.append(n2)
+            records.append(record)
+            flags.append(record.supersededBy == nil ? 0 : Self.superseded)
+            rowByID[record.id] = rows
+            rows += 1
+        }
+    }
+
+    /// Replaces the record's metadata (not its vector), e.g. to mark it superseded.
+    public func update(_ id: String, _ change: (inout SemanticRecord) -> Void) {
+        lock.write {
+            guard let row = rowByID[id], var r = records[row] else { return }
+            change(&r)
+            records[row] = r
+            flags[row] = (flags[row] & Self.dead) | (r.supersededBy == nil ? 0 : Self.superseded)
+        }
+    }
+
+    /// Removes a record; whether it was there.
+    @discardableResult
+    public func remove(_ id: String) -> Bool {
+        lock.write {
+            guard let row = rowByID[id] else { return false }
+            tombstone(row)
+            return true
+        }
+    }
+
+    /// Live records past their TTL at `now`.
+    public func expired(at now: Int64) -> [String] {
+        lock.read { rowByID.compactMap { id, row in records[row]?.isExpired(at: now) == true ? id : nil } }
+    }
+
+    /// Whether tombstones make up enough of the matrix to be worth a compaction.
+    public var needsCompaction: Bool { lock.read { deadRows > 1024 && deadRows * 4 > rows } }
+
+    /// Drops tombstoned rows, moving live rows down (blocks searches for one pass over the matrix).
+    /// - Complexity: O(rows x dims).
+    public func compact() {
+        lock.write {
+            var out = 0
+            for row in 0..<rows where flags[row] & Self.dead == 0 {
+                if out != row {
+                    (matrix + out * dims).update(from: matrix + row * dims, count: dims)
+                    norms2[out] = norms2[row]
+                    records[out] = records[row]
+                    flags[out] = flags[row]
+                    if let id = records[out]?.id { rowByID[id] = out }
+                }
+                out += 1
+            }
+            (matrix + out * dims).update(repeating: 0, count: (rows - out) * dims)
+            norms2.removeSubrange(out...)
+            records.removeSubrange(out...)
+            flags.removeSubrange(out...)
+            rows = out
+            deadRows = 0
+        }
+    }
+
+    private func tombstone(_ row: Int) {
+        if let id = records[row]?.id { rowByID[id] = nil }
+        records[row] = nil
+        flags[row] = Self.dead
+        deadRows += 1
+    }
+
+    private func grow() {
+        let newCapacity = (capacity + max(1024, capacity / 2)) / Self.rowAlign * Self.rowAlign
+        let bigger = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity * dims)
+        bigger.update(from: matrix, count: rows * dims)
+        (bigger + rows * dims).initialize(repeating: 0, count: (newCapacity - rows) * dims)
+        matrix.deallocate()
+        matrix = bigger
+        capacity = newCapacity
+    }
+
+    // MARK: search
+
+    /// Scores every row against `queries` (prepared for the metric, each `dims` long) with
+    /// one BLAS call per block of rows (sgemv for one query, sgemm for several), and
+    /// offers the rows that pass `filter` to each query's top-k (shared across collections).
+    /// - Complexity: O(rows x dims x queries) in BLAS, plus O(rows x queries) selection.
+    func search(_ queries: [[Float]], filter: SearchFilter, now: Int64, into tops: inout [TopK<SemanticRecord>]) {
+        let m = queries.count
+        var flat = [Float]()
+        flat.reserveCapacity(m * dims)
+        var qNorms2 = [Float]()
+        for q in queries {
+            flat.append(contentsOf: q)
+            qNorms2.append(q.reduce(0) { $0 + $1 * $1 })
+        }
+        let minScore = filter.minScore ?? -.infinity
+        let selective = filter.isSelective
+        let metric = self.metric
+        lock.read {
+            guard rows > 0 else { return }
+            let block = min(Self.blockRows, rows)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (block + Self.rowAlign) * m)
+            defer { scratch.deallocate() }
+            let hidden: UInt8 = filter.includeSuperseded ? Self.dead : Self.dead | Self.superseded
+            flat.withUnsafeBufferPointer { qs in
+                guard let q = qs.baseAddress else { return }
+                var start = 0
+                while start < rows {
+                    let n = min(block, rows - start)
+                    // Whole groups of `rowAlign` rows go to BLAS (the padding rows are zero
+                    // and never read back), so every row takes the kernel's main path: a
+                    // row's score does not depend on where it sits in the matrix, and a
+                    // restart (which packs rows anew) gives bit-identical scores.
+                    let padded = min(capacity - start, (n + Self.rowAlign - 1) / Self.rowAlign * Self.rowAlign)
+                    if m == 1 {
+                        BLAS.scores(matrix + start * dims, rows: padded, dims: dims, query: q, into: scratch)
+                    } else {
+                        BLAS.scores(matrix + start * dims, rows: padded, dims: dims, queries: q, m: m, into: scratch, ldc: padded)
+                    }
+                    flags.withUnsafeBufferPointer { fl in
+                        norms2.withUnsafeBufferPointer { n2 in
+                            for j in 0..<m {
+                                let s = scratch + j * padded
+                                let qn2 = qNorms2[j]
+                                // The score to reach; most rows fail this one comparison.
+                                var bar = max(tops[j].threshold, minScore)
+                                for i in 0..<n {
+                                    let row = start + i
+                                    if fl[row] & hidden != 0 { continue }
+                                    let score: Float
+                                    switch metric {
+                                    case .dot: score = s[i]
+                                    // Unit vectors: rounding can push a dot product a hair past 1.
+                                    case .cosine: score = min(1, max(-1, s[i]))
+                                    case .l2: score = -max(0, n2[row] - 2 * s[i] + qn2).squareRoot()
+                                    }
+                                    if score < bar { continue }
+                                    guard let record = records[row], !record.isExpired(at: now),
+                                          !selective || filter.keeps(record)
+                                    else { continue }
+                                    tops[j].offer(score, record)
+                                    bar = max(tops[j].threshold, minScore)
+                                }
+                            }
+                        }
+                    }
+                    start += n
+                }
+            }
+        }
+    }
+}

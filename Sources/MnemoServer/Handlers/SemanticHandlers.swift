@@ -1,0 +1,197 @@
+import MnemoCore
+import MnemoProtocol
+
+extension Dispatcher {
+    /// `sem.*`: run on worker threads (BLAS scans, embeddings and SQLite commits never
+    /// block an event loop).
+    static func semanticMethods(engine: Engine) -> [(String, Method)] {
+        let sem = engine.semantic
+        let limits = engine.limits
+        return [
+            ("sem.upsert", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
+                try p.allowOnly(["ns", "id", "text", "vector", "vector_b64", "data", "tags", "confidence", "supersedes",
+                                 "ttl_ms", "dedupe"])
+                var u = SemanticStore.Upsert(ns: try p.namespace(), text: try p.string("text"))
+                guard !u.text.isEmpty else { throw .invalidParams("text", "must not be empty") }
+                u.id = try p.recordID("id")
+                u.vector = try p.vector(limits: limits, required: false)
+                u.data = p.has("data") ? try p.any("data").bytes : nil
+                if u.data == JSON.null.bytes { u.data = nil }
+                u.tags = try p.tags("tags")
+                if let c = p["confidence"] {
+                    guard let d = c.doubleValue, (0...1).contains(d) else { throw .invalidParams("confidence", "must be a number from 0 to 1") }
+                    u.confidence = d
+                }
+                u.supersedes = try p.recordID("supersedes")
+                u.ttlMs = try p.optionalInt("ttl_ms", in: 1...limits.maxTTLms)
+                switch try p.optionalString("dedupe") ?? "none" {
+                case "none": u.merge = false
+                case "merge": u.merge = true
+                case let other: throw .invalidParams("dedupe", "must be \"none\" or \"merge\", not \"\(other)\"")
+                }
+                let r = try sem.upsert(u, by: session.callerOrThrow())
+                out.raw("{\"id\":")
+                out.string(r.id)
+                out.raw(",\"version\":")
+                out.int(r.version)
+                if let merged = r.merged {
+                    out.raw(",\"merged\":")
+                    out.bool(merged)
+                }
+                if !r.similar.isEmpty {
+                    out.raw(",\"similar\":[")
+                    for (i, s) in r.similar.enumerated() {
+                        if i > 0 { out.byte(UInt8(ascii: ",")) }
+                        out.raw("{\"id\":")
+                        out.string(s.id)
+                        out.raw(",\"score\":")
+                        out.double(Double(s.score))
+                        out.byte(UInt8(ascii: "}"))
+                    }
+                    out.byte(UInt8(ascii: "]"))
+                }
+                out.byte(UInt8(ascii: "}"))
+            }),
+            ("sem.search", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
+                let q = try p.semanticQuery(limits: limits)
+                let r = try sem.search(q)
+                let now = engine.time.nowMs()
+                out.raw("{\"hits\":[")
+                for (i, hit) in r.hits.enumerated() {
+                    if i > 0 { out.byte(UInt8(ascii: ",")) }
+                    hit.record.writeFields(to: &out)
+                    out.raw(",\"score\":")
+                    out.double(Double(hit.score))
+                    out.raw(",\"age_ms\":")
+                    out.int(max(0, now - hit.record.provenance.at))
+                    out.byte(UInt8(ascii: "}"))
+                }
+                out.byte(UInt8(ascii: "]"))
+                if !r.skipped.isEmpty {
+                    out.raw(",\"skipped\":")
+                    out.value(.array(r.skipped.map(JSON.string)))
+                }
+                out.byte(UInt8(ascii: "}"))
+            }),
+            ("sem.get", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
+                try p.allowOnly(["ns", "id"])
+                guard let r = sem.get(ns: try p.namespace(), id: try p.recordID("id", required: true) ?? "") else {
+                    out.raw("{\"found\":false}")
+                    return
+                }
+                out.raw("{\"found\":true,\"version\":")
+                out.int(r.version)
+                out.byte(UInt8(ascii: ","))
+                r.writeFields(to: &out, open: false)
+                out.byte(UInt8(ascii: "}"))
+            }),
+            ("sem.delete", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
+                try p.allowOnly(["ns", "id"])
+                if let rev = try sem.delete(ns: try p.namespace(), id: try p.recordID("id", required: true) ?? "") {
+                    out.raw("{\"deleted\":true,\"rev\":")
+                    out.int(rev)
+                    out.byte(UInt8(ascii: "}"))
+                } else {
+                    out.raw("{\"deleted\":false}")
+                }
+            }),
+        ]
+    }
+}
+
+extension SemanticRecord {
+    /// Writes the fields of `sem_record_fields` (opening the object unless `open` is false;
+    /// the caller closes it).
+    func writeFields(to w: inout JSONWriter, open: Bool = true) {
+        w.raw(open ? "{\"id\":" : "\"id\":")
+        w.string(id)
+        w.raw(",\"ns\":")
+        w.string(ns)
+        w.raw(",\"text\":")
+        w.string(text)
+        w.raw(",\"data\":")
+        if let data { w.raw(data) } else { w.raw("null") }
+        w.raw(",\"tags\":")
+        w.value(.array(tags.map(JSON.string)))
+        w.raw(",\"confidence\":")
+        if let confidence { w.double(confidence) } else { w.raw("null") }
+        w.raw(",\"superseded_by\":")
+        if let supersededBy { w.string(supersededBy) } else { w.raw("null") }
+        w.raw(",\"expires_at\":")
+        if let expiresAt { Timestamp.write(expiresAt, to: &w) } else { w.raw("null") }
+        w.raw(",\"provenance\":")
+        provenance.write(to: &w)
+    }
+}
+
+extension Params {
+    /// A record id (1 to 256 bytes); nil when absent and not required.
+    func recordID(_ key: String, required: Bool = false) throws(WireError) -> String? {
+        guard let id = required ? try string(key) : try optionalString(key) else { return nil }
+        guard !id.isEmpty, id.utf8.count <= 256 else { throw .invalidParams(name(key), "must be 1 to 256 bytes") }
+        return id
+    }
+
+    /// Tags: distinct strings of 1 to 128 characters, at most 64.
+    func tags(_ key: String) throws(WireError) -> [String] {
+        guard let list = try optionalArray(key) else { return [] }
+        guard list.count <= 64 else { throw .invalidParams(name(key), "at most 64 tags") }
+        var tags: [String] = []
+        for item in list {
+            guard let t = item.stringValue, !t.isEmpty, t.count <= 128 else {
+                throw .invalidParams(name(key), "each tag is a string of 1 to 128 characters")
+            }
+            guard !tags.contains(t) else { throw .invalidParams(name(key), "duplicate tag \"\(t)\"") }
+            tags.append(t)
+        }
+        return tags
+    }
+
+    /// `vector` (JSON numbers) or `vector_b64` (little-endian float32); never both.
+    func vector(limits: Limits, required: Bool) throws(WireError) -> [Float]? {
+        let numbers = try optionalArray("vector")
+        let b64 = try optionalString("vector_b64")
+        if numbers != nil && b64 != nil { throw .invalidParams("vector", "give vector or vector_b64, not both") }
+        if let numbers { return try VectorCodec.decode(numbers: numbers, field: name("vector"), maxDims: limits.maxVectorDims) }
+        if let b64 { return try VectorCodec.decode(base64: b64, field: name("vector_b64"), maxDims: limits.maxVectorDims) }
+        return nil
+    }
+
+    /// The parameters of `sem.search`.
+    func semanticQuery(limits: Limits) throws(WireError) -> SemanticStore.Query {
+        try allowOnly(["ns", "vector", "vector_b64", "text", "k", "filter", "min_score", "include_superseded"])
+        let prefix = try namespace()
+        let vector = try vector(limits: limits, required: false)
+        let text = try optionalString("text")
+        if vector != nil && text != nil { throw .invalidParams("text", "give one of vector, vector_b64 or text") }
+        if vector == nil {
+            guard let text else { throw .invalidParams("vector", "one of vector, vector_b64 or text is required") }
+            guard !text.isEmpty else { throw .invalidParams("text", "must not be empty") }
+            guard text.utf8.count <= limits.maxFactTextBytes else {
+                throw .limit("max_fact_text_bytes", max: limits.maxFactTextBytes, "text longer than \(limits.maxFactTextBytes) bytes")
+            }
+        }
+        let k = Int(try optionalInt("k", in: 1...Int64(limits.maxSearchK)) ?? 10)
+        var filter = SearchFilter()
+        if let f = try optionalObject("filter") {
+            try f.allowOnly(["tags", "agent", "since"])
+            filter.tags = try f.tags("tags")
+            if let agent = try f.optionalString("agent") {
+                try Validate.agent(agent, field: f.name("agent"))
+                filter.agent = agent
+            }
+            if let since = try f.optionalString("since") {
+                guard let ms = Timestamp.parse(since) else {
+                    throw .invalidParams(f.name("since"), "must be an RFC 3339 UTC timestamp with milliseconds")
+                }
+                filter.since = ms
+            }
+        }
+        if let m = self["min_score"] {
+            guard let d = m.doubleValue, d.isFinite else { throw .invalidParams("min_score", "must be a number") }
+            filter.minScore = Float(d)
+        }
+        filter.includeSuperseded = try optionalBool("include_superseded") ?? false
+        return SemanticStore.Query(prefix: prefix, vector: vector, text: text, k: k, filter: filter)
+    }
+}
