@@ -74,6 +74,7 @@ IMPLEMENTED = [
     "result.put", "task.transition", "task.get",
     "inbox.post", "inbox.read", "inbox.ack",
     "watch.subscribe", "watch.cancel",
+    "sem.upsert", "sem.search", "sem.get", "sem.delete",
 ]
 # NOTE: this documents what is MISSING today. The server must answer -32601 for each of
 # these; when a tier lands (ep.*, sem.*, audit.query, admin.export/import/snapshot), move
@@ -81,7 +82,7 @@ IMPLEMENTED = [
 # fail until then, on purpose.
 NOT_IMPLEMENTED = [m for m in CONTRACT_METHODS if m not in IMPLEMENTED]
 EXPECTED_MISSING = sorted(
-    [m for m in CONTRACT_METHODS if m.startswith(("ep.", "sem."))]
+    [m for m in CONTRACT_METHODS if m.startswith("ep.")]
     + ["audit.query", "admin.export", "admin.import", "admin.snapshot"]
 )
 
@@ -1006,6 +1007,68 @@ def test_watch_result_events(server, ns):
     xfail_if(reasons)
 
 
+def test_sem_upsert_search_get_delete(server, ns):
+    import base64
+    import struct
+    c = server.connect("semantic")
+    a = c.call("sem.upsert", {"ns": ns + "/kb", "text": "The staging database is reset every night",
+                              "tags": ["ops"], "confidence": 0.8, "data": {"source": "runbook"}})
+    c.call("sem.upsert", {"ns": ns + "/kb", "text": "Alice owns the billing service"})
+    hits = c.call("sem.search", {"ns": ns, "text": "when is the staging database reset?", "k": 2})["hits"]
+    assert hits[0]["id"] == a["id"] and hits[0]["tags"] == ["ops"] and hits[0]["data"] == {"source": "runbook"}
+    assert hits[0]["provenance"]["agent"] == "semantic" and hits[0]["score"] >= hits[1]["score"]
+    # A near-duplicate is reported; with dedupe merge it updates the existing record.
+    dup = c.call("sem.upsert", {"ns": ns + "/kb", "text": "The staging database is reset every night."})
+    assert [s["id"] for s in dup["similar"]] == [a["id"]]
+    m = c.call("sem.upsert", {"ns": ns + "/kb", "text": "the staging database is reset every night", "dedupe": "merge"})
+    assert m["merged"] is True and m["id"] in (a["id"], dup["id"])
+
+    # Client vectors (numbers and base64) live in their own collection; a text query skips it.
+    vec = [1.0, 0.0, 0.5, 0.25]
+    b64 = base64.b64encode(struct.pack("<4f", *vec)).decode()
+    v1 = c.call("sem.upsert", {"ns": ns + "/vec", "id": "v1", "text": "one", "vector_b64": b64})
+    v2 = c.call("sem.upsert", {"ns": ns + "/vec", "id": "v2", "text": "two", "vector": [0.9, 0.1, 0.5, 0.2],
+                               "supersedes": "v1", "ttl_ms": 600000})
+    assert v2["version"] > v1["version"]
+    r = c.call("sem.search", {"ns": ns, "vector": vec, "k": 5})
+    assert [h["id"] for h in r["hits"]] == ["v2"] and r["skipped"] == [ns + "/kb"]
+    assert r["hits"][0]["expires_at"] is not None and r["hits"][0]["age_ms"] >= 0
+    r = c.call("sem.search", {"ns": ns + "/vec", "vector_b64": b64, "include_superseded": True,
+                              "filter": {"agent": "semantic"}, "min_score": 0.5})
+    assert [h["id"] for h in r["hits"]] == ["v1", "v2"] and r["hits"][0]["superseded_by"] == "v2"
+    assert "skipped" not in r
+    e = c.fail("sem.upsert", {"ns": ns + "/vec", "text": "x", "vector": [1.0, 2.0]}, -32000, "DIMENSION_MISMATCH")
+    assert e["data"]["dims"] == 4 and e["data"]["got_dims"] == 2
+    c.fail("sem.upsert", {"ns": ns + "/vec", "text": "x", "vector": [1.0, 2.0, 3.0, 4.0], "supersedes": "nope"},
+           -32000, "NOT_FOUND")
+
+    g = c.call("sem.get", {"ns": ns + "/vec", "id": "v1"})
+    assert g["found"] and g["version"] == v1["version"] and g["superseded_by"] == "v2"
+    assert c.call("sem.get", {"ns": ns + "/vec", "id": "nope"}) == {"found": False}
+    d = c.call("sem.delete", {"ns": ns + "/vec", "id": "v1"})
+    assert d["deleted"] is True and d["rev"] > v2["version"]
+    assert c.call("sem.delete", {"ns": ns + "/vec", "id": "v1"}) == {"deleted": False}
+
+
+def test_sem_batch_of_searches(server, ns):
+    # Several searches in one batch line are answered together (one pass, sgemm), in order.
+    c = server.connect("semantic-batch")
+    for i in range(20):
+        c.call("sem.upsert", {"ns": ns, "id": f"r{i}", "text": f"r{i}", "vector": [1.0, float(i), float(i % 3)]})
+    singles = [c.call("sem.search", {"ns": ns, "vector": [1.0, float(i), 0.5], "k": 3}) for i in range(5)]
+    batch = ([{"jsonrpc": "2.0", "id": 100 + i, "method": "sem.search",
+               "params": {"ns": ns, "vector": [1.0, float(i), 0.5], "k": 3}} for i in range(5)]
+             + [{"jsonrpc": "2.0", "id": 200, "method": "wm.get", "params": {"ns": ns, "key": "k"}}])
+    c.send_line(json.dumps(batch))
+    reply = c.read_message()
+    assert_valid(common_validator("batch_response"), reply, "batch response")
+    assert [r["id"] for r in reply] == [100, 101, 102, 103, 104, 200]
+    for r, m in zip(reply, [b["method"] for b in batch]):
+        check_response(r, r["id"], m)
+    for single, r in zip(singles, reply):
+        assert [h["id"] for h in r["result"]["hits"]] == [h["id"] for h in single["hits"]]
+
+
 def test_batch_line(server, ns):
     c = server.connect("batcher")
     batch = [
@@ -1253,5 +1316,5 @@ def test_zz_every_implemented_method_validated(server, request):
     names = {name for (_, _, name) in SEEN["errors"] if name}
     assert {-32700, -32600, -32601, -32602, -32000} <= codes, codes
     assert {"UNAUTHENTICATED", "NOT_FOUND", "CONFLICT", "CLAIMED", "FENCED", "IDEMPOTENCY_MISMATCH",
-            "INVALID_TRANSITION", "LIMIT_EXCEEDED"} <= names, names
+            "INVALID_TRANSITION", "LIMIT_EXCEEDED", "DIMENSION_MISMATCH"} <= names, names
     assert {t for (t, _) in SEEN["events"]} >= {"wm", "claim", "inbox"}, SEEN["events"]

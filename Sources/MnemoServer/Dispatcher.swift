@@ -76,38 +76,83 @@ final class Dispatcher: Sendable {
         case .single(let item):
             execute(item, session: &session, out: &out, shard: shard, canPark: canPark)
         case .batch(let items):
-            let mark = out.bytes.count
-            out.byte(UInt8(ascii: "["))
-            var wrote = false
-            for item in items {
-                let before = out.bytes.count
-                if wrote { out.byte(UInt8(ascii: ",")) }
-                let afterComma = out.bytes.count
-                if out.bytes.count - mark > engine.limits.maxPendingOutputBytes {
-                    // The reply would exceed what a connection may have queued: the rest of
-                    // the batch is refused, not executed.
-                    if case .request(let r) = item, let id = r.id {
-                        RPC.writeError(id: id, .limit("max_pending_output_bytes", max: engine.limits.maxPendingOutputBytes,
-                                                      "batch reply too large; request not executed"), &out)
-                    } else if case .invalid(let id, let error) = item {
-                        RPC.writeError(id: id, error, &out)
-                    }
-                } else {
-                    // A batch is answered in one line, so its calls never wait (wait_ms acts as 0).
-                    execute(item, session: &session, out: &out, shard: shard, canPark: false)
-                }
-                if out.bytes.count == afterComma {
-                    out.bytes.removeSubrange(before...)  // a notification: no reply
-                } else {
-                    wrote = true
-                }
-            }
-            if wrote {
-                out.byte(UInt8(ascii: "]"))
+            if canPark, session.caller != nil, runsOffLoop(items) {
+                offload(batch: items, session: &session, shard: shard)
             } else {
-                out.bytes.removeSubrange(mark...)
+                writeBatch(items, session: &session, out: &out, shard: shard)
             }
         }
+    }
+
+    /// Whether a batch goes to a worker thread as a whole: it holds an off-loop method
+    /// (so the event loop must not run it) and nothing that changes the session.
+    private func runsOffLoop(_ items: [RPCItem]) -> Bool {
+        var offLoop = false
+        for case .request(let r) in items {
+            if Dispatcher.sessionChanging.contains(r.method) { return false }
+            if methods[r.method]?.offLoop == true { offLoop = true }
+        }
+        return offLoop
+    }
+
+    /// Methods that change the connection's session, which a worker's copy cannot.
+    static let sessionChanging: Set<String> = ["session.hello", "watch.subscribe", "watch.cancel"]
+
+    /// Writes a batch's reply: one array, notifications left out, nothing at all when
+    /// every member was a notification.
+    func writeBatch(_ items: [RPCItem], session: inout Session, out: inout JSONWriter, shard: Int) {
+        if session.caller != nil { session.prefetched = prefetchSearches(items) }
+        defer { session.prefetched = [:] }
+        let mark = out.bytes.count
+        out.byte(UInt8(ascii: "["))
+        var wrote = false
+        for (i, item) in items.enumerated() {
+            let before = out.bytes.count
+            if wrote { out.byte(UInt8(ascii: ",")) }
+            let afterComma = out.bytes.count
+            if out.bytes.count - mark > engine.limits.maxPendingOutputBytes {
+                // The reply would exceed what a connection may have queued: the rest of
+                // the batch is refused, not executed.
+                if case .request(let r) = item, let id = r.id {
+                    RPC.writeError(id: id, .limit("max_pending_output_bytes", max: engine.limits.maxPendingOutputBytes,
+                                                  "batch reply too large; request not executed"), &out)
+                } else if case .invalid(let id, let error) = item {
+                    RPC.writeError(id: id, error, &out)
+                }
+            } else {
+                // A batch is answered in one line, so its calls never wait (wait_ms acts as 0).
+                session.batchIndex = i
+                execute(item, session: &session, out: &out, shard: shard, canPark: false)
+            }
+            if out.bytes.count == afterComma {
+                out.bytes.removeSubrange(before...)  // a notification: no reply
+            } else {
+                wrote = true
+            }
+        }
+        if wrote {
+            out.byte(UInt8(ascii: "]"))
+        } else {
+            out.bytes.removeSubrange(mark...)
+        }
+    }
+
+    /// The batch's `sem.search` calls, run together (one pass over each collection for
+    /// all of them, sgemm instead of one sgemv each), keyed by position in the batch;
+    /// their handlers then only write the answers. Calls whose params are invalid are
+    /// left to their handlers, which refuse them.
+    private func prefetchSearches(_ items: [RPCItem]) -> [Int: Result<SemanticStore.SearchResult, WireError>] {
+        var queries: [SemanticStore.Query] = []
+        var positions: [Int] = []
+        for (i, item) in items.enumerated() {
+            guard case .request(let r) = item, r.method == "sem.search", r.id != nil,
+                  let q = try? r.params.semanticQuery(limits: engine.limits)
+            else { continue }
+            queries.append(q)
+            positions.append(i)
+        }
+        guard queries.count > 1 else { return [:] }
+        return Dictionary(uniqueKeysWithValues: zip(positions, engine.semantic.search(queries)))
     }
 
     private func execute(_ item: RPCItem, session: inout Session, out: inout JSONWriter, shard: Int, canPark: Bool) {
@@ -185,6 +230,21 @@ extension Dispatcher {
             }
             out.byte(0x0A)
             stats.record(shard: shard, method: method.index, nanos: latencyClock() &- started, failed: failed)
+            call.complete(out.bytes)
+            copy.wake()
+        }
+    }
+
+    /// Runs a whole batch on a worker thread (see ``runsOffLoop(_:)``).
+    private func offload(batch items: [RPCItem], session: inout Session, shard: Int) {
+        let call = OffloadedCall()
+        session.offloaded = call
+        let copy = session
+        Dispatcher.workers.async { [self] in
+            var session = copy
+            var out = JSONWriter(capacity: 4096)
+            writeBatch(items, session: &session, out: &out, shard: shard)
+            if !out.bytes.isEmpty { out.byte(0x0A) }
             call.complete(out.bytes)
             copy.wake()
         }

@@ -20,6 +20,10 @@ struct Session: Sendable {
     var parked: ParkedCall?
     /// Set by the dispatcher when the call runs on a worker thread.
     var offloaded: OffloadedCall?
+    /// Position of the call being executed in its batch.
+    var batchIndex = 0
+    /// Results of a batch's `sem.search` calls, run together before the batch (by position).
+    var prefetched: [Int: Result<SemanticStore.SearchResult, WireError>] = [:]
 
     init(peer: PeerCredentials, connection: WatchHub.ConnectionRef, wake: @escaping @Sendable () -> Void) {
         self.peer = peer

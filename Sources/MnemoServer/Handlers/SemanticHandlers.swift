@@ -52,9 +52,14 @@ extension Dispatcher {
                 }
                 out.byte(UInt8(ascii: "}"))
             }),
-            ("sem.search", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
+            ("sem.search", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
                 let q = try p.semanticQuery(limits: limits)
-                let r = try sem.search(q)
+                let r: SemanticStore.SearchResult
+                if let done = session.prefetched.removeValue(forKey: session.batchIndex) {
+                    r = try done.get()
+                } else {
+                    r = try sem.search(q)
+                }
                 let now = engine.time.nowMs()
                 out.raw("{\"hits\":[")
                 for (i, hit) in r.hits.enumerated() {
