@@ -1,0 +1,122 @@
+import Foundation
+import MnemoClient
+import MnemoProtocol
+import Testing
+
+@Suite("semantic memory over the socket")
+struct SemanticTests {
+    /// A deterministic vector.
+    static func vector(_ i: Int, dims: Int = 16) -> JSON {
+        .array((0..<dims).map { j in .number(String(Float(sin(Double(i * 31 + j * 7))))) })
+    }
+
+    @Test(arguments: ["normal", "strict"])
+    func killNineKeepsFactsAndSearchResultsIdentical(mode: String) throws {
+        let daemon = try Daemon(config: "durability = \"\(mode)\"\n")
+        let c = try daemon.client("writer")
+        for i in 0..<300 {
+            _ = try c.call("sem.upsert", ["ns": .string("kb/\(i % 4)"), "id": .string("f\(i)"), "text": .string("fact \(i)"),
+                                          "vector": Self.vector(i), "tags": i % 2 == 0 ? ["even"] : []])
+        }
+        _ = try c.call("sem.upsert", ["ns": "kb/1", "id": "new", "text": "replacement", "vector": Self.vector(1000),
+                                      "supersedes": "f1"])
+        _ = try c.call("sem.delete", ["ns": "kb/2", "id": "f2"])
+        _ = try c.call("sem.upsert", ["ns": "notes", "text": "the build cache lives in /var/cache/ci"])
+        let queries: [JSON] = (0..<5).map { i in
+            ["ns": "kb", "vector": Self.vector(5000 + i), "k": 12, "filter": i == 0 ? ["tags": ["even"]] : [:]]
+        }
+        let before = try queries.map { try c.call("sem.search", $0) }
+        let textBefore = try c.call("sem.search", ["ns": "notes", "text": "where is the ci build cache?"])
+        let rev = try #require(try c.call("admin.health")["rev"]?.int64Value)
+        daemon.kill()
+
+        let again = try daemon.restarted(config: "durability = \"\(mode)\"\n")
+        let d = try again.client("reader")
+        for (q, b) in zip(queries, before) {
+            let a = try d.call("sem.search", q)
+            #expect(a["hits"]?.arrayValue?.count == 12)
+            // Same ids, same scores bit for bit, same records; only age_ms moves on.
+            #expect(Self.withoutAge(a) == Self.withoutAge(b))
+        }
+        #expect(Self.withoutAge(try d.call("sem.search", ["ns": "notes", "text": "where is the ci build cache?"])) == Self.withoutAge(textBefore))
+        #expect(try d.call("sem.get", ["ns": "kb/1", "id": "f1"])["superseded_by"] == "new")
+        #expect(try d.call("sem.get", ["ns": "kb/2", "id": "f2"])["found"] == false)
+        let next = try d.call("sem.upsert", ["ns": "kb/0", "text": "after", "vector": Self.vector(7)])
+        #expect((next["version"]?.int64Value ?? 0) > rev)
+    }
+
+    static func withoutAge(_ result: JSON) -> JSON {
+        guard case .object(var members) = result, let i = members.firstIndex(where: { $0.key == "hits" }),
+              case .array(let hits) = members[i].value else { return result }
+        members[i].value = .array(hits.map { hit in
+            guard case .object(let fields) = hit else { return hit }
+            return .object(fields.filter { $0.key != "age_ms" })
+        })
+        return .object(members)
+    }
+
+    @Test func pipelinedCallsOnOneConnectionTakeEffectInOrder() throws {
+        let daemon = try Daemon()
+        let c = try daemon.client()
+        // An upsert then a search, sent back to back: the search must see the upsert, and
+        // the replies (with a working-memory call between them) come back in order.
+        var calls: [(String, JSON)] = []
+        for i in 0..<50 {
+            calls.append(("sem.upsert", ["ns": "p", "id": .string("x\(i)"), "text": "x", "vector": Self.vector(i)]))
+            calls.append(("wm.set", ["ns": "p", "key": .string("k\(i)"), "value": .number(String(i))]))
+            calls.append(("sem.search", ["ns": "p", "vector": Self.vector(i), "k": 1]))
+        }
+        let replies = try c.pipeline(calls)
+        for i in 0..<50 {
+            let hit = try replies[3 * i + 2].get()["hits"]?.arrayValue?.first
+            #expect(hit?["id"] == .string("x\(i)"))
+            #expect(try replies[3 * i + 1].get()["version"] != nil)
+        }
+    }
+
+    @Test func badInputIsRefusedAndNothingIsStored() throws {
+        let daemon = try Daemon()
+        let c = try daemon.client()
+        _ = try c.call("sem.upsert", ["ns": "kb", "id": "a", "text": "a", "vector": [1, 0, 0]])
+        let cases: [(JSON, String?)] = [
+            (["ns": "kb", "text": "x", "vector": [1, 0]], "DIMENSION_MISMATCH"),
+            (["ns": "kb", "text": "x"], "DIMENSION_MISMATCH"),  // the embedder's 384-dim model does not fit
+            (["ns": "kb", "text": "x", "vector": [0, 0, 0]], nil),
+            (["ns": "kb", "text": "x", "vector_b64": "AADAfwAAAAAAAAAA"], nil),  // NaN
+            (["ns": "kb", "text": "", "vector": [1, 0, 0]], nil),
+            (["ns": "other", "text": "?!"], nil),  // nothing to embed
+            (["ns": "kb", "text": "x", "vector": [1, 0, 0], "metric": "l1"], nil),
+        ]
+        for (params, name) in cases {
+            let e = wireError { try c.call("sem.upsert", params) }
+            #expect(e != nil, "accepted \(params)")
+            if let name { #expect(e?.appCode?.rawValue == name) } else { #expect(e?.code == -32602) }
+        }
+        let k = wireError { try c.call("sem.search", ["ns": "kb", "vector": [1, 0, 0], "k": 1001]) }
+        #expect(k?.code == -32602)
+        let both = wireError { try c.call("sem.search", ["ns": "kb", "vector": [1, 0, 0], "text": "a"]) }
+        #expect(both?.code == -32602)
+        let stats = try c.call("admin.stats")
+        #expect(stats["semantic"]?["records"] == 1)
+        #expect(stats["semantic"]?["collections"] == 1)
+        #expect(stats["blas"]?["library"]?.stringValue?.isEmpty == false)
+    }
+
+    @Test func anUnreachableEmbedderIsAClearErrorNotAnotherModel() throws {
+        let config = """
+            [semantic.embedder]
+            kind = "openai"
+            url = "http://127.0.0.1:9/v1/embeddings"
+            model = "nomic-embed-text"
+            dims = 8
+            timeout_ms = 500
+            """
+        let daemon = try Daemon(config: config)
+        let c = try daemon.client()
+        let e = wireError { try c.call("sem.upsert", ["ns": "kb", "text": "hello"]) }
+        #expect(e?.appCode == .unavailable)
+        #expect(try c.call("admin.stats")["semantic"]?["records"] == 0)
+        // Client vectors still work.
+        _ = try c.call("sem.upsert", ["ns": "kb", "text": "hello", "vector": [1, 2]])
+    }
+}
