@@ -102,6 +102,54 @@ struct SemanticTests {
         #expect(stats["blas"]?["library"]?.stringValue?.isEmpty == false)
     }
 
+    /// A stand-in for an OpenAI-compatible `/v1/embeddings` endpoint on loopback: the
+    /// embedding counts the letters a-h of the input; "fail" answers HTTP 500.
+    static let stubEmbedder = """
+        import http.server, json, sys
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if body["input"] == "fail" or body["model"] != "stub-model":
+                    self.send_response(500); self.end_headers(); return
+                v = [float(body["input"].count(c)) + 0.01 for c in "abcdefgh"]
+                out = json.dumps({"data": [{"embedding": v, "index": 0}], "model": body["model"]}).encode()
+                self.send_response(200); self.send_header("Content-Length", str(len(out))); self.end_headers()
+                self.wfile.write(out)
+            def log_message(self, *a): pass
+        s = http.server.HTTPServer(("127.0.0.1", 0), H)
+        print(s.server_address[1], flush=True)
+        s.serve_forever()
+        """
+
+    @Test func aConfiguredEmbeddingsEndpointEmbedsTextAndItsFailureIsUnavailable() throws {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", "-c", Self.stubEmbedder]
+        let out = Pipe()
+        server.standardOutput = out
+        try server.run()
+        defer { server.terminate() }
+        let portLine = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        let port = try #require(Int(portLine.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let daemon = try Daemon(config: """
+            [semantic.embedder]
+            kind = "openai"
+            url = "http://127.0.0.1:\(port)/v1/embeddings"
+            model = "stub-model"
+            dims = 8
+            timeout_ms = 5000
+            """)
+        let c = try daemon.client()
+        _ = try c.call("sem.upsert", ["ns": "kb", "id": "a", "text": "aaaa"])
+        _ = try c.call("sem.upsert", ["ns": "kb", "id": "h", "text": "hhhh"])
+        let r = try c.call("sem.search", ["ns": "kb", "text": "aaa h", "k": 2])
+        #expect(r["hits"]?.arrayValue?.map { $0["id"] } == ["a", "h"])
+        #expect(try c.call("admin.stats")["semantic"]?["embedder"] == "stub-model")
+        let e = wireError { try c.call("sem.upsert", ["ns": "kb", "text": "fail"]) }
+        #expect(e?.appCode == .unavailable)
+        #expect(try c.call("admin.stats")["semantic"]?["records"] == 2)
+    }
+
     @Test func anUnreachableEmbedderIsAClearErrorNotAnotherModel() throws {
         let config = """
             [semantic.embedder]

@@ -44,11 +44,19 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
         self.metric = metric
         self.model = model
         capacity = 64
-        matrix = .allocate(capacity: capacity * dims)
-        matrix.initialize(repeating: 0, count: capacity * dims)
+        matrix = Self.zeroed(capacity * dims)
     }
 
-    deinit { matrix.deallocate() }
+    deinit { free(matrix) }
+
+    /// Zero-filled floats from calloc: a large block comes straight from the kernel, so
+    /// spare capacity costs address space, not memory, until rows are written into it.
+    private static func zeroed(_ count: Int) -> UnsafeMutablePointer<Float> {
+        guard let raw = calloc(count, MemoryLayout<Float>.stride) else {
+            fatalError("out of memory for a \(count)-float vector matrix")
+        }
+        return raw.bindMemory(to: Float.self, capacity: count)
+    }
 
     /// Live records.
     public var count: Int { lock.read { rowByID.count } }
@@ -141,10 +149,9 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
 
     private func grow() {
         let newCapacity = (capacity + max(1024, capacity / 2)) / Self.rowAlign * Self.rowAlign
-        let bigger = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity * dims)
+        let bigger = Self.zeroed(newCapacity * dims)
         bigger.update(from: matrix, count: rows * dims)
-        (bigger + rows * dims).initialize(repeating: 0, count: (newCapacity - rows) * dims)
-        matrix.deallocate()
+        free(matrix)
         matrix = bigger
         capacity = newCapacity
     }
