@@ -127,8 +127,14 @@ struct SemanticTests {
         server.arguments = ["python3", "-c", Self.stubEmbedder]
         let out = Pipe()
         server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        server.standardInput = FileHandle.nullDevice
         try server.run()
-        defer { server.terminate() }
+        defer {
+            // SIGKILL: the stub must not outlive the test (it would hold the runner's pipes).
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
         let portLine = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
         let port = try #require(Int(portLine.trimmingCharacters(in: .whitespacesAndNewlines)))
         let daemon = try Daemon(config: """
