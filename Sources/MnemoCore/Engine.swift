@@ -1,4 +1,5 @@
 import Logging
+import MnemoProtocol
 
 /// The daemon's state, all tiers together; what the server dispatches into.
 public final class Engine: Sendable {
@@ -8,16 +9,19 @@ public final class Engine: Sendable {
     public let time: any TimeSource
     /// The working-memory and coordination tier.
     public let working: WorkingMemory
+    /// The episodic tier (SQLite).
+    public let episodic: EpisodeStore
     /// How working memory is made durable.
     public let durability: Durability
     /// Monotonic time at start-up.
     public let startedAtNs: UInt64
 
-    /// An engine whose working memory lives in `dataDir/working` (not used when volatile).
-    /// - Throws: when the journal cannot be opened or recovered.
+    /// An engine whose working memory lives in `dataDir/working` and episodic memory in
+    /// `dataDir/episodic.sqlite` (neither used when volatile).
+    /// - Throws: when the journal cannot be opened or recovered, or a database opened.
     public init(limits: Limits, durability: Durability, dataDir: String, time: any TimeSource = SystemTime(),
                 resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
-                logger: Logger) throws(StorageError) {
+                summarizer: Summarizer = Summarizer(), logger: Logger) throws(StorageError) {
         self.limits = limits
         self.time = time
         self.durability = durability
@@ -29,6 +33,11 @@ public final class Engine: Sendable {
                                              logger: logger, resultRetentionMs: resultRetentionMs,
                                              inboxRetentionMs: inboxRetentionMs)
         }
+        let working = self.working
+        episodic = try EpisodeStore(dir: dataDir, durability: durability, limits: limits, time: time,
+                                    summarizer: summarizer, logger: logger,
+                                    nextRevision: { () throws(WireError) -> Int64 in try working.reserveRevision() })
+        working.raiseRevision(atLeast: episodic.maxRevAtOpen)
         self.startedAtNs = time.monotonicNs()
     }
 
@@ -39,5 +48,8 @@ public final class Engine: Sendable {
     public var uptimeMs: Int64 { Int64((time.monotonicNs() - startedAtNs) / 1_000_000) }
 
     /// Final fsync and stop of background threads (after the server stopped).
-    public func close() { working.close() }
+    public func close() {
+        episodic.close()
+        working.close()
+    }
 }

@@ -38,6 +38,8 @@ public struct Limits: Sendable, Equatable {
     /// Response bytes a connection may have queued before the server stops reading from
     /// it (backpressure against clients that send but do not read).
     public var maxPendingOutputBytes = 8 << 20
+    /// Largest episodic record content (`ep.append`), in UTF-8 bytes.
+    public var maxEpisodeContentBytes = 64 << 10
 
     /// The defaults.
     public init() {}
@@ -88,6 +90,8 @@ public struct Limits: Sendable, Equatable {
              reason: "each watch is checked on every change", keyPath: \.maxWatchesPerConnection),
         Spec(name: "max_pending_output_bytes", minimum: 64 << 10, hardMaximum: 1 << 30,
              reason: "a client that does not read must not grow the server's memory", keyPath: \.maxPendingOutputBytes),
+        Spec(name: "max_episode_content_bytes", minimum: 64, hardMaximum: 16 << 20,
+             reason: "each record is indexed by FTS5 and returned whole by ep.query", keyPath: \.maxEpisodeContentBytes),
     ]
 
     /// Fixed by the wire contract, not configurable.
@@ -98,6 +102,18 @@ public struct Limits: Sendable, Equatable {
     public static let maxAgentBytes = 64
     /// Longest claim resource, task id or idempotency key.
     public static let maxIdentifierBytes = 256
+    /// Most tags on an episodic record (contract: `tags`, 64 items).
+    public static let maxEpisodeTags = 64
+    /// Longest tag, in characters (contract: `tag`).
+    public static let maxTagCharacters = 128
+    /// Most ids in `derived_from`, and so most sources one summary covers (contract).
+    public static let maxDerivedFrom = 256
+    /// Most ids in one `ep.pin` (contract: `ids`).
+    public static let maxEpisodeIds = 1000
+    /// Longest `ep.search` text, in characters (contract); it is split into at most 64 words.
+    public static let maxSearchTextCharacters = 1024
+    /// Most records one `ep.summarize` call takes (contract): one commit holds them all.
+    public static let maxSummarizeRecords = 100_000
 
     /// Sets the limit named `name`, refusing unknown names and values out of range.
     public mutating func set(_ name: String, to value: Int) throws(ConfigError) {
