@@ -47,6 +47,7 @@ final class Dispatcher: Sendable {
             + Dispatcher.workingMethods(engine: engine)
             + Dispatcher.coordinationMethods(engine: engine)
             + Dispatcher.watchMethods(engine: engine, hub: hub)
+            + Dispatcher.episodicMethods(engine: engine)
         {
             guard let index = names.firstIndex(of: name) else { preconditionFailure("\(name) missing from methodNames") }
             method.index = index
@@ -62,6 +63,7 @@ final class Dispatcher: Sendable {
         "wm.set", "wm.get", "wm.del", "wm.list", "wm.expire", "wm.clear", "wm.txn",
         "claim.acquire", "claim.renew", "claim.release", "claim.list", "result.put", "task.transition", "task.get",
         "inbox.post", "inbox.read", "inbox.ack", "watch.subscribe", "watch.cancel",
+        "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
     ]
 
     /// Decodes one request line and writes its reply (nothing for notifications; one

@@ -19,6 +19,8 @@ struct Config: Sendable {
     var resultRetentionMs: Int64 = 7 * 86_400_000
     var inboxRetentionMs: Int64 = 7 * 86_400_000
     var limits = Limits()
+    /// `[episodic]`: the retention job's schedule and policies, the summarizer.
+    var episodic = EpisodicConfig()
 
     /// `$XDG_STATE_HOME/mnemo`, else `~/.local/state/mnemo`, else `./mnemo-data`.
     static func defaultDataDir() -> String {
@@ -102,6 +104,8 @@ struct Config: Sendable {
                     default: throw ConfigError("\(file): unknown key working.\(name)")
                     }
                 }
+            case "episodic":
+                try episodic.apply(table: try need(value?.table, "a table"), file: file)
             default:
                 throw ConfigError("\(file): unknown key \(key)")
             }

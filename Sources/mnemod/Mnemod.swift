@@ -52,7 +52,7 @@ struct Mnemod: AsyncParsableCommand {
         do {
             engine = try Engine(limits: cfg.limits, durability: cfg.durability, dataDir: cfg.dataDir,
                                 resultRetentionMs: cfg.resultRetentionMs, inboxRetentionMs: cfg.inboxRetentionMs,
-                                logger: logger)
+                                summarizer: cfg.episodic.summarizer, logger: logger)
         } catch {
             logger.critical("cannot open the data directory", metadata: ["error": "\(error)", "data_dir": "\(cfg.dataDir)"])
             throw ExitCode(74)  // EX_IOERR
@@ -73,6 +73,8 @@ struct Mnemod: AsyncParsableCommand {
                     .init(service: ExpirySweeper(engine: engine, intervalMs: cfg.sweepIntervalMs,
                                                  budgetMs: cfg.sweepBudgetMs, snapshotBytes: cfg.snapshotBytes,
                                                  logger: logger)),
+                    .init(service: RetentionService(engine: engine, policies: cfg.episodic.retention,
+                                                    intervalMs: cfg.episodic.jobIntervalMs, logger: logger)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

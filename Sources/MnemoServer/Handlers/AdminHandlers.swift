@@ -53,7 +53,22 @@ extension Dispatcher {
                     out.raw(",\"synced_bytes\":")
                     out.uint(journal.syncedLSN)
                 }
-                out.raw("},\"methods\":{")
+                let ep = engine.episodic.stats
+                out.raw("},\"episodic\":{\"records\":")
+                out.int(ep.records)
+                out.raw(",\"deletions_logged\":")
+                out.int(ep.deletionsLogged)
+                out.raw("},\"jobs\":{\"episodic_retention\":{\"runs\":")
+                out.int(ep.jobRuns)
+                out.raw(",\"last_ms\":")
+                out.int(ep.lastJobMs)
+                out.raw(",\"summaries_written\":")
+                out.int(ep.summariesWritten)
+                out.raw(",\"pruned\":")
+                out.int(ep.pruned)
+                out.raw(",\"external_summarizer_failures\":")
+                out.int(ep.externalSummarizerFailures)
+                out.raw("}},\"methods\":{")
                 for (i, (name, e)) in stats.snapshot().enumerated() {
                     if i > 0 { out.byte(UInt8(ascii: ",")) }
                     out.key(name)
