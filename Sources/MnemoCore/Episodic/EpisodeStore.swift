@@ -27,8 +27,8 @@ public final class EpisodeStore: Sendable {
 
     /// Opens (creating and migrating) `dir/episodic.sqlite`.
     /// - Throws: when the database cannot be opened or migrated.
-    public init(dir: String, durability: Durability, limits: Limits, time: any TimeSource, summarizer: Summarizer,
-                logger: Logger, nextRevision: @escaping @Sendable () throws(WireError) -> Int64) throws(StorageError) {
+    public init(dir: String, durability: Durability, limits: Limits, time: any TimeSource, summarizer: Summarizer = Summarizer(),
+                logger: Logger = Logger(label: "mnemo.episodic"), nextRevision: @escaping @Sendable () throws(WireError) -> Int64) throws(StorageError) {
         store = try SQLiteStore(dir: dir, name: "episodic", durability: durability, migrator: EpisodeStore.migrator,
                                 logger: logger, nextRevision: nextRevision)
         self.limits = limits

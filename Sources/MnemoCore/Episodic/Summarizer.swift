@@ -61,6 +61,9 @@ enum ExternalCommand {
 
     /// The trimmed stdout of `argv` (non-empty, at most `maxOutput` bytes), or why not.
     static func run(_ argv: [String], stdin input: [UInt8], timeoutMs: Int, maxOutput: Int) -> Result<String, Failure> {
+        // A child that exits without reading its input must not kill us with SIGPIPE on
+        // the write (mnemod ignores SIGPIPE already; this covers other hosts of the library).
+        signal(SIGPIPE, SIG_IGN)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())
