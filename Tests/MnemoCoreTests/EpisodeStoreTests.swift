@@ -28,9 +28,20 @@ struct EpisodeStoreTests {
         #expect(e?.appCode == .idempotencyMismatch)
         let e2 = wireError { () throws(WireError) in try ep.add("wf/1", "deploy started", kind: "other", key: "k1") }
         #expect(e2?.appCode == .idempotencyMismatch)
+        // The same JSON payload spelled differently, and tags in another order, replay.
+        let d1 = try ep.append(.init(ns: "wf/3", kind: "n", content: "c", data: Array("{\"a\":1,\"b\":[1.0]}".utf8),
+                                     tags: ["x", "y"], idempotencyKey: "k2"), by: alice)
+        let d2 = try ep.append(.init(ns: "wf/3", kind: "n", content: "c", data: Array("{\"b\":[1.0], \"a\":1}".utf8),
+                                     tags: ["y", "x"], idempotencyKey: "k2"), by: alice)
+        #expect(d2.replayed && d2.id == d1.id)
+        let d3 = wireError { () throws(WireError) in
+            try ep.append(.init(ns: "wf/3", kind: "n", content: "c", data: Array("{\"a\":2,\"b\":[1.0]}".utf8),
+                                tags: ["x", "y"], idempotencyKey: "k2"), by: alice)
+        }
+        #expect(d3?.appCode == .idempotencyMismatch)
         // The key is scoped to the namespace.
-        #expect(try ep.add("wf/2", "deploy started", key: "k1").rev == 2)
-        #expect(try ep.all("wf").count == 2)
+        #expect(try ep.add("wf/2", "deploy started", key: "k1").rev == 3)
+        #expect(try ep.all("wf").count == 3)
     }
 
     @Test func badInputIsRefusedNamingTheFieldAndNothingIsApplied() throws {

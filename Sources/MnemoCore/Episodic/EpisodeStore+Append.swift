@@ -48,8 +48,10 @@ extension EpisodeStore {
     }
 
     /// Appends a record stamped with `caller`'s provenance, in the next group commit.
-    /// With an idempotency key already used in the namespace: the same payload returns
-    /// the first append's `{id, rev, at}`; another payload is `IDEMPOTENCY_MISMATCH`.
+    /// With an idempotency key already used in the namespace: the same payload (kind,
+    /// content, data as JSON, task, the set of tags, derived_from) returns the first
+    /// append's `{id, rev, at}`; another payload is `IDEMPOTENCY_MISMATCH`. A key whose
+    /// record was pruned is free again.
     /// - Throws: -32602 / `LIMIT_EXCEEDED` for bad input (nothing written), `UNAVAILABLE`
     ///   when the commit fails.
     /// - Complexity: O(log n) B-tree and FTS inserts; one fsync per group of appends.
@@ -66,8 +68,9 @@ extension EpisodeStore {
                     WHERE ns = ? AND idem_key = ?
                     """), arguments: [a.ns, key])
             {
-                let same = row["kind"] == a.kind && row["content"] == a.content && (row["data"] as String?) == data
-                    && (row["task"] as String?) == a.task && row["tags"] == tags
+                let same = row["kind"] == a.kind && row["content"] == a.content
+                    && Self.sameData(row["data"], data) && (row["task"] as String?) == a.task
+                    && Set(EpisodeRecord.decodeList(row["tags"])) == Set(a.tags)
                     && (row["derived_from"] as String?) == derived
                 guard same else {
                     throw WireError.app(.idempotencyMismatch,
@@ -90,6 +93,19 @@ extension EpisodeStore {
         }
         if !result.replayed { counters.withLock { $0.records += 1 } }
         return result
+    }
+
+    /// Whether two stored `data` payloads are the same JSON (member order and number
+    /// spelling do not matter, as for `result.put`).
+    static func sameData(_ a: String?, _ b: String?) -> Bool {
+        switch (a, b) {
+        case (nil, nil): return true
+        case (let x?, let y?):
+            if x == y { return true }
+            guard let jx = try? JSONParser.parse(x), let jy = try? JSONParser.parse(y) else { return false }
+            return jx.semanticallyEquals(jy)
+        default: return false
+        }
     }
 
     /// Checks an append against the contract and the limits, before anything is queued.
