@@ -195,7 +195,7 @@ def main():
                 t = time.perf_counter()
                 r = c.call("ep.query", {"ns": ns, "order": "desc", "limit": 20})
                 lat["ep.query"].append((time.perf_counter() - t) * 1e6)
-                assert len(r["records"]) == 20
+                assert 0 < len(r["records"]) <= 20
                 t = time.perf_counter()
                 c.call("ep.search", {"ns": ns, "text": " ".join(rng.sample(mid, 2)), "limit": 10})
                 lat["ep.search"].append((time.perf_counter() - t) * 1e6)

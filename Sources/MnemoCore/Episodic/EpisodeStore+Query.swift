@@ -45,14 +45,16 @@ extension EpisodeStore {
         }
         let order = q.descending ? "DESC" : "ASC"
         let fetch = q.limit + 1
-        let exact = "SELECT \(EpisodeRecord.columns) FROM episodes WHERE ns = ?\(filters) ORDER BY rev \(order) LIMIT \(fetch)"
-        let below = "SELECT \(EpisodeRecord.columns) FROM episodes WHERE ns >= ? AND ns < ?\(filters) ORDER BY rev \(order) LIMIT \(fetch)"
-        let exactArgs = StatementArguments([q.ns.databaseValue] + args)
+        let exact = "SELECT \(EpisodeRecord.columns) FROM episodes WHERE ns = ?\(filters) ORDER BY rev \(order) LIMIT ?"
+        let below = "SELECT \(EpisodeRecord.columns) FROM episodes WHERE ns >= ? AND ns < ?\(filters) ORDER BY rev \(order) LIMIT ?"
+        let exactArgs = StatementArguments([q.ns.databaseValue] + args + [fetch.databaseValue])
         // Descendants are "ns/..." : from "ns/" up to (not including) "ns0" ('0' follows '/').
-        let belowArgs = StatementArguments([(q.ns + "/").databaseValue, (q.ns + "0").databaseValue] + args)
+        let belowArgs = StatementArguments([(q.ns + "/").databaseValue, (q.ns + "0").databaseValue] + args + [fetch.databaseValue])
         let rows = try store.read { db in
-            (try Row.fetchAll(db, sql: exact, arguments: exactArgs).map(EpisodeRecord.init(row:)),
-             try Row.fetchAll(db, sql: below, arguments: belowArgs).map(EpisodeRecord.init(row:)))
+            // Cached statements: GRDB's preparation (SQL compile plus its authorizer) costs
+            // more than these index lookups.
+            (try Row.fetchAll(db.cachedStatement(sql: exact), arguments: exactArgs).map(EpisodeRecord.init(row:)),
+             try Row.fetchAll(db.cachedStatement(sql: below), arguments: belowArgs).map(EpisodeRecord.init(row:)))
         }
         var merged = rows.0 + rows.1
         merged.sort { q.descending ? $0.rev > $1.rev : $0.rev < $1.rev }

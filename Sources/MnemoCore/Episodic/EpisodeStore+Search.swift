@@ -32,10 +32,10 @@ extension EpisodeStore {
             SELECT \(columns), bm25(episodes_fts, 1.0, 0.0) AS rank FROM episodes_fts
             JOIN episodes e ON e.rev = episodes_fts.rowid
             WHERE episodes_fts MATCH ? AND e.ns = ?
-            ORDER BY rank, e.rev DESC LIMIT \(limit)
+            ORDER BY rank, e.rev DESC LIMIT ?
             """
         return try store.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: [match, ns]).map { row in
+            try Row.fetchAll(db.cachedStatement(sql: sql), arguments: [match, ns, limit]).map { row in
                 let rank: Double = row[16]
                 return Hit(record: EpisodeRecord(row: row), score: rank == 0 ? 0 : -rank)
             }
