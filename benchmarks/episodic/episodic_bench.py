@@ -20,6 +20,7 @@ Steps (all bounded):
      then ep.prune {ns: "bench", policy: {max_count: 900}} over all of them.
 """
 import argparse
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -50,7 +51,8 @@ def words_list(rng):
 
 
 def zipf_weights(n):
-    return [1.0 / (i + 1) for i in range(n)]
+    """Cumulative Zipf weights (pass as cum_weights: choices() then costs O(k log n))."""
+    return list(itertools.accumulate(1.0 / (i + 1) for i in range(n)))
 
 
 def ns_name(i):
@@ -84,7 +86,7 @@ def bulk_load(path, n, rng, vocab, weights):
     base_ms = int(time.time() * 1000) - n  # one record per ms, ending now
     batch = []
     for rev in range(1, n + 1):
-        content = " ".join(rng.choices(vocab, weights, k=rng.randint(8, 20)))
+        content = " ".join(rng.choices(vocab, cum_weights=weights, k=rng.randint(8, 20)))
         batch.append((rev, f"ep_{rev}", ns_name(rng.randrange(NAMESPACES)), "observation", content, None,
                       None, "[]", base_ms + rev, f"agent-{rev % 16}", "local", os.getuid(), os.getpid()))
         if len(batch) == 50_000:
@@ -115,9 +117,9 @@ class Raw:
         self.n = 0
         self.call("session.hello", {"agent": agent})
 
-    def call(self, method, params):
+    def call(self, method, params=None):
         self.n += 1
-        self.s.sendall(json.dumps({"jsonrpc": "2.0", "id": self.n, "method": method, "params": params}).encode() + b"\n")
+        self.s.sendall(json.dumps({"jsonrpc": "2.0", "id": self.n, "method": method, "params": params or {}}).encode() + b"\n")
         while b"\n" not in self.buf:
             chunk = self.s.recv(1 << 20)
             if not chunk:
@@ -130,14 +132,15 @@ class Raw:
         return msg["result"]
 
 
-def appender(sock, seconds, seed, vocab, weights, out):
+def appender(sock, start_at, seconds, seed, vocab, weights, out):
     rng = random.Random(seed)
     c = Raw(sock, f"writer-{seed}")
     # Contents are made before the clock starts: the client should cost as little as possible.
-    contents = [" ".join(rng.choices(vocab, weights, k=rng.randint(8, 20))) for _ in range(2000)]
+    contents = [" ".join(rng.choices(vocab, cum_weights=weights, k=rng.randint(8, 20))) for _ in range(2000)]
     n = 0
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    time.sleep(max(0.0, start_at - time.time()))
+    end = start_at + seconds
+    while time.time() < end:
         c.call("ep.append", {"ns": ns_name(rng.randrange(NAMESPACES)), "kind": "observation",
                              "content": contents[n % len(contents)]})
         n += 1
@@ -145,15 +148,18 @@ def appender(sock, seconds, seed, vocab, weights, out):
 
 
 def throughput(sock, clients, seconds, vocab, weights):
+    """Appends per second while every client runs: all start at one agreed moment and
+    stop sending at start + seconds; replies still in flight then are waited for."""
     q = mp.Queue()
-    procs = [mp.Process(target=appender, args=(sock, seconds, 1000 + i, vocab, weights, q)) for i in range(clients)]
-    t0 = time.monotonic()
+    start_at = time.time() + 2 + clients * 0.05
+    procs = [mp.Process(target=appender, args=(sock, start_at, seconds, 1000 + i, vocab, weights, q)) for i in range(clients)]
     for p in procs:
         p.start()
     total = sum(q.get() for _ in procs)
+    elapsed = time.time() - start_at
     for p in procs:
         p.join()
-    return total, time.monotonic() - t0
+    return total, elapsed
 
 
 def pct(samples, p):
@@ -169,24 +175,39 @@ def main():
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one, removed)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--cache", default=None, help="keep/reuse the bulk-loaded database in this directory")
     args = ap.parse_args()
     rng = random.Random(42)
     vocab = words_list(rng)
     weights = zipf_weights(VOCAB)
     work = args.dir or tempfile.mkdtemp(prefix="mnemo-ep-bench-")
+    os.makedirs(work, exist_ok=True)
     sock, data = os.path.join(work, "m.sock"), os.path.join(work, "data")
     results = {"records": args.records, "namespaces": NAMESPACES}
     try:
         p = start(args.mnemod, sock, data)
         stop(p)
-        print(f"bulk-loading {args.records} records...", file=sys.stderr)
-        results["bulk_load_s"] = round(bulk_load(os.path.join(data, "episodic.sqlite"), args.records, rng, vocab, weights), 1)
+        db_path = os.path.join(data, "episodic.sqlite")
+        cache = args.cache and os.path.join(args.cache, f"episodic-{args.records}.sqlite")
+        if cache and os.path.exists(cache):
+            print(f"reusing the bulk-loaded {cache}", file=sys.stderr)
+            shutil.copyfile(cache, db_path)
+            for suffix in ("-wal", "-shm"):
+                if os.path.exists(db_path + suffix):
+                    os.remove(db_path + suffix)
+        else:
+            print(f"bulk-loading {args.records} records...", file=sys.stderr)
+            results["bulk_load_s"] = round(bulk_load(db_path, args.records, rng, vocab, weights), 1)
+            if cache:
+                os.makedirs(args.cache, exist_ok=True)
+                shutil.copyfile(db_path, cache)
         p = start(args.mnemod, sock, data)
         try:
             for clients in (1, 32):
                 n, secs = throughput(sock, clients, args.seconds, vocab, weights)
                 results[f"append_{clients}_clients_per_s"] = round(n / secs)
                 print(f"ep.append, {clients} client(s): {n} in {secs:.1f} s = {n / secs:.0f}/s", file=sys.stderr)
+                time.sleep(1)
             c = Raw(sock, "reader")
             lat = {"ep.query": [], "ep.search": []}
             mid = vocab[50:1000]
@@ -207,14 +228,16 @@ def main():
                 print(f"{m}: {results[m]}", file=sys.stderr)
             total = stats["episodic"]["records"]
             t0 = time.monotonic()
-            summarized = 0
+            summarized = summaries = 0
             for i in range(NAMESPACES):
-                summarized += c.call("ep.summarize", {"ns": ns_name(i), "max_records": 100})["summarized"]
+                r = c.call("ep.summarize", {"ns": ns_name(i), "max_records": 100})
+                summarized += r["summarized"]
+                summaries += len(r["summaries"])
             t1 = time.monotonic()
             pr = c.call("ep.prune", {"ns": "bench", "policy": {"max_count": 900}})
             t2 = time.monotonic()
             results["summarize_prune_pass"] = {
-                "records_before": total, "summarized": summarized, "summaries": NAMESPACES,
+                "records_before": total, "summarized": summarized, "summaries": summaries,
                 "summarize_s": round(t1 - t0, 2), "deleted": pr["deleted"], "kept": pr["kept"],
                 "prune_s": round(t2 - t1, 2), "total_s": round(t2 - t0, 2)}
             print(f"summarize + prune: {results['summarize_prune_pass']}", file=sys.stderr)
