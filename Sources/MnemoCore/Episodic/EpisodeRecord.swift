@@ -64,6 +64,7 @@ public struct EpisodeRecord: Sendable, Equatable {
 
     /// The strings of a stored JSON array (empty for anything else).
     static func decodeList(_ text: String) -> [String] {
+        if text == "[]" { return [] }
         guard let parsed = try? JSONParser.parse(text), let items = parsed.arrayValue else { return [] }
         return items.compactMap(\.stringValue)
     }

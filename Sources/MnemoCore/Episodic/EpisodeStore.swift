@@ -80,18 +80,21 @@ public final class EpisodeStore: Sendable {
                   derived_from TEXT,
                   summarized INTEGER NOT NULL DEFAULT 0,
                   pinned INTEGER NOT NULL DEFAULT 0,
-                  idem_key TEXT
+                  idem_key TEXT,
+                  nskey TEXT GENERATED ALWAYS AS (hex(ns)) VIRTUAL
                 ) STRICT;
                 CREATE INDEX episodes_ns_rev ON episodes(ns, rev);
                 CREATE UNIQUE INDEX episodes_idem ON episodes(ns, idem_key) WHERE idem_key IS NOT NULL;
                 CREATE INDEX episodes_unsummarized ON episodes(ns, rev) WHERE summarized = 0 AND kind != 'summary';
-                CREATE VIRTUAL TABLE episodes_fts USING fts5(content, ns, content='episodes', content_rowid='rev',
+                -- nskey (the namespace in hex) is one token per namespace: a search ANDs it
+                -- with the words, so it reads only its namespace's postings.
+                CREATE VIRTUAL TABLE episodes_fts USING fts5(content, nskey, content='episodes', content_rowid='rev',
                                                              tokenize='unicode61');
                 CREATE TRIGGER episodes_fts_insert AFTER INSERT ON episodes BEGIN
-                  INSERT INTO episodes_fts(rowid, content, ns) VALUES (new.rev, new.content, new.ns);
+                  INSERT INTO episodes_fts(rowid, content, nskey) VALUES (new.rev, new.content, new.nskey);
                 END;
                 CREATE TRIGGER episodes_fts_delete AFTER DELETE ON episodes BEGIN
-                  INSERT INTO episodes_fts(episodes_fts, rowid, content, ns) VALUES ('delete', old.rev, old.content, old.ns);
+                  INSERT INTO episodes_fts(episodes_fts, rowid, content, nskey) VALUES ('delete', old.rev, old.content, old.nskey);
                 END;
                 CREATE TABLE episode_deletions (
                   seq INTEGER PRIMARY KEY,

@@ -16,22 +16,25 @@ public enum FTSQuery {
         return out
     }
 
-    /// The tokens a namespace yields under the `unicode61` tokenizer (runs of ASCII letters
-    /// and digits; the namespace alphabet is ASCII).
-    public static func namespaceTokens(_ ns: String) -> [String] {
-        ns.split(whereSeparator: { !($0.isASCII && ($0.isLetter || $0.isNumber)) }).map(String.init)
+    /// The namespace's one token in the `nskey` column: its bytes in upper-case hex, as
+    /// SQLite's `hex()` writes them when the row is indexed.
+    public static func namespaceKey(_ ns: String) -> String {
+        let digits = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(ns.utf8.count * 2)
+        for b in ns.utf8 {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The full MATCH expression for `text` within namespace `ns`, or nil when the text
-    /// holds nothing searchable. The namespace is matched as a phrase anchored at the
-    /// start of the `ns` column, which narrows the candidates inside the index; the exact
-    /// namespace is still checked on the joined row.
+    /// holds nothing searchable. The namespace's token narrows the candidates inside the
+    /// index (an AND of posting lists); the exact namespace is still checked on the row.
     public static func match(text: String, ns: String) -> String? {
         let words = terms(text)
         guard !words.isEmpty else { return nil }
-        let content = "content : (" + words.joined(separator: " AND ") + ")"
-        let nsTokens = namespaceTokens(ns)
-        guard !nsTokens.isEmpty else { return content }
-        return "ns : ^\"" + nsTokens.joined(separator: " ") + "\" AND " + content
+        return "nskey : \"" + namespaceKey(ns) + "\" AND content : (" + words.joined(separator: " AND ") + ")"
     }
 }
