@@ -1212,6 +1212,25 @@ def test_episodic_examples(server, ns):
     assert len(appended) == 2
 
 
+def test_watch_episodic_events(server, ns):
+    w = server.connect("ep-watcher")
+    c = server.connect("ep-writer")
+    sub = w.call("watch.subscribe", {"ns": ns, "tiers": ["ep"]})
+    a = c.call("ep.append", {"ns": f"{ns}/x", "kind": "note", "content": "watched"})
+    pin = c.call("ep.pin", {"ids": [a["id"]], "pinned": True})
+    unpin = c.call("ep.pin", {"ids": [a["id"]], "pinned": False})
+    s = c.call("ep.summarize", {"ns": f"{ns}/x"})["summaries"][0]
+    p = c.call("ep.prune", {"ns": ns, "policy": {"max_count": 0}})
+    w.wait_events(lambda ev: len(ev) >= 5)
+    mine = _events_of(w, sub["watch_id"])
+    reasons = check_events(mine)
+    got = [(m["params"]["kind"], m["params"].get("id"), m["params"]["rev"]) for m in mine]
+    assert got == [("append", a["id"], a["rev"]), ("pin", a["id"], pin["rev"]), ("unpin", a["id"], unpin["rev"]),
+                   ("summarize", s["id"], s["rev"]), ("prune", None, p["rev"])]
+    w.call("watch.cancel", {"watch_id": sub["watch_id"]})
+    xfail_if(reasons)
+
+
 def test_episodic_scenario(server, ns):
     c = server.connect("ep-agent")
     other = server.connect("ep-other")
@@ -1339,4 +1358,4 @@ def test_zz_every_implemented_method_validated(server, request):
     assert {-32700, -32600, -32601, -32602, -32000} <= codes, codes
     assert {"UNAUTHENTICATED", "NOT_FOUND", "CONFLICT", "CLAIMED", "FENCED", "IDEMPOTENCY_MISMATCH",
             "INVALID_TRANSITION", "LIMIT_EXCEEDED"} <= names, names
-    assert {t for (t, _) in SEEN["events"]} >= {"wm", "claim", "inbox"}, SEEN["events"]
+    assert {t for (t, _) in SEEN["events"]} >= {"wm", "claim", "inbox", "ep"}, SEEN["events"]

@@ -190,8 +190,8 @@ extension Dispatcher {
         }
     }
 
-    /// The threads that run off-loop methods.
-    static let workers = DispatchQueue(label: "mnemo.workers", qos: .userInitiated, attributes: .concurrent)
+    /// The threads that run off-loop methods (see ``WorkerPool`` for why not GCD).
+    static let workers = WorkerPool(name: "mnemo-worker", maxThreads: 256)
 }
 
 /// The monotonic clock for latency statistics (not the stores' injectable clock).

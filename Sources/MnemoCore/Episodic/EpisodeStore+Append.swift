@@ -91,7 +91,10 @@ extension EpisodeStore {
                                          a.idempotencyKey])
             return AppendResult(id: id, rev: rev, at: at, replayed: false)
         }
-        if !result.replayed { counters.withLock { $0.records += 1 } }
+        if !result.replayed {
+            counters.withLock { $0.records += 1 }
+            emit([WatchEvent(rev: result.rev, tier: "ep", kind: "append", ns: a.ns, id: result.id)])
+        }
         return result
     }
 
@@ -146,15 +149,19 @@ extension EpisodeStore {
         guard ids.count <= Limits.maxEpisodeIds else { throw .invalidParams("ids", "at most \(Limits.maxEpisodeIds) ids") }
         guard Set(ids).count == ids.count else { throw .invalidParams("ids", "must not repeat an id") }
         for id in ids { try Validate.identifier(id, field: "ids") }
-        return try store.write { ctx throws -> (updated: Int, rev: Int64?) in
+        let changed = try store.write { ctx throws -> (rows: [(id: String, ns: String)], rev: Int64?) in
             let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
             var args = StatementArguments([pinned])
             args += StatementArguments(ids)
             args += StatementArguments([pinned])
-            try ctx.db.execute(sql: "UPDATE episodes SET pinned = ? WHERE id IN (\(marks)) AND pinned != ?", arguments: args)
-            let n = ctx.db.changesCount
-            guard n > 0 else { return (0, nil) }
-            return (n, try ctx.nextRevision())
+            let rows = try Row.fetchAll(ctx.db, sql: "UPDATE episodes SET pinned = ? WHERE id IN (\(marks)) AND pinned != ? RETURNING id, ns",
+                                        arguments: args).map { (id: $0[0] as String, ns: $0[1] as String) }
+            guard !rows.isEmpty else { return ([], nil) }
+            return (rows, try ctx.nextRevision())
         }
+        if let rev = changed.rev {
+            emit(changed.rows.map { WatchEvent(rev: rev, tier: "ep", kind: pinned ? "pin" : "unpin", ns: $0.ns, id: $0.id) })
+        }
+        return (changed.rows.count, changed.rev)
     }
 }

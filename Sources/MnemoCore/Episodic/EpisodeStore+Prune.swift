@@ -98,9 +98,9 @@ extension EpisodeStore {
             let end = min(start + Self.pruneChunk, revs.count)
             let list = revs[start..<end].map(String.init).joined(separator: ",")
             start = end
-            let done = try store.write { ctx throws -> (Int, Int64?) in
-                let n = try Int.fetchOne(ctx.db, sql: "SELECT count(*) FROM episodes WHERE rev IN (\(list)) AND \(unprotected)") ?? 0
-                guard n > 0 else { return (0, nil) }
+            let done = try store.write { ctx throws -> (Int, Int64?, [String]) in
+                let namespaces = try String.fetchAll(ctx.db, sql: "SELECT DISTINCT ns FROM episodes WHERE rev IN (\(list)) AND \(unprotected)")
+                guard !namespaces.isEmpty else { return (0, nil, []) }
                 let rev = try ctx.nextRevision()
                 try ctx.db.execute(sql: """
                     INSERT INTO episode_deletions (id, ns, kind, rev, at, deleted_at, deleted_rev, reason, requested_by)
@@ -108,10 +108,13 @@ extension EpisodeStore {
                     FROM episodes WHERE rev IN (\(list)) AND \(unprotected) ORDER BY rev
                     """, arguments: [time.nowMs(), rev, cutoff, ageReason, countReason, requestedBy])
                 try ctx.db.execute(sql: "DELETE FROM episodes WHERE rev IN (\(list)) AND \(unprotected)")
-                return (ctx.db.changesCount, rev)
+                return (ctx.db.changesCount, rev, namespaces)
             }
             deleted += done.0
-            if let r = done.1 { lastRev = r }
+            if let r = done.1 {
+                lastRev = r
+                emit(done.2.map { WatchEvent(rev: r, tier: "ep", kind: "prune", ns: $0) })
+            }
             counters.withLock {
                 $0.records -= done.0
                 $0.deletionsLogged += done.0

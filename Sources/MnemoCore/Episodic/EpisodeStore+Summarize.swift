@@ -83,6 +83,7 @@ extension EpisodeStore {
             $0.summariesWritten += written.count
             $0.externalSummarizerFailures += failures
         }
+        emit(written.map { WatchEvent(rev: $0.rev, tier: "ep", kind: "summarize", ns: $0.ns, id: $0.id) })
         return SummarizeResult(summaries: written, summarized: sources.count)
     }
 }

@@ -24,6 +24,8 @@ public final class EpisodeStore: Sendable {
     let jobLock = NSLock()
     /// Counters kept in memory (admin.stats must not touch SQLite on an event loop).
     let counters: Mutex<EpisodicStats>
+    /// Who is told about committed changes (the watch hub).
+    let observers = Mutex<[@Sendable ([WatchEvent]) -> Void]>([])
 
     /// Opens (creating and migrating) `dir/episodic.sqlite`.
     /// - Throws: when the database cannot be opened or migrated.
@@ -52,6 +54,18 @@ public final class EpisodeStore: Sendable {
 
     /// Counters for admin.stats.
     public var stats: EpisodicStats { counters.withLock { $0 } }
+
+    /// Registers `observer` for the watch events of committed changes (tier `ep`: kinds
+    /// `append`, `summarize`, `pin`, `unpin` with the record's id; `prune` per namespace).
+    /// Events are delivered after the commit, on the committing caller's thread.
+    public func observe(_ observer: @escaping @Sendable ([WatchEvent]) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    func emit(_ events: [WatchEvent]) {
+        guard !events.isEmpty else { return }
+        for observer in observers.withLock({ $0 }) { observer(events) }
+    }
 
     /// Commits what is queued and stops the writer.
     public func close() { store.close() }
