@@ -217,6 +217,17 @@ struct EpisodicTests {
         #expect((try c.call("admin.stats")["jobs"]?["episodic_retention"]?["runs"]?.int64Value ?? 0) >= 1)
     }
 
+    @Test func badEpisodicConfigStopsTheDaemon() throws {
+        for config in [
+            "[episodic]\nbogus = 1", "[episodic]\njob_interval_ms = 5", "[episodic]\nsummarizer_command = \"relative/path\"",
+            "[[episodic.retention]]\nns = \"wf\"", "[[episodic.retention]]\nns = \"bad//ns\"\nmax_count = 1",
+            "[[episodic.retention]]\nmax_age_ms = 0", "[[episodic.retention]]\nmax_count = 5\nkeep_pinned = \"no\"",
+        ] {
+            #expect(throws: (any Error).self, "\(config)") { _ = try Daemon(config: config) }
+        }
+        _ = try Daemon(config: "[episodic]\njob_interval_ms = 0\nsummarizer_command = [\"/bin/cat\"]\n[[episodic.retention]]\nmax_count = 5\n")
+    }
+
     @Test func cliSummarizeAndPruneTalkToTheDaemon() throws {
         let daemon = try Daemon()
         let c = try daemon.client()
