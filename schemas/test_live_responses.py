@@ -75,6 +75,7 @@ IMPLEMENTED = [
     "inbox.post", "inbox.read", "inbox.ack",
     "watch.subscribe", "watch.cancel",
     "sem.upsert", "sem.search", "sem.get", "sem.delete",
+    "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
 ]
 # NOTE: this documents what is MISSING today. The server must answer -32601 for each of
 # these; when a tier lands (ep.*, sem.*, audit.query, admin.export/import/snapshot), move
@@ -82,7 +83,7 @@ IMPLEMENTED = [
 # fail until then, on purpose.
 NOT_IMPLEMENTED = [m for m in CONTRACT_METHODS if m not in IMPLEMENTED]
 EXPECTED_MISSING = sorted(
-    [m for m in CONTRACT_METHODS if m.startswith("ep.")]
+    []
     + ["audit.query", "admin.export", "admin.import", "admin.snapshot"]
 )
 
@@ -964,6 +965,21 @@ def test_watch_inbox_events(server, ns):
     xfail_if(reasons)
 
 
+def test_watch_sem_events(server, ns):
+    w = server.connect("sem-watcher")
+    c = server.connect("sem-writer")
+    sub = w.call("watch.subscribe", {"ns": ns, "tiers": ["sem"]})
+    up = c.call("sem.upsert", {"ns": ns, "id": "f", "text": "x", "vector": [1.0, 0.0]})
+    de = c.call("sem.delete", {"ns": ns, "id": "f"})
+    w.wait_events(lambda ev: len(ev) >= 2)
+    mine = _events_of(w, sub["watch_id"])
+    reasons = check_events(mine)
+    got = [(m["params"]["tier"], m["params"]["kind"], m["params"]["id"], m["params"]["rev"]) for m in mine]
+    assert got == [("sem", "upsert", "f", up["version"]), ("sem", "delete", "f", de["rev"])]
+    w.call("watch.cancel", {"watch_id": sub["watch_id"]})
+    xfail_if(reasons)
+
+
 def test_watch_task_events(server, ns):
     w = server.connect("task-watcher")
     c = server.connect("task-mover")
@@ -1249,6 +1265,109 @@ def test_error_fenced_data(server, ns):
     xfail_if(reasons)
 
 
+# ------------------------------------------------------------------ episodic
+def test_episodic_examples(server, ns):
+    """Every valid example of the ep.* schemas, sent for real (in this test's namespace
+    where the example names one); each result is validated against its schema."""
+    c = server.connect("ep-examples")
+    appended = []
+    for method in ["ep.append", "ep.query", "ep.search", "ep.summarize", "ep.pin", "ep.prune"]:
+        for e in EXAMPLES[method]["examples"]:
+            params = json.loads(json.dumps(e["params"]))
+            if "ns" in params:
+                params["ns"] = ns + "/" + params["ns"]
+            if method == "ep.query" and "cursor" in params:
+                # Cursors are opaque and issued by the server: use a real one.
+                page = c.call("ep.query", {"ns": params["ns"], "order": params.get("order", "asc"), "limit": 1})
+                params.pop("cursor")
+                if "cursor" in page:
+                    params["cursor"] = page["cursor"]
+            if method == "ep.pin":
+                params["ids"] = [a["id"] for a in appended][:len(params["ids"])] or params["ids"]
+            result = c.call(method, params)
+            if method == "ep.append":
+                appended.append(result)
+    assert len(appended) == 2
+
+
+def test_watch_episodic_events(server, ns):
+    w = server.connect("ep-watcher")
+    c = server.connect("ep-writer")
+    sub = w.call("watch.subscribe", {"ns": ns, "tiers": ["ep"]})
+    a = c.call("ep.append", {"ns": f"{ns}/x", "kind": "note", "content": "watched"})
+    pin = c.call("ep.pin", {"ids": [a["id"]], "pinned": True})
+    unpin = c.call("ep.pin", {"ids": [a["id"]], "pinned": False})
+    s = c.call("ep.summarize", {"ns": f"{ns}/x"})["summaries"][0]
+    p = c.call("ep.prune", {"ns": ns, "policy": {"max_count": 0}})
+    w.wait_events(lambda ev: len(ev) >= 5)
+    mine = _events_of(w, sub["watch_id"])
+    reasons = check_events(mine)
+    got = [(m["params"]["kind"], m["params"].get("id"), m["params"]["rev"]) for m in mine]
+    assert got == [("append", a["id"], a["rev"]), ("pin", a["id"], pin["rev"]), ("unpin", a["id"], unpin["rev"]),
+                   ("summarize", s["id"], s["rev"]), ("prune", None, p["rev"])]
+    w.call("watch.cancel", {"watch_id": sub["watch_id"]})
+    xfail_if(reasons)
+
+
+def test_episodic_scenario(server, ns):
+    c = server.connect("ep-agent")
+    other = server.connect("ep-other")
+    ids = []
+    for i in range(7):
+        who = other if i == 3 else c
+        r = who.call("ep.append", {"ns": f"{ns}/log" if i < 5 else f"{ns}/log/sub", "kind": "error" if i == 2 else "step",
+                                   "content": f"step {i} of the sqlite migration" + (" failed" if i == 2 else ""),
+                                   "tags": ["m"] if i % 2 else [], "task": "t-1"})
+        ids.append(r["id"])
+    # Idempotent replay: the first result again; another payload is refused.
+    first = c.call("ep.append", {"ns": ns, "kind": "note", "content": "once", "idempotency_key": "k"})
+    assert c.call("ep.append", {"ns": ns, "kind": "note", "content": "once", "idempotency_key": "k"}) == first
+    rev = current_rev(c)
+    e = c.fail("ep.append", {"ns": ns, "kind": "note", "content": "twice", "idempotency_key": "k"},
+               -32000, "IDEMPOTENCY_MISMATCH")
+    assert e["data"]["code"] == "IDEMPOTENCY_MISMATCH"
+    assert current_rev(c) == rev
+    # Query: prefix, filters, cursors in both orders.
+    q = c.call("ep.query", {"ns": f"{ns}/log", "limit": 1000})
+    assert [r["id"] for r in q["records"]] == ids and "cursor" not in q
+    assert q["records"][3]["provenance"]["agent"] == "ep-other"
+    assert [r["id"] for r in c.call("ep.query", {"ns": f"{ns}/log", "agent": "ep-other"})["records"]] == [ids[3]]
+    assert [r["id"] for r in c.call("ep.query", {"ns": f"{ns}/log", "kind": "error"})["records"]] == [ids[2]]
+    assert [r["id"] for r in c.call("ep.query", {"ns": f"{ns}/log", "tags": ["m"]})["records"]] == ids[1::2]
+    for order, expected in (("asc", ids), ("desc", ids[::-1])):
+        seen, cursor = [], None
+        while True:
+            params = {"ns": f"{ns}/log", "limit": 3, "order": order}
+            if cursor:
+                params["cursor"] = cursor
+            page = c.call("ep.query", params)
+            seen += [r["id"] for r in page["records"]]
+            cursor = page.get("cursor")
+            if not cursor:
+                break
+        assert seen == expected
+    c.fail("ep.query", {"ns": ns, "cursor": "bm90IGEgY3Vyc29y"}, -32602)
+    e = c.fail("ep.query", {"ns": ns, "since": "2026-11-22T00:00:00.000Z", "until": "2026-11-21T00:00:00.000Z"}, -32602)
+    assert e["data"]["field"] == "until"
+    # Search: BM25 order, hostile text is plain words.
+    hits = c.call("ep.search", {"ns": f"{ns}/log", "text": "sqlite migration failed"})["hits"]
+    assert [h["id"] for h in hits] == [ids[2]] and hits[0]["score"] > 0
+    for text in ['"', "AND", "NEAR(", "((", "*", "sqlite*", "-x"]:
+        assert "hits" in c.call("ep.search", {"ns": f"{ns}/log", "text": text})
+    # Summarize, pin, prune (dry run first: it reports exactly what the real one deletes).
+    s = c.call("ep.summarize", {"ns": f"{ns}/log", "max_records": 3})
+    assert s["summarized"] == 3 and s["summaries"][0]["derived_from"] == ids[:3]
+    assert c.call("ep.pin", {"ids": [ids[0]], "pinned": True})["updated"] == 1
+    policy = {"max_count": 1}
+    dry = c.call("ep.prune", {"ns": f"{ns}/log", "policy": policy, "dry_run": True})
+    real = c.call("ep.prune", {"ns": f"{ns}/log", "policy": policy})
+    assert (dry["deleted"], dry["kept"]) == (real["deleted"], real["kept"]) == (4, 4) and "rev" in real
+    left = [r["id"] for r in c.call("ep.query", {"ns": f"{ns}/log"})["records"]]
+    assert left == [ids[0], ids[4], ids[6], s["summaries"][0]["id"]]
+    stats = c.call("admin.stats")
+    assert stats["episodic"]["records"] >= 4 and "episodic_retention" in stats["jobs"]
+
+
 @pytest.mark.parametrize("method", NOT_IMPLEMENTED)
 def test_not_implemented_method(server, method):
     # Documents what mnemod lacks today (see NOT_IMPLEMENTED): a schema-valid call is
@@ -1317,4 +1436,4 @@ def test_zz_every_implemented_method_validated(server, request):
     assert {-32700, -32600, -32601, -32602, -32000} <= codes, codes
     assert {"UNAUTHENTICATED", "NOT_FOUND", "CONFLICT", "CLAIMED", "FENCED", "IDEMPOTENCY_MISMATCH",
             "INVALID_TRANSITION", "LIMIT_EXCEEDED", "DIMENSION_MISMATCH"} <= names, names
-    assert {t for (t, _) in SEEN["events"]} >= {"wm", "claim", "inbox"}, SEEN["events"]
+    assert {t for (t, _) in SEEN["events"]} >= {"wm", "claim", "inbox", "ep", "sem"}, SEEN["events"]

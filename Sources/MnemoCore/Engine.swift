@@ -11,16 +11,20 @@ public final class Engine: Sendable {
     public let working: WorkingMemory
     /// Semantic memory: facts with embeddings, searched exactly in memory.
     public let semantic: SemanticStore
+    /// The episodic tier (SQLite).
+    public let episodic: EpisodeStore
     /// How working memory is made durable.
     public let durability: Durability
     /// Monotonic time at start-up.
     public let startedAtNs: UInt64
 
-    /// An engine whose working memory lives in `dataDir/working` (not used when volatile).
-    /// - Throws: when the journal cannot be opened or recovered.
+    /// An engine whose working memory lives in `dataDir/working` and episodic memory in
+    /// `dataDir/episodic.sqlite` (neither used when volatile).
+    /// - Throws: when the journal cannot be opened or recovered, or a database opened.
     public init(limits: Limits, durability: Durability, dataDir: String, time: any TimeSource = SystemTime(),
                 resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
-                semantic settings: SemanticSettings = SemanticSettings(), logger: Logger) throws(StorageError) {
+                semantic settings: SemanticSettings = SemanticSettings(), summarizer: Summarizer = Summarizer(),
+                logger: Logger) throws(StorageError) {
         self.limits = limits
         self.time = time
         self.durability = durability
@@ -33,12 +37,15 @@ public final class Engine: Sendable {
                                              inboxRetentionMs: inboxRetentionMs)
         }
         let working = self.working
+        episodic = try EpisodeStore(dir: dataDir, durability: durability, limits: limits, time: time,
+                                    summarizer: summarizer, logger: logger,
+                                    nextRevision: { () throws(WireError) -> Int64 in try working.reserveRevision() })
         semantic = try SemanticStore(dir: dataDir, durability: durability, limits: limits, time: time,
                                      embedder: settings.embedder, defaultMetric: settings.metric,
                                      similarScore: settings.similarScore, logger: logger,
                                      nextRevision: { () throws(WireError) in try working.reserveRevision() })
         // Revisions the SQLite tiers stored may be above what the journal recovered.
-        working.raiseRevision(atLeast: semantic.db.maxRevAtOpen)
+        working.raiseRevision(atLeast: max(episodic.maxRevAtOpen, semantic.db.maxRevAtOpen))
         self.startedAtNs = time.monotonicNs()
     }
 
@@ -51,6 +58,7 @@ public final class Engine: Sendable {
     /// Final fsync and stop of background threads (after the server stopped).
     public func close() {
         semantic.close()
+        episodic.close()
         working.close()
     }
 }

@@ -46,6 +46,8 @@ public struct Limits: Sendable, Equatable {
     public var maxFactTextBytes = 64 << 10
     /// Most semantic records held (all collections): bounds the in-memory matrices.
     public var maxSemanticRecords = 10_000_000
+    /// Largest episodic record content (`ep.append`), in UTF-8 bytes.
+    public var maxEpisodeContentBytes = 64 << 10
 
     /// The defaults.
     public init() {}
@@ -104,6 +106,8 @@ public struct Limits: Sendable, Equatable {
              reason: "fact texts are kept in memory beside their vectors", keyPath: \.maxFactTextBytes),
         Spec(name: "max_semantic_records", minimum: 1, hardMaximum: 1 << 31,
              reason: "vectors live in memory: 1M x 384 dims is 1.5 GB", keyPath: \.maxSemanticRecords),
+        Spec(name: "max_episode_content_bytes", minimum: 64, hardMaximum: 16 << 20,
+             reason: "each record is indexed by FTS5 and returned whole by ep.query", keyPath: \.maxEpisodeContentBytes),
     ]
 
     /// Fixed by the wire contract, not configurable.
@@ -114,6 +118,18 @@ public struct Limits: Sendable, Equatable {
     public static let maxAgentBytes = 64
     /// Longest claim resource, task id or idempotency key.
     public static let maxIdentifierBytes = 256
+    /// Most tags on an episodic record (contract: `tags`, 64 items).
+    public static let maxEpisodeTags = 64
+    /// Longest tag, in characters (contract: `tag`).
+    public static let maxTagCharacters = 128
+    /// Most ids in `derived_from`, and so most sources one summary covers (contract).
+    public static let maxDerivedFrom = 256
+    /// Most ids in one `ep.pin` (contract: `ids`).
+    public static let maxEpisodeIds = 1000
+    /// Longest `ep.search` text, in characters (contract); it is split into at most 64 words.
+    public static let maxSearchTextCharacters = 1024
+    /// Most records one `ep.summarize` call takes (contract): one commit holds them all.
+    public static let maxSummarizeRecords = 100_000
 
     /// Sets the limit named `name`, refusing unknown names and values out of range.
     public mutating func set(_ name: String, to value: Int) throws(ConfigError) {

@@ -48,6 +48,7 @@ final class Dispatcher: Sendable {
             + Dispatcher.coordinationMethods(engine: engine)
             + Dispatcher.watchMethods(engine: engine, hub: hub)
             + Dispatcher.semanticMethods(engine: engine)
+            + Dispatcher.episodicMethods(engine: engine)
         {
             guard let index = names.firstIndex(of: name) else { preconditionFailure("\(name) missing from methodNames") }
             method.index = index
@@ -64,6 +65,7 @@ final class Dispatcher: Sendable {
         "claim.acquire", "claim.renew", "claim.release", "claim.list", "result.put", "task.transition", "task.get",
         "inbox.post", "inbox.read", "inbox.ack", "watch.subscribe", "watch.cancel",
         "sem.upsert", "sem.search", "sem.get", "sem.delete",
+        "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
     ]
 
     /// Decodes one request line and writes its reply (nothing for notifications; one
@@ -250,8 +252,8 @@ extension Dispatcher {
         }
     }
 
-    /// The threads that run off-loop methods.
-    static let workers = DispatchQueue(label: "mnemo.workers", qos: .userInitiated, attributes: .concurrent)
+    /// The threads that run off-loop methods (see ``WorkerPool`` for why not GCD).
+    static let workers = WorkerPool(name: "mnemo-worker", maxThreads: 256)
 }
 
 /// The monotonic clock for latency statistics (not the stores' injectable clock).

@@ -41,6 +41,8 @@ public final class Server: Sendable {
         registry.withLock { $0 = loops }
         for loop in loops { loop.loops = loops }
         engine.working.observe { events in hub.publish(events) }
+        engine.episodic.observe { events in hub.publish(events) }
+        engine.semantic.observe { events in hub.publish(events) }
         self.loops = loops
     }
 

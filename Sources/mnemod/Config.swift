@@ -20,6 +20,8 @@ struct Config: Sendable {
     var inboxRetentionMs: Int64 = 7 * 86_400_000
     var limits = Limits()
     var semantic = SemanticConfig()
+    /// `[episodic]`: the retention job's schedule and policies, the summarizer.
+    var episodic = EpisodicConfig()
 
     /// `$XDG_STATE_HOME/mnemo`, else `~/.local/state/mnemo`, else `./mnemo-data`.
     static func defaultDataDir() -> String {
@@ -105,6 +107,8 @@ struct Config: Sendable {
                 }
             case "semantic":
                 try semantic.apply(try need(value?.table, "a table"), file: file)
+            case "episodic":
+                try episodic.apply(table: try need(value?.table, "a table"), file: file)
             default:
                 throw ConfigError("\(file): unknown key \(key)")
             }

@@ -53,7 +53,8 @@ struct Mnemod: AsyncParsableCommand {
         do {
             engine = try Engine(limits: cfg.limits, durability: cfg.durability, dataDir: cfg.dataDir,
                                 resultRetentionMs: cfg.resultRetentionMs, inboxRetentionMs: cfg.inboxRetentionMs,
-                                semantic: cfg.semantic.settings, logger: logger)
+                                semantic: cfg.semantic.settings, summarizer: cfg.episodic.summarizer,
+                                logger: logger)
         } catch {
             logger.critical("cannot open the data directory", metadata: ["error": "\(error)", "data_dir": "\(cfg.dataDir)"])
             throw ExitCode(74)  // EX_IOERR
@@ -76,6 +77,8 @@ struct Mnemod: AsyncParsableCommand {
                                                  logger: logger)),
                     .init(service: SemanticMaintainer(engine: engine, intervalMs: cfg.semantic.maintenanceIntervalMs,
                                                       logger: logger)),
+                    .init(service: RetentionService(engine: engine, policies: cfg.episodic.retention,
+                                                    intervalMs: cfg.episodic.jobIntervalMs, logger: logger)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

@@ -115,6 +115,7 @@ extension SemanticStore {
                 c.put(record, prepared: prepared)
                 if old == nil { recordCount.add(1, ordering: .relaxed) }
                 if let sup = u.supersedes { c.update(sup) { $0.supersededBy = id } }
+                observers.emit([WatchEvent(rev: rev, tier: "sem", kind: "upsert", ns: u.ns, id: id)])
             }
             return (id, rev, old != nil)
         }
@@ -125,6 +126,10 @@ extension SemanticStore {
     /// Deletes a record; its revision, or nil when there was none.
     /// - Throws: `UNAVAILABLE` when the disk fails (nothing applied).
     public func delete(ns: String, id: String) throws(WireError) -> Int64? {
+        try delete(ns: ns, id: id, kind: "delete")
+    }
+
+    private func delete(ns: String, id: String, kind: String) throws(WireError) -> Int64? {
         try db.write { [self] ctx in
             guard try Bool.fetchOne(ctx.db, sql: "SELECT 1 FROM facts WHERE ns = ? AND id = ?", arguments: [ns, id]) != nil
             else { return nil }
@@ -132,6 +137,7 @@ extension SemanticStore {
             try ctx.db.execute(sql: "DELETE FROM facts WHERE ns = ? AND id = ?", arguments: [ns, id])
             ctx.afterCommit { [self] in
                 if collection(ns)?.remove(id) == true { recordCount.subtract(1, ordering: .relaxed) }
+                observers.emit([WatchEvent(rev: rev, tier: "sem", kind: kind, ns: ns, id: id)])
             }
             return rev
         }
@@ -152,7 +158,7 @@ extension SemanticStore {
         var removed = 0
         for c in collections.withLock({ Array($0.values) }) {
             let ids = Array(c.expired(at: now).prefix(max - removed))
-            for id in ids where try delete(ns: c.ns, id: id) != nil { removed += 1 }
+            for id in ids where try delete(ns: c.ns, id: id, kind: "expire") != nil { removed += 1 }
             if c.needsCompaction { c.compact() }
             if removed >= max { break }
         }

@@ -26,6 +26,7 @@ public final class SemanticStore: Sendable {
     let logger: Logger
     /// Live records (all collections).
     let recordCount = Atomic<Int>(0)
+    let observers = WatchObservers()
 
     /// Model name recorded for collections filled with client-sent vectors.
     public static let clientModel = "client"
@@ -94,6 +95,12 @@ public final class SemanticStore: Sendable {
             "records": "\(recordCount.load(ordering: .relaxed))", "collections": "\(collections.withLock { $0.count })",
             "ms": "\((time.monotonicNs() - started) / 1_000_000)",
         ])
+    }
+
+    /// Registers `observer` for the watch events of committed changes (tier `sem`: kinds
+    /// `upsert`, `delete` and `expire`, with the record's id), delivered in commit order.
+    public func observe(_ observer: @escaping @Sendable ([WatchEvent]) -> Void) {
+        observers.observe(observer)
     }
 
     /// The collection of `ns`, if any.

@@ -2,11 +2,12 @@
 public struct WatchEvent: Sendable, Equatable {
     /// The change's revision.
     public var rev: Int64
-    /// `wm`, `claim`, `task`, `inbox` or `result`.
+    /// `wm`, `claim`, `task`, `inbox`, `result` or `ep`.
     public var tier: String
     /// What happened, per tier: wm `set|ttl|del|expire|clear` (`expire` also when a lease
     /// ended); claim `acquire|renew|release|expire`; task the new state; inbox
-    /// `post|ack|drop`; result `put|forget`.
+    /// `post|ack|drop`; result `put|forget`; ep `append|summarize|pin|unpin` (with the
+    /// record's id) and `prune` (per namespace, no id).
     public var kind: String
     /// Namespace.
     public var ns: String

@@ -1,0 +1,76 @@
+import GRDB
+import MnemoProtocol
+
+extension EpisodeStore {
+    /// One page of `ep.query`.
+    public struct Page: Sendable, Equatable {
+        /// Records in revision order.
+        public var records: [EpisodeRecord]
+        /// Present when more records follow.
+        public var cursor: EpisodeCursor?
+    }
+
+    /// Records under a namespace prefix, filtered, in revision order, one page at a time.
+    ///
+    /// The namespace itself and its descendants are read with two index range scans
+    /// (`(ns, rev)`), each stopping after `limit + 1` rows, and merged; so the latest
+    /// records of a namespace cost O(limit log n) however large the store is.
+    /// - Throws: -32602 for bad filters (named), mapped database errors.
+    /// - Complexity: O((limit + skipped) log n), where skipped rows fail a filter.
+    public func query(_ q: EpisodeQuery) throws(WireError) -> Page {
+        try Validate.namespace(q.ns)
+        if let since = q.since, let until = q.until, since >= until {
+            throw .invalidParams("until", "must be later than since")
+        }
+        guard (1...limits.maxListLimit).contains(q.limit) else {
+            throw .invalidParams("limit", "must be between 1 and \(limits.maxListLimit)")
+        }
+        if let c = q.cursor, c.descending != q.descending {
+            throw .invalidParams("cursor", "was issued for order \(c.descending ? "desc" : "asc")")
+        }
+        var filters = ""
+        var args: [DatabaseValue] = []
+        if let c = q.cursor {
+            filters += q.descending ? " AND rev < ?" : " AND rev > ?"
+            args.append(c.rev.databaseValue)
+        }
+        if let since = q.since { filters += " AND at >= ?"; args.append(since.databaseValue) }
+        if let until = q.until { filters += " AND at < ?"; args.append(until.databaseValue) }
+        if let kind = q.kind { filters += " AND kind = ?"; args.append(kind.databaseValue) }
+        if let agent = q.agent { filters += " AND agent = ?"; args.append(agent.databaseValue) }
+        if let task = q.task { filters += " AND task = ?"; args.append(task.databaseValue) }
+        for tag in q.tags {
+            filters += " AND EXISTS (SELECT 1 FROM json_each(episodes.tags) WHERE value = ?)"
+            args.append(tag.databaseValue)
+        }
+        let order = q.descending ? "DESC" : "ASC"
+        let fetch = q.limit + 1
+        let exact = "SELECT \(EpisodeRecord.columns) FROM episodes WHERE ns = ?\(filters) ORDER BY rev \(order) LIMIT ?"
+        let below = "SELECT \(EpisodeRecord.columns) FROM episodes WHERE ns >= ? AND ns < ?\(filters) ORDER BY rev \(order) LIMIT ?"
+        let exactArgs = StatementArguments([q.ns.databaseValue] + args + [fetch.databaseValue])
+        // Descendants are "ns/..." : from "ns/" up to (not including) "ns0" ('0' follows '/').
+        let belowArgs = StatementArguments([(q.ns + "/").databaseValue, (q.ns + "0").databaseValue] + args + [fetch.databaseValue])
+        let rows = try store.read { db in
+            // Cached statements: GRDB's preparation (SQL compile plus its authorizer) costs
+            // more than these index lookups.
+            (try Row.fetchAll(db.cachedStatement(sql: exact), arguments: exactArgs).map(EpisodeRecord.init(row:)),
+             try Row.fetchAll(db.cachedStatement(sql: below), arguments: belowArgs).map(EpisodeRecord.init(row:)))
+        }
+        var merged = rows.0 + rows.1
+        merged.sort { q.descending ? $0.rev > $1.rev : $0.rev < $1.rev }
+        guard merged.count > q.limit else { return Page(records: merged, cursor: nil) }
+        merged.removeLast(merged.count - q.limit)
+        return Page(records: merged, cursor: EpisodeCursor(rev: merged[merged.count - 1].rev, descending: q.descending))
+    }
+
+    /// Records by id (unknown ids are left out), in revision order.
+    /// - Complexity: O(k log n).
+    public func records(ids: [String]) throws(WireError) -> [EpisodeRecord] {
+        guard !ids.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
+        return try store.read { db in
+            try Row.fetchAll(db, sql: "SELECT \(EpisodeRecord.columns) FROM episodes WHERE id IN (\(marks)) ORDER BY rev",
+                             arguments: StatementArguments(ids)).map(EpisodeRecord.init(row:))
+        }
+    }
+}

@@ -1,0 +1,40 @@
+/// Turns a user's search text into an FTS5 query that can never be a syntax error.
+///
+/// Every whitespace-separated word becomes a quoted FTS5 string (inner `"` doubled), so
+/// operators (`AND`, `OR`, `NOT`, `NEAR(`, `*`, `^`, `:`, parentheses) are plain words;
+/// the words must all match (implicit AND). Words with no letter or digit are dropped:
+/// the tokenizer would see no token in them, and an empty phrase matches nothing.
+public enum FTSQuery {
+    /// The quoted words of `text`, at most `maxTerms` of them; empty when nothing searchable remains.
+    public static func terms(_ text: String, maxTerms: Int = 64) -> [String] {
+        var out: [String] = []
+        for word in text.split(whereSeparator: { $0.isWhitespace }) {
+            guard word.contains(where: { $0.isLetter || $0.isNumber }) else { continue }
+            out.append("\"" + word.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
+            if out.count == maxTerms { break }
+        }
+        return out
+    }
+
+    /// The namespace's one token in the `nskey` column: its bytes in upper-case hex, as
+    /// SQLite's `hex()` writes them when the row is indexed.
+    public static func namespaceKey(_ ns: String) -> String {
+        let digits = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(ns.utf8.count * 2)
+        for b in ns.utf8 {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The full MATCH expression for `text` within namespace `ns`, or nil when the text
+    /// holds nothing searchable. The namespace's token narrows the candidates inside the
+    /// index (an AND of posting lists); the exact namespace is still checked on the row.
+    public static func match(text: String, ns: String) -> String? {
+        let words = terms(text)
+        guard !words.isEmpty else { return nil }
+        return "nskey : \"" + namespaceKey(ns) + "\" AND content : (" + words.joined(separator: " AND ") + ")"
+    }
+}
