@@ -76,6 +76,7 @@ IMPLEMENTED = [
     "watch.subscribe", "watch.cancel",
     "sem.upsert", "sem.search", "sem.get", "sem.delete",
     "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
+    "audit.query",
 ]
 # NOTE: this documents what is MISSING today. The server must answer -32601 for each of
 # these; when a tier lands (ep.*, sem.*, audit.query, admin.export/import/snapshot), move
@@ -84,7 +85,7 @@ IMPLEMENTED = [
 NOT_IMPLEMENTED = [m for m in CONTRACT_METHODS if m not in IMPLEMENTED]
 EXPECTED_MISSING = sorted(
     []
-    + ["audit.query", "admin.export", "admin.import", "admin.snapshot"]
+    + ["admin.export", "admin.import", "admin.snapshot"]
 )
 
 
@@ -963,6 +964,24 @@ def test_watch_inbox_events(server, ns):
     assert got[2][2] == got[3][2] > post2["rev"], "one ack, one revision"
     w.call("watch.cancel", {"watch_id": sub["watch_id"]})
     xfail_if(reasons)
+
+
+def test_audit_query(server, ns):
+    c = server.connect("audited")
+    w = c.call("wm.set", {"ns": ns, "key": "k", "value": 1})
+    c.fail("wm.set", {"ns": ns, "key": "k", "value": 2, "if_version": w["version"] + 100}, -32000, "CONFLICT")
+    c.call("wm.get", {"ns": ns, "key": "k"})  # reads are not audited
+    entries = []
+    for _ in range(100):  # the log is written in the background
+        entries = c.call("audit.query", {"ns": ns, "agent": "audited"})["entries"]
+        if len(entries) >= 2:
+            break
+        time.sleep(0.02)
+    assert [(e["method"], e["allowed"], e["error"], e["target"]) for e in entries] == [
+        ("wm.set", True, "CONFLICT", "k"), ("wm.set", True, None, "k")]
+    assert entries[1]["rev"] == w["rev"] and entries[0]["rev"] is None
+    assert entries[1]["principal"] == "local" and entries[1]["ns"] == ns
+    assert c.call("audit.query", {"ns": ns, "limit": 1, "since": entries[0]["at"]})["entries"][0]["id"] == entries[0]["id"]
 
 
 def test_watch_sem_events(server, ns):

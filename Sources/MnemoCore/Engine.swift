@@ -13,6 +13,10 @@ public final class Engine: Sendable {
     public let semantic: SemanticStore
     /// The episodic tier (SQLite).
     public let episodic: EpisodeStore
+    /// Principals and grants (reloadable).
+    public let access: AccessControl
+    /// Mutations and denials.
+    public let audit: AuditLog
     /// How working memory is made durable.
     public let durability: Durability
     /// Monotonic time at start-up.
@@ -24,8 +28,10 @@ public final class Engine: Sendable {
     public init(limits: Limits, durability: Durability, dataDir: String, time: any TimeSource = SystemTime(),
                 resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
                 semantic settings: SemanticSettings = SemanticSettings(), summarizer: Summarizer = Summarizer(),
+                principals: [Principal] = [], auditRetentionMs: Int64 = 30 * 86_400_000,
                 logger: Logger) throws(StorageError) {
         self.limits = limits
+        self.access = AccessControl(principals: principals)
         self.time = time
         self.durability = durability
         if durability == .volatile {
@@ -46,6 +52,7 @@ public final class Engine: Sendable {
                                      nextRevision: { () throws(WireError) in try working.reserveRevision() })
         // Revisions the SQLite tiers stored may be above what the journal recovered.
         working.raiseRevision(atLeast: max(episodic.maxRevAtOpen, semantic.db.maxRevAtOpen))
+        audit = try AuditLog(dir: dataDir, durability: durability, retentionMs: auditRetentionMs, time: time, logger: logger)
         self.startedAtNs = time.monotonicNs()
     }
 
@@ -57,6 +64,7 @@ public final class Engine: Sendable {
 
     /// Final fsync and stop of background threads (after the server stopped).
     public func close() {
+        audit.close()
         semantic.close()
         episodic.close()
         working.close()

@@ -17,6 +17,8 @@ struct Method: Sendable {
     let handler: Handler
     /// Position in the table, where its statistics are kept.
     var index = 0
+    /// What it needs from the caller's grants (from ``MethodAccess/table``).
+    var access = MethodAccess.handler
 
     init(requiresSession: Bool, offLoop: Bool = false, handler: @escaping Handler) {
         self.requiresSession = requiresSession
@@ -49,9 +51,12 @@ final class Dispatcher: Sendable {
             + Dispatcher.watchMethods(engine: engine, hub: hub)
             + Dispatcher.semanticMethods(engine: engine)
             + Dispatcher.episodicMethods(engine: engine)
+            + Dispatcher.auditMethods(engine: engine)
         {
             guard let index = names.firstIndex(of: name) else { preconditionFailure("\(name) missing from methodNames") }
+            guard let access = MethodAccess.table[name] else { preconditionFailure("\(name) missing from MethodAccess.table") }
             method.index = index
+            method.access = access
             table[name] = method
         }
         precondition(table.count == names.count, "methodNames and the handlers disagree")
@@ -66,6 +71,7 @@ final class Dispatcher: Sendable {
         "inbox.post", "inbox.read", "inbox.ack", "watch.subscribe", "watch.cancel",
         "sem.upsert", "sem.search", "sem.get", "sem.delete",
         "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
+        "audit.query",
     ]
 
     /// Decodes one request line and writes its reply (nothing for notifications; one
@@ -103,7 +109,7 @@ final class Dispatcher: Sendable {
     /// Writes a batch's reply: one array, notifications left out, nothing at all when
     /// every member was a notification.
     func writeBatch(_ items: [RPCItem], session: inout Session, out: inout JSONWriter, shard: Int) {
-        if session.caller != nil { session.prefetched = prefetchSearches(items) }
+        if session.caller != nil { session.prefetched = prefetchSearches(items, session) }
         defer { session.prefetched = [:] }
         let mark = out.bytes.count
         out.byte(UInt8(ascii: "["))
@@ -143,13 +149,14 @@ final class Dispatcher: Sendable {
     /// all of them, sgemm instead of one sgemv each), keyed by position in the batch;
     /// their handlers then only write the answers. Calls whose params are invalid are
     /// left to their handlers, which refuse them.
-    private func prefetchSearches(_ items: [RPCItem]) -> [Int: Result<SemanticStore.SearchResult, WireError>] {
+    private func prefetchSearches(_ items: [RPCItem], _ session: Session) -> [Int: Result<SemanticStore.SearchResult, WireError>] {
         var queries: [SemanticStore.Query] = []
         var positions: [Int] = []
         for (i, item) in items.enumerated() {
             guard case .request(let r) = item, r.method == "sem.search", r.id != nil,
-                  let q = try? r.params.semanticQuery(limits: engine.limits)
+                  var q = try? r.params.semanticQuery(limits: engine.limits)
             else { continue }
+            q.visible = session.readable
             queries.append(q)
             positions.append(i)
         }
@@ -185,6 +192,7 @@ final class Dispatcher: Sendable {
             if status.shuttingDown.load(ordering: .relaxed) && method.requiresSession {
                 throw .app(.shuttingDown, "mnemod is shutting down")
             }
+            try authorize(method.access, request, &session)
             if method.offLoop && session.canPark {
                 offload(method, request, session: &session, started: started, shard: shard)
                 return
@@ -197,10 +205,12 @@ final class Dispatcher: Sendable {
                 return
             }
             RPC.endResult(&out)
+            audit(method, request, session, reply: out.bytes[mark...], error: nil)
         } catch {
             failed = true
             out.bytes.removeSubrange(mark...)
             RPC.writeError(id: id, error, &out)
+            audit(method, request, session, reply: [], error: error)
         }
         if request.id == nil { out.bytes.removeSubrange(mark...) }
         stats.record(shard: shard, method: method.index, nanos: latencyClock() &- started, failed: failed)
@@ -216,7 +226,7 @@ extension Dispatcher {
         session.offloaded = call
         let copy = session
         let stats = self.stats
-        Dispatcher.workers.async {
+        Dispatcher.workers.async { [self] in
             var session = copy
             var out = JSONWriter(capacity: 512)
             let id = request.id ?? .null
@@ -225,10 +235,12 @@ extension Dispatcher {
                 RPC.beginResult(id: id, &out)
                 try method.handler(request.params, &session, &out)
                 RPC.endResult(&out)
+                audit(method, request, session, reply: out.bytes[...], error: nil)
             } catch {
                 failed = true
                 out.bytes.removeAll(keepingCapacity: true)
                 RPC.writeError(id: id, error, &out)
+                audit(method, request, session, reply: [], error: error)
             }
             out.byte(0x0A)
             stats.record(shard: shard, method: method.index, nanos: latencyClock() &- started, failed: failed)
@@ -254,6 +266,41 @@ extension Dispatcher {
 
     /// The threads that run off-loop methods (see ``WorkerPool`` for why not GCD).
     static let workers = WorkerPool(name: "mnemo-worker", maxThreads: 256)
+}
+
+extension Dispatcher {
+    /// Records mutations (allowed or refused with an application error) and every denial
+    /// in the audit log. Calls refused as malformed (-32602 and the like) changed nothing
+    /// and are not recorded.
+    func audit(_ method: Method, _ request: RPCRequest, _ session: Session, reply: ArraySlice<UInt8>, error: WireError?) {
+        let code = error?.appCode
+        let denied = code == .forbidden || code == .unauthenticated
+        guard denied || (method.access.isMutation && (error == nil || code != nil)) else { return }
+        let p = request.params
+        let target = ["key", "resource", "task", "id", "to"].lazy.compactMap { p[$0]?.stringValue }.first
+        engine.audit.record(AuditEntry(
+            at: engine.time.nowMs(), principal: session.caller?.principal ?? "uid:\(session.peer.uid)",
+            agent: session.caller?.agent, uid: session.peer.uid, pid: session.peer.pid, method: request.method,
+            ns: p["ns"]?.stringValue, target: target, allowed: !denied, error: code?.rawValue,
+            rev: error == nil ? Self.revision(in: reply) : nil))
+    }
+
+    /// The revision a write's reply reports: its first `"rev":` member, else `"version":`
+    /// (sem.upsert), found by a scan of the reply's bytes (no parse).
+    static func revision(in reply: ArraySlice<UInt8>) -> Int64? {
+        for name in [Array(#""rev":"#.utf8), Array(#""version":"#.utf8)] {
+            guard let at = reply.firstRange(of: name) else { continue }
+            var v: Int64 = 0
+            var any = false
+            for b in reply[at.upperBound...] {
+                guard b >= 0x30 && b <= 0x39 else { break }
+                v = v &* 10 &+ Int64(b - 0x30)
+                any = true
+            }
+            if any { return v }
+        }
+        return nil
+    }
 }
 
 /// The monotonic clock for latency statistics (not the stores' injectable clock).

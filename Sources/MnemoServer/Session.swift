@@ -12,6 +12,8 @@ struct Session: Sendable {
     let wake: @Sendable () -> Void
     /// Set by `session.hello`; nil before it.
     var caller: Caller?
+    /// The caller's grants (refreshed when the configuration is reloaded).
+    var authorization = Authorization(grants: [], generation: 0)
     /// The id of the request being executed (for a call that parks).
     var currentID: JSON = .null
     /// Whether the request being executed may park (not inside a batch or a notification).
@@ -29,5 +31,25 @@ struct Session: Sendable {
         self.peer = peer
         self.connection = connection
         self.wake = wake
+    }
+}
+
+extension Session {
+    /// - Throws: `FORBIDDEN` unless the session's grants give `perm` on `ns`. The message
+    ///   names the method, namespace and permission only, never whether anything exists.
+    func require(_ perm: Perms, _ ns: String, _ method: String) throws(WireError) {
+        guard authorization.allows(perm, ns) else { throw Session.forbidden(perm, ns, method) }
+    }
+
+    /// The namespaces the caller may read, for prefix operations; nil: all of them.
+    var readable: (@Sendable (String) -> Bool)? {
+        guard !authorization.unrestricted else { return nil }
+        let a = authorization
+        return { a.allows(.read, $0) }
+    }
+
+    static func forbidden(_ perm: Perms, _ ns: String, _ method: String) -> WireError {
+        .app(.forbidden, "\(method) needs '\(perm.letters)' on \(ns.isEmpty ? "every namespace" : ns)",
+             [JSONMember("ns", ns.isEmpty ? .string("**") : .string(ns)), JSONMember("perms", .string(perm.letters))])
     }
 }

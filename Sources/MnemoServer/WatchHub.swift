@@ -15,10 +15,13 @@ final class WatchHub: Sendable {
         let ns: String
         let prefix: String?
         let tiers: Set<String>?
+        /// The namespaces the subscriber may read (access control); nil: all.
+        let readable: LiveReadable?
 
         func matches(_ e: WatchEvent) -> Bool {
             guard e.ns == ns || (e.ns.utf8.count > ns.utf8.count && e.ns.hasPrefix(ns + "/")) else { return false }
             if let tiers, !tiers.contains(e.tier) { return false }
+            if let readable, !readable.allows(e.ns) { return false }
             // A namespace-wide event (wm.clear) concerns every key prefix.
             if let prefix, let name = e.key ?? e.id { return name.hasPrefix(prefix) }
             return true
@@ -82,7 +85,7 @@ final class WatchHub: Sendable {
     ///   delivered (taken under the hub's lock, so none slips between).
     /// - Throws: `LIMIT_EXCEEDED` (`watch_history`) when `fromRev` is older than the history.
     func subscribe(connection: ConnectionRef, ns: String, prefix: String?, tiers: Set<String>?, fromRev: Int64?,
-                   maxPerConnection: Int) throws(WireError) -> (id: String, rev: Int64) {
+                   readable: LiveReadable?, maxPerConnection: Int) throws(WireError) -> (id: String, rev: Int64) {
         try state.withLock { s throws(WireError) in
             let mine = s.subscriptions.values.filter { $0.connection == connection }.count
             guard mine < maxPerConnection else {
@@ -95,7 +98,7 @@ final class WatchHub: Sendable {
             }
             let id = "w\(s.nextID)"
             s.nextID += 1
-            let sub = Subscription(id: id, connection: connection, ns: ns, prefix: prefix, tiers: tiers)
+            let sub = Subscription(id: id, connection: connection, ns: ns, prefix: prefix, tiers: tiers, readable: readable)
             if let fromRev {
                 let ordered = s.history.count < capacity ? s.history[...] : s.history[s.next...] + s.history[..<s.next]
                 for e in ordered where e.rev >= fromRev && sub.matches(e) {
@@ -151,5 +154,32 @@ final class WatchHub: Sendable {
         }
         w.raw("}}\n")
         return w.bytes
+    }
+}
+
+/// A watcher's read grants, kept current across configuration reloads: events from
+/// namespaces the watcher may not read are never delivered.
+final class LiveReadable: Sendable {
+    private let access: AccessControl
+    private let principal: String
+    private let agent: String
+    private let cached: Mutex<Authorization>
+
+    init(access: AccessControl, caller: Caller, current: Authorization) {
+        self.access = access
+        principal = caller.principal
+        agent = caller.agent
+        cached = Mutex(current)
+    }
+
+    func allows(_ ns: String) -> Bool {
+        let generation = access.generation
+        return cached.withLock { a in
+            if a.generation != generation {
+                let g = access.grants(principal: principal, agent: agent)
+                a = Authorization(grants: g.grants, generation: g.generation)
+            }
+            return a.allows(.read, ns)
+        }
     }
 }

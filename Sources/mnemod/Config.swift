@@ -20,6 +20,8 @@ struct Config: Sendable {
     var inboxRetentionMs: Int64 = 7 * 86_400_000
     var limits = Limits()
     var semantic = SemanticConfig()
+    /// `[[principals]]`; empty: every local peer is the principal `local` with every right.
+    var principals: [Principal] = []
     /// `[episodic]`: the retention job's schedule and policies, the summarizer.
     var episodic = EpisodicConfig()
 
@@ -105,6 +107,8 @@ struct Config: Sendable {
                     default: throw ConfigError("\(file): unknown key working.\(name)")
                     }
                 }
+            case "principals":
+                principals = try PrincipalsConfig.parse(value, file: file)
             case "semantic":
                 try semantic.apply(try need(value?.table, "a table"), file: file)
             case "episodic":

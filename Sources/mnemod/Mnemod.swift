@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Foundation
 import Logging
 import MnemoCore
@@ -54,12 +55,27 @@ struct Mnemod: AsyncParsableCommand {
             engine = try Engine(limits: cfg.limits, durability: cfg.durability, dataDir: cfg.dataDir,
                                 resultRetentionMs: cfg.resultRetentionMs, inboxRetentionMs: cfg.inboxRetentionMs,
                                 semantic: cfg.semantic.settings, summarizer: cfg.episodic.summarizer,
-                                logger: logger)
+                                principals: cfg.principals, logger: logger)
         } catch {
             logger.critical("cannot open the data directory", metadata: ["error": "\(error)", "data_dir": "\(cfg.dataDir)"])
             throw ExitCode(74)  // EX_IOERR
         }
         defer { engine.close() }
+        // SIGHUP re-reads the configuration and swaps the principals and grants in place:
+        // connections stay, their next call uses the new grants. Other settings need a restart.
+        signal(SIGHUP, SIG_IGN)
+        let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        reload.setEventHandler { [self] in
+            do {
+                let next = try resolve()
+                engine.access.reload(next.principals)
+                logger.notice("configuration reloaded", metadata: ["principals": "\(next.principals.count)"])
+            } catch {
+                logger.error("configuration not reloaded; the old grants stay", metadata: ["error": "\(error)"])
+            }
+        }
+        reload.resume()
+        defer { reload.cancel() }
         let server: Server
         do {
             server = try Server(socketPath: cfg.socket, groupAccess: cfg.socketGroupAccess, threads: cfg.threads,

@@ -63,6 +63,28 @@ extension EpisodeStore {
         return Page(records: merged, cursor: EpisodeCursor(rev: merged[merged.count - 1].rev, descending: q.descending))
     }
 
+    /// ``query(_:)`` showing only records whose namespace `visible` accepts (access
+    /// control): pages are refilled from where the last one stopped until `limit` visible
+    /// records are found or none are left, so a page is never short while more follow.
+    /// - Complexity: O((visible + hidden rows scanned) log n).
+    public func query(_ q: EpisodeQuery, visible: (@Sendable (String) -> Bool)?) throws(WireError) -> Page {
+        guard let visible else { return try query(q) }
+        var found: [EpisodeRecord] = []
+        var next = q
+        while true {
+            let page = try query(next)
+            for r in page.records where visible(r.ns) {
+                found.append(r)
+                if found.count == q.limit {
+                    let more = r.rev != page.records.last?.rev || page.cursor != nil
+                    return Page(records: found, cursor: more ? EpisodeCursor(rev: r.rev, descending: q.descending) : nil)
+                }
+            }
+            guard let cursor = page.cursor else { return Page(records: found, cursor: nil) }
+            next.cursor = cursor
+        }
+    }
+
     /// Records by id (unknown ids are left out), in revision order.
     /// - Complexity: O(k log n).
     public func records(ids: [String]) throws(WireError) -> [EpisodeRecord] {

@@ -10,6 +10,8 @@ extension SemanticStore {
         public var text: String?
         public var k: Int
         public var filter: SearchFilter
+        /// The namespaces the caller may read (access control); nil: all.
+        public var visible: (@Sendable (String) -> Bool)?
 
         /// A query for the `k` records under `prefix` nearest to `vector` (or `text`).
         public init(prefix: String, vector: [Float]?, text: String?, k: Int, filter: SearchFilter = SearchFilter()) {
@@ -47,6 +49,7 @@ extension SemanticStore {
             var model: String
             var dims: Int
             var filter: SearchFilter
+            var visible: (@Sendable (String) -> Bool)?
             var members: [(index: Int, vector: [Float], k: Int)]
         }
         var groups: [Group] = []
@@ -59,17 +62,19 @@ extension SemanticStore {
                 guard v.contains(where: { $0 != 0 }) else {
                     throw .invalidParams(q.vector == nil ? "text" : "vector", "a zero query vector matches nothing")
                 }
+                // Queries of one batch share a session, so the same visibility.
                 if let g = groups.firstIndex(where: { $0.prefix == q.prefix && $0.model == model && $0.dims == v.count && $0.filter == q.filter }) {
                     groups[g].members.append((i, v, q.k))
                 } else {
-                    groups.append(Group(prefix: q.prefix, model: model, dims: v.count, filter: q.filter, members: [(i, v, q.k)]))
+                    groups.append(Group(prefix: q.prefix, model: model, dims: v.count, filter: q.filter, visible: q.visible,
+                                        members: [(i, v, q.k)]))
                 }
             } catch {
                 results[i] = .failure(error)
             }
         }
         for g in groups {
-            let under = collections(under: g.prefix)
+            let under = collections(under: g.prefix).filter { g.visible?($0.ns) ?? true }
             let matching = under.filter { $0.dims == g.dims && $0.model == g.model }
             let skipped = under.filter { $0.dims != g.dims || $0.model != g.model }.map(\.ns).sorted()
             var tops = g.members.map { TopK<SemanticRecord>(k: $0.k) }

@@ -24,7 +24,7 @@ extension Dispatcher {
                 Timestamp.write(r.at, to: &out)
                 out.byte(UInt8(ascii: "}"))
             }),
-            ("ep.query", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
+            ("ep.query", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
                 try p.allowOnly(["ns", "since", "until", "kind", "agent", "task", "tags", "limit", "cursor", "order"])
                 let descending: Bool
                 switch try p.optionalString("order") {
@@ -43,7 +43,7 @@ extension Dispatcher {
                     agent: agent, task: task, tags: try p.stringList("tags") ?? [],
                     limit: Int(try p.optionalInt("limit", in: 1...Int64(limits.maxListLimit)) ?? 100),
                     descending: descending, cursor: try p.optionalString("cursor").map { s throws(WireError) in try EpisodeCursor(decoding: s) })
-                let page = try ep.query(q)
+                let page = try ep.query(q, visible: session.readable)
                 out.raw("{\"records\":[")
                 for (i, r) in page.records.enumerated() {
                     if i > 0 { out.byte(UInt8(ascii: ",")) }
@@ -87,6 +87,7 @@ extension Dispatcher {
                 try policyParams.allowOnly(["max_age_ms", "max_count", "keep_summaries"])
                 var ns: String? = nil
                 if p["ns"] != nil { ns = try p.namespace() }
+                try session.require(.admin, ns ?? "", "ep.prune")
                 let policy = RetentionPolicy(
                     ns: ns, maxAgeMs: try policyParams.optionalInt("max_age_ms", in: 1...Int64.max),
                     maxCount: try policyParams.optionalInt("max_count", in: 0...Int64(Int32.max)).map { Int($0) },
@@ -104,10 +105,21 @@ extension Dispatcher {
                 }
                 out.byte(UInt8(ascii: "}"))
             }),
-            ("ep.pin", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
+            ("ep.pin", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
                 try p.allowOnly(["ids", "pinned"])
-                guard let ids = try p.stringList("ids") else { throw .invalidParams("ids", "required") }
+                guard var ids = try p.stringList("ids") else { throw .invalidParams("ids", "required") }
                 guard let pinned = try p.optionalBool("pinned") else { throw .invalidParams("pinned", "required") }
+                if !session.authorization.unrestricted {
+                    // Records the caller may not write are treated like unknown ids (ignored),
+                    // which reveals nothing about them.
+                    let writable = Set(try ep.records(ids: ids).filter { session.authorization.allows(.write, $0.ns) }.map(\.id))
+                    let asked = ids
+                    ids = asked.filter { writable.contains($0) }
+                    if ids.isEmpty && !asked.isEmpty {
+                        out.raw("{\"updated\":0}")
+                        return
+                    }
+                }
                 let r = try ep.pin(ids: ids, pinned: pinned)
                 out.raw("{\"updated\":")
                 out.int(r.updated)

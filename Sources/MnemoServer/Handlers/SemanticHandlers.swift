@@ -53,7 +53,8 @@ extension Dispatcher {
                 out.byte(UInt8(ascii: "}"))
             }),
             ("sem.search", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
-                let q = try p.semanticQuery(limits: limits)
+                var q = try p.semanticQuery(limits: limits)
+                q.visible = session.readable
                 let r: SemanticStore.SearchResult
                 if let done = session.prefetched.removeValue(forKey: session.batchIndex) {
                     r = try done.get()
@@ -185,12 +186,7 @@ extension Params {
                 try Validate.agent(agent, field: f.name("agent"))
                 filter.agent = agent
             }
-            if let since = try f.optionalString("since") {
-                guard let ms = Timestamp.parse(since) else {
-                    throw .invalidParams(f.name("since"), "must be an RFC 3339 UTC timestamp with milliseconds")
-                }
-                filter.since = ms
-            }
+            filter.since = try f.timestamp("since")
         }
         if let m = self["min_score"] {
             guard let d = m.doubleValue, d.isFinite else { throw .invalidParams("min_score", "must be a number") }

@@ -11,20 +11,34 @@ extension Dispatcher {
                 if let client = try p.optionalString("client"), client.utf8.count > 128 {
                     throw .invalidParams("client", "longer than 128 bytes")
                 }
-                _ = try p.optionalString("token")
+                let token = try p.optionalString("token")
                 guard session.caller == nil else {
                     throw .invalidRequest("session.hello was already called on this connection")
                 }
-                // Without configured principals, every peer that can open the 0600 socket is
+                // With no principals configured, every peer that can open the 0600 socket is
                 // the single local principal with full rights.
-                let caller = Caller(agent: agent, principal: "local", uid: session.peer.uid,
+                guard let principal = engine.access.authenticate(token: token, uid: session.peer.uid) else {
+                    throw .app(.unauthenticated, "no principal matches this token from uid \(session.peer.uid)")
+                }
+                let caller = Caller(agent: agent, principal: principal.name, uid: session.peer.uid,
                                     gid: session.peer.gid, pid: session.peer.pid)
+                let granted = engine.access.grants(principal: principal.name, agent: agent)
                 session.caller = caller
+                session.authorization = Authorization(grants: granted.grants, generation: granted.generation)
                 out.raw("{\"principal\":")
                 out.string(caller.principal)
                 out.raw(",\"agent\":")
                 out.string(agent)
-                out.raw(",\"grants\":[{\"ns\":\"**\",\"perms\":\"rwa\"}],\"server\":{\"name\":\"mnemod\",\"version\":")
+                out.raw(",\"grants\":[")
+                for (i, g) in granted.grants.enumerated() {
+                    if i > 0 { out.byte(UInt8(ascii: ",")) }
+                    out.raw("{\"ns\":")
+                    out.string(g.pattern)
+                    out.raw(",\"perms\":")
+                    out.string(g.perms.letters)
+                    out.byte(UInt8(ascii: "}"))
+                }
+                out.raw("],\"server\":{\"name\":\"mnemod\",\"version\":")
                 out.string(ServerInfo.version)
                 out.raw(",\"protocol\":")
                 out.int(ServerInfo.protocolVersion)

@@ -22,6 +22,8 @@ extension Dispatcher {
                 let (id, rev) = try hub.subscribe(
                     connection: session.connection, ns: ns, prefix: try p.optionalString("prefix"), tiers: tiers,
                     fromRev: try p.optionalInt("from_rev", in: 1...Int64.max),
+                    readable: engine.access.isOpen ? nil
+                        : LiveReadable(access: engine.access, caller: try session.callerOrThrow(), current: session.authorization),
                     maxPerConnection: engine.limits.maxWatchesPerConnection)
                 out.raw("{\"watch_id\":")
                 out.string(id)

@@ -114,6 +114,16 @@ extension Dispatcher {
                 let ops = try rawOps.enumerated().map { i, o throws(WireError) in
                     try parseOp(o, field: "ops[\(i)]", maxTTL: limits.maxTTLms)
                 }
+                for c in compares {
+                    switch c {
+                    case .version(let ns, _, _), .absent(let ns, _): try session.require(.read, ns, "wm.txn")
+                    }
+                }
+                for o in ops {
+                    switch o {
+                    case .set(let ns, _, _, _), .del(let ns, _): try session.require(.write, ns, "wm.txn")
+                    }
+                }
                 let r = try wm.txn(compare: compares, ops: ops, by: session.callerOrThrow())
                 out.raw("{\"rev\":")
                 out.int(r.rev)
