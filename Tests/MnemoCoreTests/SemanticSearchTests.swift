@@ -21,11 +21,12 @@ struct SemanticSearchTests {
 
     @Test("exact across BLAS blocks, with tombstones and after compaction (one and several queries)")
     func exactnessAcrossBlocks() throws {
-        let c = VectorCollection(ns: "kb", dims: 8, metric: .dot, model: "client")
+        // 4096 scores of scratch: blocks of 4096 rows for one query, 1024 for four.
+        let c = VectorCollection(ns: "kb", dims: 8, metric: .dot, model: "client", scratchFloats: 4096)
         var gen = VectorGenerator(seed: 11)
         var rows: [(id: String, v: [Float])] = []
         let prov = Provenance(caller: alice, at: 0, rev: 1)
-        for i in 0..<(VectorCollection.blockRows + 3000) {
+        for i in 0..<10_000 {
             let v = gen.vector(8)
             let r = SemanticRecord(id: "r\(i)", ns: "kb", text: "", data: nil, tags: [], confidence: nil, supersededBy: nil,
                                    expiresAt: nil, version: 1, provenance: prov)

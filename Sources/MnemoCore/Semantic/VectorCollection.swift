@@ -32,13 +32,16 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
 
     static let dead: UInt8 = 1
     static let superseded: UInt8 = 2
-    /// Rows scored per BLAS call: bounds the scratch buffer (rows x queries floats).
-    static let blockRows = 16_384
+    /// Scores held at once (rows per BLAS call x queries): 4 MiB of scratch. One query
+    /// scans up to a million rows per call (fewer calls, less BLAS thread start-up); 64
+    /// queries scan 16384 rows per sgemm, which keeps the block in cache across queries.
+    let scratchFloats: Int
     /// The matrix is allocated and scanned in whole groups of this many rows.
     static let rowAlign = 16
 
     /// An empty collection.
-    public init(ns: String, dims: Int, metric: Metric, model: String) {
+    public init(ns: String, dims: Int, metric: Metric, model: String, scratchFloats: Int = 1 << 20) {
+        self.scratchFloats = scratchFloats
         self.ns = ns
         self.dims = dims
         self.metric = metric
@@ -176,7 +179,7 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
         let metric = self.metric
         lock.read {
             guard rows > 0 else { return }
-            let block = min(Self.blockRows, rows)
+            let block = min(max(Self.rowAlign, scratchFloats / m / Self.rowAlign * Self.rowAlign), rows)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (block + Self.rowAlign) * m)
             defer { scratch.deallocate() }
             let hidden: UInt8 = filter.includeSuperseded ? Self.dead : Self.dead | Self.superseded
