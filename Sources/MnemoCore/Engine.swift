@@ -28,7 +28,7 @@ public final class Engine: Sendable {
     public init(limits: Limits, durability: Durability, dataDir: String, time: any TimeSource = SystemTime(),
                 resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
                 semantic settings: SemanticSettings = SemanticSettings(), summarizer: Summarizer = Summarizer(),
-                principals: [Principal] = [], auditRetentionMs: Int64 = 30 * 86_400_000,
+                principals: [Principal] = [], auditRetentionMs: Int64 = 30 * 86_400_000, auditMutations: Bool? = nil,
                 logger: Logger) throws(StorageError) {
         self.limits = limits
         self.access = AccessControl(principals: principals)
@@ -52,7 +52,8 @@ public final class Engine: Sendable {
                                      nextRevision: { () throws(WireError) in try working.reserveRevision() })
         // Revisions the SQLite tiers stored may be above what the journal recovered.
         working.raiseRevision(atLeast: max(episodic.maxRevAtOpen, semantic.db.maxRevAtOpen))
-        audit = try AuditLog(dir: dataDir, durability: durability, retentionMs: auditRetentionMs, time: time, logger: logger)
+        audit = try AuditLog(dir: dataDir, durability: durability, retentionMs: auditRetentionMs,
+                             recordsMutations: auditMutations ?? !principals.isEmpty, time: time, logger: logger)
         self.startedAtNs = time.monotonicNs()
     }
 

@@ -275,7 +275,7 @@ extension Dispatcher {
     func audit(_ method: Method, _ request: RPCRequest, _ session: Session, reply: ArraySlice<UInt8>, error: WireError?) {
         let code = error?.appCode
         let denied = code == .forbidden || code == .unauthenticated
-        guard denied || (method.access.isMutation && (error == nil || code != nil)) else { return }
+        guard denied || (method.access.isMutation && engine.audit.recordsMutations && (error == nil || code != nil)) else { return }
         let p = request.params
         let target = ["key", "resource", "task", "id", "to"].lazy.compactMap { p[$0]?.stringValue }.first
         engine.audit.record(AuditEntry(
@@ -289,10 +289,10 @@ extension Dispatcher {
     /// (sem.upsert), found by a scan of the reply's bytes (no parse).
     static func revision(in reply: ArraySlice<UInt8>) -> Int64? {
         for name in [Array(#""rev":"#.utf8), Array(#""version":"#.utf8)] {
-            guard let at = reply.firstRange(of: name) else { continue }
+            guard let at = firstIndex(of: name, in: reply) else { continue }
             var v: Int64 = 0
             var any = false
-            for b in reply[at.upperBound...] {
+            for b in reply[(at + name.count)...] {
                 guard b >= 0x30 && b <= 0x39 else { break }
                 v = v &* 10 &+ Int64(b - 0x30)
                 any = true
@@ -301,6 +301,18 @@ extension Dispatcher {
         }
         return nil
     }
+}
+
+/// Where `needle` first occurs in `haystack` (a plain scan: replies are short).
+private func firstIndex(of needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
+    guard let first = needle.first, haystack.count >= needle.count else { return nil }
+    var i = haystack.startIndex
+    let last = haystack.endIndex - needle.count
+    while i <= last {
+        if haystack[i] == first && haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+        i += 1
+    }
+    return nil
 }
 
 /// The monotonic clock for latency statistics (not the stores' injectable clock).

@@ -22,6 +22,10 @@ struct Config: Sendable {
     var semantic = SemanticConfig()
     /// `[[principals]]`; empty: every local peer is the principal `local` with every right.
     var principals: [Principal] = []
+    /// `[audit]`: how long entries are kept; whether allowed mutations are recorded
+    /// (default: when principals are configured).
+    var auditRetentionMs: Int64 = 30 * 86_400_000
+    var auditMutations: Bool?
     /// `[episodic]`: the retention job's schedule and policies, the summarizer.
     var episodic = EpisodicConfig()
 
@@ -105,6 +109,19 @@ struct Config: Sendable {
                         guard v >= 1000 else { throw ConfigError("\(file): working.inbox_retention_ms must be >= 1000") }
                         inboxRetentionMs = Int64(v)
                     default: throw ConfigError("\(file): unknown key working.\(name)")
+                    }
+                }
+            case "audit":
+                let t = try need(value?.table, "a table")
+                for name in t.keys {
+                    switch name {
+                    case "retention_ms":
+                        guard let v = t[name]?.int, v >= 60_000 else { throw ConfigError("\(file): audit.retention_ms must be an integer >= 60000") }
+                        auditRetentionMs = Int64(v)
+                    case "mutations":
+                        guard let v = t[name]?.bool else { throw ConfigError("\(file): audit.mutations must be a boolean") }
+                        auditMutations = v
+                    default: throw ConfigError("\(file): unknown key audit.\(name)")
                     }
                 }
             case "principals":

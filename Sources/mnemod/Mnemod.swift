@@ -55,7 +55,8 @@ struct Mnemod: AsyncParsableCommand {
             engine = try Engine(limits: cfg.limits, durability: cfg.durability, dataDir: cfg.dataDir,
                                 resultRetentionMs: cfg.resultRetentionMs, inboxRetentionMs: cfg.inboxRetentionMs,
                                 semantic: cfg.semantic.settings, summarizer: cfg.episodic.summarizer,
-                                principals: cfg.principals, logger: logger)
+                                principals: cfg.principals, auditRetentionMs: cfg.auditRetentionMs,
+                                auditMutations: cfg.auditMutations, logger: logger)
         } catch {
             logger.critical("cannot open the data directory", metadata: ["error": "\(error)", "data_dir": "\(cfg.dataDir)"])
             throw ExitCode(74)  // EX_IOERR

@@ -42,7 +42,10 @@ public struct AuditEntry: Sendable, Equatable {
     }
 }
 
-/// The append-only audit log (`audit.sqlite`): every mutation and every denial.
+/// The append-only audit log (`audit.sqlite`): every denial, and every mutation when
+/// principals are configured (or `[audit] mutations = true`). Without principals every
+/// peer is the same trusted local user, and each stored item's provenance already names
+/// its writer; recording each write there too would cost a SQLite row per `wm.set`.
 ///
 /// Callers never wait for it: ``record(_:)`` queues the entry (a lock and an append) and
 /// a background thread writes what is queued in one transaction, so an event loop pays
@@ -57,13 +60,16 @@ public final class AuditLog: Sendable {
     /// Entries not written because the queue was full.
     public let dropped = Atomic<Int>(0)
     let retentionMs: Int64
+    /// Whether allowed mutations are recorded (denials always are).
+    public let recordsMutations: Bool
     let time: any TimeSource
     let logger: Logger
     /// Most entries waiting to be written.
     static let maxQueued = 100_000
 
     /// Opens `dir/audit.sqlite` (in memory when volatile).
-    public init(dir: String, durability: Durability, retentionMs: Int64, time: any TimeSource, logger: Logger) throws(StorageError) {
+    public init(dir: String, durability: Durability, retentionMs: Int64, recordsMutations: Bool, time: any TimeSource,
+                logger: Logger) throws(StorageError) {
         var m = DatabaseMigrator()
         m.registerMigration("audit_v1") { db in
             try db.execute(sql: """
@@ -79,6 +85,7 @@ public final class AuditLog: Sendable {
         db = try SQLiteStore(dir: dir, name: "audit", durability: durability == .volatile ? .volatile : .normal,
                              migrator: m, logger: logger, nextRevision: { () throws(WireError) in 0 })
         self.retentionMs = retentionMs
+        self.recordsMutations = recordsMutations
         self.time = time
         self.logger = logger
         let thread = Thread { [self] in writeLoop() }
@@ -88,13 +95,15 @@ public final class AuditLog: Sendable {
 
     /// Queues an entry (never blocks on I/O).
     public func record(_ e: AuditEntry) {
-        let queued = queue.withLock { q -> Bool in
-            guard !q.stopped, q.items.count < Self.maxQueued else { return false }
+        // The writer drains everything queued each time it wakes: only the entry that
+        // finds the queue empty needs to wake it (one futex call per batch, not per entry).
+        let queued = queue.withLock { q -> (ok: Bool, first: Bool) in
+            guard !q.stopped, q.items.count < Self.maxQueued else { return (false, false) }
             q.items.append(e)
-            return true
+            return (true, q.items.count == 1)
         }
-        if queued {
-            wake.signal()
+        if queued.ok {
+            if queued.first { wake.signal() }
         } else if dropped.add(1, ordering: .relaxed).newValue & 0x3FF == 1 {
             logger.warning("audit entries dropped: the audit writer cannot keep up", metadata: ["dropped": "\(dropped.load(ordering: .relaxed))"])
         }
@@ -121,7 +130,11 @@ public final class AuditLog: Sendable {
                 q.items.removeAll(keepingCapacity: true)
                 return (batch, q.stopped)
             }
-            if !batch.isEmpty { write(batch) }
+            if !batch.isEmpty {
+                write(batch)
+                // Let the next batch build up: fewer, larger transactions under load.
+                usleep(2000)
+            }
             let now = time.nowMs()
             if now - lastPrune > 60_000 {
                 lastPrune = now

@@ -44,13 +44,17 @@ public struct Grant: Sendable, Equatable {
     /// - Complexity: O(segments).
     public func covers(_ ns: String) -> Bool {
         guard !segments.isEmpty else { return true }
-        var i = 0
-        for part in ns.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
-            guard i < segments.count else { return true }
-            let want = segments[i]
-            if want != "*" && !want.utf8.elementsEqual(part) { return false }
-            i += 1
+        var ns = ns
+        return ns.withUTF8 { bytes in
+            var start = 0
+            for want in segments {
+                guard start <= bytes.count else { return false }
+                var end = start
+                while end < bytes.count && bytes[end] != UInt8(ascii: "/") { end += 1 }
+                if want != "*" && !want.utf8.elementsEqual(UnsafeBufferPointer(rebasing: bytes[start..<end])) { return false }
+                start = end + 1
+            }
+            return true
         }
-        return i >= segments.count
     }
 }

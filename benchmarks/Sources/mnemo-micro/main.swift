@@ -45,4 +45,18 @@ bench("decode wm.set line", n) {
 bench("admin.health request", n) { sink += conn.handle(health).count }
 bench("wm.get request", n) { sink += conn.handle(get).count }
 bench("wm.set request", n) { sink += conn.handle(set).count }
+
+// The same requests for a principal with grants (the access check runs on every call):
+// three patterns, the one that matches last.
+let restricted = try Engine(
+    limits: Limits(), durability: .volatile, dataDir: "/nonexistent",
+    principals: [Principal(name: "agent", tokenSHA256: nil, uids: nil, grants: [
+        Grant(pattern: "wf/*", perms: .read)!, Grant(pattern: "agents/{agent}", perms: [.read, .write])!,
+        Grant(pattern: "bench", perms: [.read, .write])!,
+    ])], logger: Logger(label: "micro"))
+let granted = InProcessConnection(engine: restricted)
+_ = granted.handle(line(#"{"jsonrpc":"2.0","id":0,"method":"session.hello","params":{"agent":"micro"}}"#))
+_ = granted.handle(set)
+bench("wm.get request, 3 grants", n) { sink += granted.handle(get).count }
+bench("wm.set request, 3 grants", n) { sink += granted.handle(set).count }
 print("(checksum \(sink))")
