@@ -59,6 +59,7 @@ public final class AuditLog: Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// Entries not written because the queue was full.
     public let dropped = Atomic<Int>(0)
+    private let lastDropWarning = Atomic<UInt64>(0)
     let retentionMs: Int64
     /// Whether allowed mutations are recorded (denials always are).
     public let recordsMutations: Bool
@@ -104,8 +105,16 @@ public final class AuditLog: Sendable {
         }
         if queued.ok {
             if queued.first { wake.signal() }
-        } else if dropped.add(1, ordering: .relaxed).newValue & 0x3FF == 1 {
-            logger.warning("audit entries dropped: the audit writer cannot keep up", metadata: ["dropped": "\(dropped.load(ordering: .relaxed))"])
+        } else {
+            dropped.add(1, ordering: .relaxed)
+            // At most one warning every 10 s, however fast entries are dropped.
+            let now = time.monotonicNs()
+            let last = lastDropWarning.load(ordering: .relaxed)
+            if now &- last > 10_000_000_000,
+               lastDropWarning.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged {
+                logger.warning("audit entries dropped: the audit writer cannot keep up",
+                               metadata: ["dropped": "\(dropped.load(ordering: .relaxed))"])
+            }
         }
     }
 

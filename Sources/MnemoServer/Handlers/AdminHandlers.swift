@@ -76,6 +76,8 @@ extension Dispatcher {
                 out.int(engine.semantic.matrixBytes)
                 out.raw(",\"embedder\":")
                 out.string(engine.semantic.embedder.model)
+                out.raw("},\"audit\":{\"dropped\":")
+                out.int(engine.audit.dropped.load(ordering: .relaxed))
                 out.raw("},\"blas\":{\"library\":")
                 out.string(BLAS.loaded)
                 out.raw(",\"threads\":")
