@@ -49,6 +49,7 @@ final class Dispatcher: Sendable {
             + Dispatcher.watchMethods(engine: engine, hub: hub)
             + Dispatcher.semanticMethods(engine: engine)
             + Dispatcher.episodicMethods(engine: engine)
+            + Dispatcher.transferMethods(engine: engine)
         {
             guard let index = names.firstIndex(of: name) else { preconditionFailure("\(name) missing from methodNames") }
             method.index = index
@@ -66,6 +67,7 @@ final class Dispatcher: Sendable {
         "inbox.post", "inbox.read", "inbox.ack", "watch.subscribe", "watch.cancel",
         "sem.upsert", "sem.search", "sem.get", "sem.delete",
         "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
+        "admin.export", "admin.import", "admin.snapshot",
     ]
 
     /// Decodes one request line and writes its reply (nothing for notifications; one
@@ -76,7 +78,9 @@ final class Dispatcher: Sendable {
         case .failure(let error):
             RPC.writeError(id: .null, error, &out)
         case .single(let item):
+            session.canStream = true
             execute(item, session: &session, out: &out, shard: shard, canPark: canPark)
+            session.canStream = false
         case .batch(let items):
             if canPark, session.caller != nil, runsOffLoop(items) {
                 offload(batch: items, session: &session, shard: shard)
@@ -190,7 +194,13 @@ final class Dispatcher: Sendable {
                 return
             }
             RPC.beginResult(id: id, &out)
+            session.streamPreface = []
             try method.handler(request.params, &session, &out)
+            if !session.streamPreface.isEmpty {
+                // Notifications the handler streamed go out just before its response.
+                out.bytes.insert(contentsOf: session.streamPreface, at: mark)
+                session.streamPreface = []
+            }
             if session.parked != nil {
                 out.bytes.removeSubrange(mark...)  // answered later by the event loop
                 stats.record(shard: shard, method: method.index, nanos: latencyClock() &- started, failed: false)
@@ -199,6 +209,7 @@ final class Dispatcher: Sendable {
             RPC.endResult(&out)
         } catch {
             failed = true
+            session.streamPreface = []
             out.bytes.removeSubrange(mark...)
             RPC.writeError(id: id, error, &out)
         }
@@ -225,6 +236,10 @@ extension Dispatcher {
                 RPC.beginResult(id: id, &out)
                 try method.handler(request.params, &session, &out)
                 RPC.endResult(&out)
+                if !session.streamPreface.isEmpty {
+                    // Notifications the handler streamed go out just before its response.
+                    out.bytes.insert(contentsOf: session.streamPreface, at: 0)
+                }
             } catch {
                 failed = true
                 out.bytes.removeAll(keepingCapacity: true)
