@@ -56,7 +56,6 @@ public enum Importer {
         if dryRun { return try plan(engine, parsed) }
         var out = Outcome()
         out.skipped = parsed.expired
-        engine.working.raiseRevision(atLeast: parsed.maxIDNumber)
         if !parsed.keys.isEmpty {
             let r = try engine.working.importKeys(parsed.keys)
             out.imported += r.imported
@@ -64,6 +63,8 @@ public enum Importer {
             if r.imported > 0 { out.counts.add(.wm, r.imported) }
             out.rev = r.rev ?? out.rev
         }
+        // Ids the server derives from revisions (ep_N, f-N) must never meet imported ones.
+        engine.working.raiseRevision(atLeast: parsed.maxIDNumber)
         var start = 0
         while start < parsed.episodes.count {
             let chunk = Array(parsed.episodes[start..<min(start + chunkSize, parsed.episodes.count)])

@@ -60,7 +60,8 @@ public enum Snapshotter {
         }
         let tmp = target + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         do {
-            try fm.createDirectory(atPath: tmp + "/working", withIntermediateDirectories: true,
+            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+            try fm.createDirectory(atPath: tmp + "/working", withIntermediateDirectories: false,
                                    attributes: [.posixPermissions: 0o700])
         } catch {
             throw .app(.unavailable, "cannot create \(tmp): \(error.localizedDescription)")
@@ -122,6 +123,7 @@ public enum Snapshotter {
                  try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY rowid"))
             }
             try copy.close()
+            _ = chmod(path, 0o600)
             return (facts.0, facts.1, facts.2)
         } catch {
             throw .app(.unavailable, "cannot copy the \(store.name) database to \(path): \(error)")
