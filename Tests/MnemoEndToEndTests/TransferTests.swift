@@ -130,6 +130,25 @@ struct TransferTests {
         }
     }
 
+    @Test func prefixesMatchWholeSegmentsAndLargeStreamsAreRefused() throws {
+        let a = try Daemon(config: "[limits]\nmax_pending_output_bytes = 65536\n")
+        let c = try a.client()
+        _ = try c.call("wm.set", ["ns": "wf/1", "key": "k", "value": 1])
+        _ = try c.call("wm.set", ["ns": "wf/10", "key": "k", "value": 10])
+        _ = try c.call("ep.append", ["ns": "wf/10", "kind": "note", "content": "not under wf/1"])
+        let one = try c.call("admin.export", ["ns": "wf/1"])
+        #expect(one["counts"] == ["wm": 1, "ep": 0, "sem": 0] && one["lines"] == 2)
+        var lines: [JSON] = []
+        while let note = try c.nextNotification(timeoutMs: 0) { lines.append(note) }
+        #expect(lines.count == 2 && lines[1]["params"]?["line"]?["value"] == 1)
+        for i in 0..<80 { _ = try c.call("wm.set", ["ns": "big", "key": .string("k\(i)"), "value": .string(String(repeating: "x", count: 1000))]) }
+        let e = wireError { try c.call("admin.export", ["ns": "big"]) }
+        #expect(e?.appCode == .limitExceeded && e?.message.contains("give path") == true)
+        #expect(try c.nextNotification(timeoutMs: 100) == nil)  // nothing of the refused stream was sent
+        let file = a.dir.appendingPathComponent("big.jsonl").path
+        #expect(try c.call("admin.export", ["ns": "big", "path": .string(file)])["counts"]?["wm"] == 80)
+    }
+
     @Test func dryRunAppliesNothingAndRemapMovesNamespaces() throws {
         let a = try Daemon()
         let ca = try a.client()
