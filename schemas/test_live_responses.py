@@ -77,16 +77,12 @@ IMPLEMENTED = [
     "sem.upsert", "sem.search", "sem.get", "sem.delete",
     "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
     "audit.query",
+    "admin.export", "admin.import", "admin.snapshot",
 ]
-# NOTE: this documents what is MISSING today. The server must answer -32601 for each of
-# these; when a tier lands (ep.*, sem.*, audit.query, admin.export/import/snapshot), move
-# its methods into IMPLEMENTED and drive them in the scenario below -- this test will
-# fail until then, on purpose.
+# Every method of the contract is implemented; a method added to the schemas must be
+# added to IMPLEMENTED and driven below (test_method_lists_match_contract fails until then).
 NOT_IMPLEMENTED = [m for m in CONTRACT_METHODS if m not in IMPLEMENTED]
-EXPECTED_MISSING = sorted(
-    []
-    + ["admin.export", "admin.import", "admin.snapshot"]
-)
+EXPECTED_MISSING = []
 
 
 @functools.lru_cache(maxsize=None)
@@ -1387,6 +1383,68 @@ def test_episodic_scenario(server, ns):
     assert left == [ids[0], ids[4], ids[6], s["summaries"][0]["id"]]
     stats = c.call("admin.stats")
     assert stats["episodic"]["records"] >= 4 and "episodic_retention" in stats["jobs"]
+
+
+# ------------------------------------------------------ export / import / snapshot
+def test_export_import_snapshot(server, ns, tmp_path):
+    c = server.connect("xfer-agent")
+    c.call("wm.set", {"ns": f"{ns}/a", "key": "k1", "value": {"x": 1}})
+    c.call("wm.set", {"ns": f"{ns}/a", "key": "k2", "value": [1, 2], "ttl_ms": 600_000})
+    c.call("ep.append", {"ns": f"{ns}/a", "kind": "note", "content": "hello export", "tags": ["t"]})
+    c.call("sem.upsert", {"ns": f"{ns}/s", "id": "f1", "text": "fact one", "vector": [1.0, 0.0, 0.5]})
+    # To a file: a header, then one record per line.
+    path = str(tmp_path / "x.jsonl")
+    r = c.call("admin.export", {"ns": ns, "path": path})
+    assert r["counts"] == {"wm": 2, "ep": 1, "sem": 1} and r["lines"] == 5 and r["path"] == path
+    with open(path, encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f]
+    assert r["bytes"] == os.path.getsize(path) and len(lines) == 5
+    assert_valid(common_validator("export_header"), lines[0], "export header")
+    assert lines[0]["ns"] == ns and lines[0]["rev"] == r["rev"]
+    for line in lines[1:]:
+        assert_valid(common_validator("export_record"), line, "export record")
+    assert [line["tier"] for line in lines[1:]] == ["wm", "wm", "ep", "sem"]
+    # Streamed: the same lines as event notifications before the response.
+    req = c.send("admin.export", {"ns": ns, "tiers": ["wm", "ep", "sem"]})
+    streamed_result = c.receive(req, "admin.export")["result"]
+    streamed = [m for m in c.events if m.get("params", {}).get("request_id") == req]
+    c.events = [m for m in c.events if m not in streamed]
+    assert [m["params"]["seq"] for m in streamed] == list(range(streamed_result["lines"]))
+    for m in streamed:
+        assert_valid(common_validator("notification"), m, "export notification")
+        assert_valid(method_validator("event", "params"), m["params"], "export_line event")
+    assert [m["params"]["line"] for m in streamed][1:] == lines[1:]
+    c.fail("admin.export", {"tiers": ["claim"]}, -32602)
+    # Import under another prefix: dry run, real, again (idempotent). Episodic ids are
+    # global, so the episodic record (whose id exists here) is skipped.
+    remap = [{"from": ns, "to": f"{ns}-copy"}]
+    rev = current_rev(c)
+    dry = c.call("admin.import", {"path": path, "dry_run": True, "remap": remap})
+    assert dry == {"imported": 3, "skipped": 1, "counts": {"wm": 2, "sem": 1}, "dry_run": True}
+    assert current_rev(c) == rev
+    real = c.call("admin.import", {"path": path, "remap": remap})
+    assert real["imported"] == 3 and real["counts"] == {"wm": 2, "sem": 1} and real["rev"] > rev
+    assert c.call("admin.import", {"path": path, "remap": remap}) == {"imported": 0, "skipped": 4, "counts": {}}
+    got = c.call("wm.get", {"ns": f"{ns}-copy/a", "key": "k1"})
+    assert got["value"] == {"x": 1} and got["provenance"]["agent"] == "xfer-agent"
+    assert c.call("sem.get", {"ns": f"{ns}-copy/s", "id": "f1"})["text"] == "fact one"
+    # A bad file is refused, naming its line, and changes nothing.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(lines[0]) + "\n" + json.dumps(lines[1]) + "\n" + '{"tier":"cache","ns":"x"}\n')
+    rev = current_rev(c)
+    e = c.fail("admin.import", {"path": str(bad), "remap": [{"from": ns, "to": f"{ns}-bad"}]}, -32602)
+    assert "line 3" in e["message"] and "cache" in e["message"]
+    assert current_rev(c) == rev
+    assert c.call("wm.get", {"ns": f"{ns}-bad/a", "key": "k1"}) == {"found": False}
+    # Snapshot: a data directory with a manifest.
+    snap = c.call("admin.snapshot", {"path": str(tmp_path / "snap")})
+    with open(tmp_path / "snap" / "manifest.json", encoding="utf-8") as f:
+        manifest = json.load(f)
+    assert manifest["rev"] == snap["rev"] >= rev and manifest["format"] == "mnemo-snapshot"
+    assert {"episodic.sqlite", "semantic.sqlite", "working", "manifest.json"} <= set(os.listdir(tmp_path / "snap"))
+    # A second snapshot to the same path replaces the first.
+    assert c.call("admin.snapshot", {"path": str(tmp_path / "snap")})["rev"] >= snap["rev"]
+    c.fail("admin.snapshot", {"path": path}, -32602)  # a file that is not a snapshot
 
 
 @pytest.mark.parametrize("method", NOT_IMPLEMENTED)

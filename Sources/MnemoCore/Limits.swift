@@ -130,6 +130,11 @@ public struct Limits: Sendable, Equatable {
     public static let maxSearchTextCharacters = 1024
     /// Most records one `ep.summarize` call takes (contract): one commit holds them all.
     public static let maxSummarizeRecords = 100_000
+    /// Largest file `admin.import` reads: it is parsed and checked whole before anything is
+    /// applied (nothing applied on a bad line), so it is held in memory.
+    public static let maxImportFileBytes = 1 << 30
+    /// Most namespace remappings one `admin.import` takes.
+    public static let maxImportRemaps = 16
 
     /// Sets the limit named `name`, refusing unknown names and values out of range.
     public mutating func set(_ name: String, to value: Int) throws(ConfigError) {

@@ -52,6 +52,7 @@ final class Dispatcher: Sendable {
             + Dispatcher.semanticMethods(engine: engine)
             + Dispatcher.episodicMethods(engine: engine)
             + Dispatcher.auditMethods(engine: engine)
+            + Dispatcher.transferMethods(engine: engine)
         {
             guard let index = names.firstIndex(of: name) else { preconditionFailure("\(name) missing from methodNames") }
             guard let access = MethodAccess.table[name] else { preconditionFailure("\(name) missing from MethodAccess.table") }
@@ -72,6 +73,7 @@ final class Dispatcher: Sendable {
         "sem.upsert", "sem.search", "sem.get", "sem.delete",
         "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
         "audit.query",
+        "admin.export", "admin.import", "admin.snapshot",
     ]
 
     /// Decodes one request line and writes its reply (nothing for notifications; one
@@ -82,7 +84,9 @@ final class Dispatcher: Sendable {
         case .failure(let error):
             RPC.writeError(id: .null, error, &out)
         case .single(let item):
+            session.canStream = true
             execute(item, session: &session, out: &out, shard: shard, canPark: canPark)
+            session.canStream = false
         case .batch(let items):
             if canPark, session.caller != nil, runsOffLoop(items) {
                 offload(batch: items, session: &session, shard: shard)
@@ -198,7 +202,13 @@ final class Dispatcher: Sendable {
                 return
             }
             RPC.beginResult(id: id, &out)
+            session.streamPreface = []
             try method.handler(request.params, &session, &out)
+            if !session.streamPreface.isEmpty {
+                // Notifications the handler streamed go out just before its response.
+                out.bytes.insert(contentsOf: session.streamPreface, at: mark)
+                session.streamPreface = []
+            }
             if session.parked != nil {
                 out.bytes.removeSubrange(mark...)  // answered later by the event loop
                 stats.record(shard: shard, method: method.index, nanos: latencyClock() &- started, failed: false)
@@ -208,6 +218,7 @@ final class Dispatcher: Sendable {
             audit(method, request, session, reply: out.bytes[mark...], error: nil)
         } catch {
             failed = true
+            session.streamPreface = []
             out.bytes.removeSubrange(mark...)
             RPC.writeError(id: id, error, &out)
             audit(method, request, session, reply: [], error: error)
@@ -236,6 +247,10 @@ extension Dispatcher {
                 try method.handler(request.params, &session, &out)
                 RPC.endResult(&out)
                 audit(method, request, session, reply: out.bytes[...], error: nil)
+                if !session.streamPreface.isEmpty {
+                    // Notifications the handler streamed go out just before its response.
+                    out.bytes.insert(contentsOf: session.streamPreface, at: 0)
+                }
             } catch {
                 failed = true
                 out.bytes.removeAll(keepingCapacity: true)

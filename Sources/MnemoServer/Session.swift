@@ -24,6 +24,11 @@ struct Session: Sendable {
     var offloaded: OffloadedCall?
     /// Position of the call being executed in its batch.
     var batchIndex = 0
+    /// Whether the request being executed was sent alone (not in a batch), so a handler
+    /// may send notifications ahead of its response (a streamed `admin.export`).
+    var canStream = false
+    /// Notification lines a handler wants sent just before its response.
+    var streamPreface: [UInt8] = []
     /// Results of a batch's `sem.search` calls, run together before the batch (by position).
     var prefetched: [Int: Result<SemanticStore.SearchResult, WireError>] = [:]
 
