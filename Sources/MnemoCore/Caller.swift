@@ -1,3 +1,5 @@
+import MnemoProtocol
+
 /// Who is calling: stamped by the server from the session and the kernel, never taken
 /// from request parameters.
 public struct Caller: Sendable, Equatable {
@@ -51,5 +53,32 @@ public struct Provenance: Sendable, Equatable {
         self.rev = rev
         self.task = task
         self.derivedFrom = derivedFrom
+    }
+}
+
+extension Provenance {
+    /// Writes the provenance object of the wire contract (`common#/$defs/provenance`).
+    public func write(to w: inout JSONWriter) {
+        w.raw("{\"agent\":")
+        w.string(agent)
+        w.raw(",\"principal\":")
+        w.string(principal)
+        w.raw(",\"uid\":")
+        w.uint(UInt64(uid))
+        w.raw(",\"pid\":")
+        w.int(Int64(pid))
+        w.raw(",\"at\":")
+        Timestamp.write(at, to: &w)
+        w.raw(",\"rev\":")
+        w.int(rev)
+        if let task {
+            w.raw(",\"task\":")
+            w.string(task)
+        }
+        if let derivedFrom {
+            w.raw(",\"derived_from\":")
+            w.value(.array(derivedFrom.map(JSON.string)))
+        }
+        w.byte(UInt8(ascii: "}"))
     }
 }

@@ -53,3 +53,14 @@ public enum Validate {
         }
     }
 }
+
+extension Validate {
+    /// Whether namespace `ns` is `prefix` or below it, by whole segments (`wf/4` covers
+    /// `wf/4/x`, not `wf/42`); a nil prefix covers everything.
+    public static func covers(_ prefix: String?, _ ns: String) -> Bool {
+        guard let prefix else { return true }
+        if ns == prefix { return true }
+        return ns.utf8.count > prefix.utf8.count && ns.hasPrefix(prefix)
+            && ns.utf8.dropFirst(prefix.utf8.count).first == UInt8(ascii: "/")
+    }
+}

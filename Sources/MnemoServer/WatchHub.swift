@@ -19,7 +19,7 @@ final class WatchHub: Sendable {
         let readable: LiveReadable?
 
         func matches(_ e: WatchEvent) -> Bool {
-            guard e.ns == ns || (e.ns.utf8.count > ns.utf8.count && e.ns.hasPrefix(ns + "/")) else { return false }
+            guard Validate.covers(ns, e.ns) else { return false }
             if let tiers, !tiers.contains(e.tier) { return false }
             if let readable, !readable.allows(e.ns) { return false }
             // A namespace-wide event (wm.clear) concerns every key prefix.

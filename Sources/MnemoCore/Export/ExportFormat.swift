@@ -39,39 +39,6 @@ public enum ExportFormat {
         w.byte(UInt8(ascii: "}"))
         return w.bytes
     }
-
-    /// Whether `ns` is `prefix` or below it (whole segments); nil covers everything.
-    public static func covers(_ prefix: String?, _ ns: String) -> Bool {
-        guard let prefix else { return true }
-        if ns == prefix { return true }
-        return ns.utf8.count > prefix.utf8.count && ns.hasPrefix(prefix)
-            && ns.utf8.dropFirst(prefix.utf8.count).first == UInt8(ascii: "/")
-    }
-
-    /// Writes a provenance object (the wire form, `common#/$defs/provenance`).
-    static func write(_ p: Provenance, to w: inout JSONWriter) {
-        w.raw("{\"agent\":")
-        w.string(p.agent)
-        w.raw(",\"principal\":")
-        w.string(p.principal)
-        w.raw(",\"uid\":")
-        w.uint(UInt64(p.uid))
-        w.raw(",\"pid\":")
-        w.int(Int64(p.pid))
-        w.raw(",\"at\":")
-        Timestamp.write(p.at, to: &w)
-        w.raw(",\"rev\":")
-        w.int(p.rev)
-        if let task = p.task {
-            w.raw(",\"task\":")
-            w.string(task)
-        }
-        if let derived = p.derivedFrom {
-            w.raw(",\"derived_from\":")
-            w.value(.array(derived.map(JSON.string)))
-        }
-        w.byte(UInt8(ascii: "}"))
-    }
 }
 
 /// One namespace remapping of an import: `from` and everything below it move to `to`.
@@ -89,7 +56,7 @@ public struct NamespaceRemap: Sendable, Equatable {
 
     /// `ns` under the first rule that covers it (whole segments), or `ns` unchanged.
     static func apply(_ rules: [NamespaceRemap], to ns: String) -> String {
-        for r in rules where ExportFormat.covers(r.from, ns) {
+        for r in rules where Validate.covers(r.from, ns) {
             return r.to + String(decoding: ns.utf8.dropFirst(r.from.utf8.count), as: UTF8.self)
         }
         return ns

@@ -70,7 +70,7 @@ public enum Exporter {
             Timestamp.write(k.item.expiresAt, to: &w)
         }
         w.raw(",\"provenance\":")
-        ExportFormat.write(k.item.provenance, to: &w)
+        k.item.provenance.write(to: &w)
         w.byte(UInt8(ascii: "}"))
         return w.bytes
     }
@@ -120,7 +120,7 @@ public enum Exporter {
                     w.raw(",\"pinned\":")
                     w.bool(r.pinned)
                     w.raw(",\"provenance\":")
-                    ExportFormat.write(r.provenance, to: &w)
+                    r.provenance.write(to: &w)
                     w.byte(UInt8(ascii: "}"))
                     do throws(WireError) {
                         try emit(w.bytes)
@@ -184,7 +184,7 @@ public enum Exporter {
                     w.raw(",\"version\":")
                     w.int(r.version)
                     w.raw(",\"provenance\":")
-                    ExportFormat.write(r.provenance, to: &w)
+                    r.provenance.write(to: &w)
                     w.raw(",\"dims\":")
                     w.int(c.dims)
                     w.raw(",\"metric\":")

@@ -109,7 +109,7 @@ public final class SemanticStore: Sendable {
     /// Collections under a namespace prefix (whole segments).
     func collections(under prefix: String) -> [VectorCollection] {
         collections.withLock { all in
-            all.values.filter { $0.ns == prefix || ($0.ns.hasPrefix(prefix) && $0.ns.utf8.dropFirst(prefix.utf8.count).first == UInt8(ascii: "/")) }
+            all.values.filter { Validate.covers(prefix, $0.ns) }
         }
     }
 

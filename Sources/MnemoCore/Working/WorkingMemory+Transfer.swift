@@ -19,7 +19,7 @@ extension WorkingMemory {
         let now = time.nowMs()
         let (rev, spaces) = state.withLock { s in (s.rev, s.spaces) }  // copy-on-write capture
         var out: [ExportedKey] = []
-        for ns in spaces.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) where ExportFormat.covers(prefix, ns) {
+        for ns in spaces.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) where Validate.covers(prefix, ns) {
             guard let space = spaces[ns] else { continue }
             for key in space.items.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
                 guard let item = space.items[key], item.isLive(at: now), item.lease == nil else { continue }

@@ -1,33 +1,6 @@
 import MnemoCore
 import MnemoProtocol
 
-extension Provenance {
-    /// Writes the provenance object of the wire contract.
-    func write(to w: inout JSONWriter) {
-        w.raw("{\"agent\":")
-        w.string(agent)
-        w.raw(",\"principal\":")
-        w.string(principal)
-        w.raw(",\"uid\":")
-        w.uint(UInt64(uid))
-        w.raw(",\"pid\":")
-        w.int(Int64(pid))
-        w.raw(",\"at\":")
-        Timestamp.write(at, to: &w)
-        w.raw(",\"rev\":")
-        w.int(rev)
-        if let task {
-            w.raw(",\"task\":")
-            w.string(task)
-        }
-        if let derivedFrom {
-            w.raw(",\"derived_from\":")
-            w.value(.array(derivedFrom.map(JSON.string)))
-        }
-        w.byte(UInt8(ascii: "}"))
-    }
-}
-
 extension Params {
     /// A required namespace, validated.
     func namespace(_ key: String = "ns") throws(WireError) -> String {
