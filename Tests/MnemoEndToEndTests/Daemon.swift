@@ -61,6 +61,21 @@ final class Daemon: @unchecked Sendable {
         try MnemoClient(socketPath: socket, agent: agent)
     }
 
+    /// Runs the `mnemo` CLI against this daemon: exit status, stdout, stderr.
+    func cli(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemo"))
+        p.arguments = args + ["--socket", socket]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
     /// SIGTERM, then waits for exit; returns the exit status.
     @discardableResult
     func stop() -> Int32 {

@@ -232,19 +232,7 @@ struct EpisodicTests {
         let daemon = try Daemon()
         let c = try daemon.client()
         for i in 0..<30 { _ = try c.call("ep.append", ["ns": "cli/a", "kind": "note", "content": .string("line \(i)")]) }
-        func mnemo(_ args: [String]) throws -> (Int32, String, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemo"))
-            p.arguments = args + ["--socket", daemon.socket]
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile()
-            let e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-        }
+        func mnemo(_ args: [String]) throws -> (Int32, String, String) { try daemon.cli(args) }
         let (s1, out1, err1) = try mnemo(["summarize", "cli/a", "--chunk", "10"])
         #expect(s1 == 0 && out1.hasPrefix("summarized 30 records of cli/a into 3 summaries"))
         #expect(err1.contains("summarized 20 records into 2 summaries so far"), "progress on stderr")
