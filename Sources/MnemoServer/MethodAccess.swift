@@ -17,8 +17,8 @@ enum MethodAccess: Sendable {
     /// Checked by the handler; a read (not audited unless denied).
     case handlerRead
 
-    /// The permission a call of this kind needs, for the audit log: mutations and admin
-    /// calls are recorded, reads only when denied.
+    /// Whether a call changes state (or is an admin call), for the audit log: those are
+    /// recorded, reads only when denied.
     var isMutation: Bool {
         switch self {
         case .global(let p), .ns(let p): return !p.isDisjoint(with: [.write, .admin])
@@ -49,11 +49,7 @@ extension Dispatcher {
     /// - Throws: `FORBIDDEN`.
     func authorize(_ access: MethodAccess, _ request: RPCRequest, _ session: inout Session) throws(WireError) {
         guard let caller = session.caller else { return }
-        let generation = engine.access.generation
-        if session.authorization.generation != generation {
-            let g = engine.access.grants(principal: caller.principal, agent: caller.agent)
-            session.authorization = Authorization(grants: g.grants, generation: g.generation)
-        }
+        session.authorization = engine.access.current(session.authorization, principal: caller.principal, agent: caller.agent)
         guard !session.authorization.unrestricted else { return }
         switch access {
         case .open, .prefixRead, .handler, .handlerRead:

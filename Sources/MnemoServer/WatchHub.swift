@@ -173,12 +173,8 @@ final class LiveReadable: Sendable {
     }
 
     func allows(_ ns: String) -> Bool {
-        let generation = access.generation
-        return cached.withLock { a in
-            if a.generation != generation {
-                let g = access.grants(principal: principal, agent: agent)
-                a = Authorization(grants: g.grants, generation: g.generation)
-            }
+        cached.withLock { a in
+            a = access.current(a, principal: principal, agent: agent)
             return a.allows(.read, ns)
         }
     }

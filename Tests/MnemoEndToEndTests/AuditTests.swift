@@ -29,7 +29,7 @@ struct AuditTests {
         for _ in 0..<100 {
             let r = try daemon.cli(["audit", "--token", "ops-secret", "--agent", "ops-cli"])
             #expect(r.status == 0)
-            lines = r.out.split(separator: "\n")
+            lines = r.stdout.split(separator: "\n")
             if lines.count >= 2 { break }
             usleep(20_000)
         }
@@ -38,7 +38,7 @@ struct AuditTests {
         #expect(lines.last?.contains("wm.set scratch/w1 k  ok rev=\(put["rev"]?.int64Value ?? -1)") == true)
         // The worker administers nothing: refused, exit 2.
         let r = try daemon.cli(["audit", "--token", "worker-secret"])
-        #expect(r.status == 2 && r.err.contains("FORBIDDEN"))
+        #expect(r.status == 2 && r.stderr.contains("FORBIDDEN"))
     }
 
     static func sha256Hex(_ s: String) throws -> String {

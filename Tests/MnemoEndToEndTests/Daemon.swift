@@ -62,7 +62,7 @@ final class Daemon: @unchecked Sendable {
     }
 
     /// Runs the `mnemo` CLI against this daemon: exit status, stdout, stderr.
-    func cli(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    func cli(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemo"))
         p.arguments = args + ["--socket", socket]

@@ -273,40 +273,26 @@ struct TransferTests {
         let c = try a.client()
         try Self.fill(c)
         let file = a.dir.appendingPathComponent("cli.jsonl").path
-        let out = try Self.mnemo(["export", "--ns", "wf", "--file", file, "-o", "json"], socket: a.socket)
+        let out = try a.cli(["export", "--ns", "wf", "--file", file, "-o", "json"])
         #expect(out.status == 0)
         let exported = try JSONParser.parse(Self.trimmed(out.stdout))
         #expect(exported["counts"] == ["wm": 6, "ep": 7, "sem": 0])
-        let streamed = try Self.mnemo(["export", "--ns", "wf", "--tiers", "wm"], socket: a.socket)
+        let streamed = try a.cli(["export", "--ns", "wf", "--tiers", "wm"])
         #expect(streamed.status == 0 && streamed.stdout.split(separator: "\n").count == 7)
         #expect(streamed.stderr.contains("exported 7 lines"))
         let b = try Daemon()
-        let dry = try Self.mnemo(["import", file, "--dry-run", "--remap", "wf=old/wf", "-o", "json"], socket: b.socket)
+        let dry = try b.cli(["import", file, "--dry-run", "--remap", "wf=old/wf", "-o", "json"])
         #expect(dry.status == 0)
         let planned = try JSONParser.parse(Self.trimmed(dry.stdout))
         #expect(planned["imported"] == 13)
-        let real = try Self.mnemo(["import", file, "--remap", "wf=old/wf"], socket: b.socket)
+        let real = try b.cli(["import", file, "--remap", "wf=old/wf"])
         #expect(real.status == 0 && real.stdout.contains("imported 13 records"))
         #expect(try b.client().call("wm.get", ["ns": "old/wf/1", "key": "k1"])["found"] == true)
-        let bad = try Self.mnemo(["import", "/nonexistent-mnemo.jsonl"], socket: b.socket)
+        let bad = try b.cli(["import", "/nonexistent-mnemo.jsonl"])
         #expect(bad.status == 2)
-        let snap = try Self.mnemo(["snapshot", b.dir.appendingPathComponent("snap").path], socket: b.socket)
+        let snap = try b.cli(["snapshot", b.dir.appendingPathComponent("snap").path])
         #expect(snap.status == 0 && snap.stdout.contains("snapshot at rev"))
     }
 
     static func trimmed(_ s: String) -> String { s.trimmingCharacters(in: .whitespacesAndNewlines) }
-
-    static func mnemo(_ args: [String], socket: String) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemo"))
-        p.arguments = args + ["--socket", socket]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
 }

@@ -55,6 +55,14 @@ public final class AccessControl: Sendable {
         }
     }
 
+    /// `a` if it belongs to the current generation, else `principal`'s grants bound to
+    /// `agent` afresh (after a reload). One atomic load when nothing changed.
+    public func current(_ a: Authorization, principal: String, agent: String) -> Authorization {
+        guard a.generation != generation else { return a }
+        let g = grants(principal: principal, agent: agent)
+        return Authorization(grants: g.grants, generation: g.generation)
+    }
+
     /// Compares digests in time independent of where they differ.
     static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }

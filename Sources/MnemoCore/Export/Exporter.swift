@@ -81,49 +81,20 @@ public enum Exporter {
         return (" AND (ns = ? OR substr(ns, 1, ?) = ?)", [ns, ns.utf8.count + 1, ns + "/"])
     }
 
-    private static func episodes(_ store: EpisodeStore, ns: String?, rev: Int64,
-                                 emit: (_ line: [UInt8]) throws(WireError) -> Void) throws(WireError) -> Int {
-        let filter = nsFilter(ns)
+    /// Streams one line per row of `sql`, all read on one snapshot of `store`: `line`
+    /// renders a row (nil skips it) and `emit` sends it. Returns how many lines went out.
+    private static func stream(_ store: SQLiteStore, sql: String, arguments: StatementArguments,
+                               line: (Row) throws -> [UInt8]?,
+                               emit: (_ line: [UInt8]) throws(WireError) -> Void) throws(WireError) -> Int {
         var n = 0
         var failure: WireError?
         do {
-            try store.store.writer.read { db in
-                let rows = try Row.fetchCursor(db, sql: "SELECT \(EpisodeRecord.columns) FROM episodes WHERE rev <= ?\(filter.sql) ORDER BY rev",
-                                               arguments: StatementArguments([rev]) + filter.args)
+            try store.writer.read { db in
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
                 while let row = try rows.next() {
-                    let r = EpisodeRecord(row: row)
-                    var w = JSONWriter(capacity: 256 + r.content.utf8.count + (r.data?.count ?? 0))
-                    w.raw("{\"tier\":\"ep\",\"ns\":")
-                    w.string(r.ns)
-                    w.raw(",\"id\":")
-                    w.string(r.id)
-                    w.raw(",\"kind\":")
-                    w.string(r.kind)
-                    w.raw(",\"content\":")
-                    w.string(r.content)
-                    if let data = r.data {
-                        w.raw(",\"data\":")
-                        w.raw(data)
-                    }
-                    if let task = r.task {
-                        w.raw(",\"task\":")
-                        w.string(task)
-                    }
-                    w.raw(",\"tags\":")
-                    w.value(.array(r.tags.map(JSON.string)))
-                    w.raw(",\"rev\":")
-                    w.int(r.rev)
-                    w.raw(",\"at\":")
-                    Timestamp.write(r.at, to: &w)
-                    w.raw(",\"summarized\":")
-                    w.bool(r.summarized)
-                    w.raw(",\"pinned\":")
-                    w.bool(r.pinned)
-                    w.raw(",\"provenance\":")
-                    r.provenance.write(to: &w)
-                    w.byte(UInt8(ascii: "}"))
+                    guard let bytes = try line(row) else { continue }
                     do throws(WireError) {
-                        try emit(w.bytes)
+                        try emit(bytes)
                     } catch {
                         failure = error
                         return
@@ -132,81 +103,105 @@ public enum Exporter {
                 }
             }
         } catch {
-            throw SQLiteStore.wireError(error, name: "episodic")
+            throw SQLiteStore.wireError(error, name: store.name)
         }
         if let failure { throw failure }
         return n
     }
 
+    private static func episodes(_ store: EpisodeStore, ns: String?, rev: Int64,
+                                 emit: (_ line: [UInt8]) throws(WireError) -> Void) throws(WireError) -> Int {
+        let filter = nsFilter(ns)
+        return try stream(store.store, sql: "SELECT \(EpisodeRecord.columns) FROM episodes WHERE rev <= ?\(filter.sql) ORDER BY rev",
+                          arguments: StatementArguments([rev]) + filter.args, line: { row in
+            let r = EpisodeRecord(row: row)
+            var w = JSONWriter(capacity: 256 + r.content.utf8.count + (r.data?.count ?? 0))
+            w.raw("{\"tier\":\"ep\",\"ns\":")
+            w.string(r.ns)
+            w.raw(",\"id\":")
+            w.string(r.id)
+            w.raw(",\"kind\":")
+            w.string(r.kind)
+            w.raw(",\"content\":")
+            w.string(r.content)
+            if let data = r.data {
+                w.raw(",\"data\":")
+                w.raw(data)
+            }
+            if let task = r.task {
+                w.raw(",\"task\":")
+                w.string(task)
+            }
+            w.raw(",\"tags\":")
+            w.value(.array(r.tags.map(JSON.string)))
+            w.raw(",\"rev\":")
+            w.int(r.rev)
+            w.raw(",\"at\":")
+            Timestamp.write(r.at, to: &w)
+            w.raw(",\"summarized\":")
+            w.bool(r.summarized)
+            w.raw(",\"pinned\":")
+            w.bool(r.pinned)
+            w.raw(",\"provenance\":")
+            r.provenance.write(to: &w)
+            w.byte(UInt8(ascii: "}"))
+            return w.bytes
+        }, emit: emit)
+    }
+
     private static func facts(_ store: SemanticStore, ns: String?, rev: Int64, now: Int64,
                               emit: (_ line: [UInt8]) throws(WireError) -> Void) throws(WireError) -> Int {
         let filter = nsFilter(ns)
-        var n = 0
-        var failure: WireError?
-        do {
-            try store.db.writer.read { db in
-                var collections: [String: (dims: Int, metric: String, model: String)] = [:]
-                for row in try Row.fetchAll(db, sql: "SELECT ns, dims, metric, model FROM collections") {
-                    collections[row[0]] = (row[1], row[2], row[3])
-                }
-                let rows = try Row.fetchCursor(db, sql: "SELECT \(SemanticStore.columns), vector FROM facts WHERE version <= ?\(filter.sql) ORDER BY ns, rowid",
-                                               arguments: StatementArguments([rev]) + filter.args)
-                while let row = try rows.next() {
-                    let r = try SemanticStore.record(row)
-                    if r.isExpired(at: now) { continue }
-                    guard let c = collections[r.ns] else { continue }
-                    let vector: Data = row["vector"]
-                    var w = JSONWriter(capacity: 512 + r.text.utf8.count + vector.count * 2)
-                    w.raw("{\"tier\":\"sem\",\"ns\":")
-                    w.string(r.ns)
-                    w.raw(",\"id\":")
-                    w.string(r.id)
-                    w.raw(",\"text\":")
-                    w.string(r.text)
-                    if let data = r.data {
-                        w.raw(",\"data\":")
-                        w.raw(data)
-                    }
-                    w.raw(",\"tags\":")
-                    w.value(.array(r.tags.map(JSON.string)))
-                    if let confidence = r.confidence {
-                        w.raw(",\"confidence\":")
-                        w.double(confidence)
-                    }
-                    if let sup = r.supersededBy {
-                        w.raw(",\"superseded_by\":")
-                        w.string(sup)
-                    }
-                    if let exp = r.expiresAt {
-                        w.raw(",\"expires_at\":")
-                        Timestamp.write(exp, to: &w)
-                    }
-                    w.raw(",\"version\":")
-                    w.int(r.version)
-                    w.raw(",\"provenance\":")
-                    r.provenance.write(to: &w)
-                    w.raw(",\"dims\":")
-                    w.int(c.dims)
-                    w.raw(",\"metric\":")
-                    w.string(c.metric)
-                    w.raw(",\"model\":")
-                    w.string(c.model)
-                    w.raw(",\"vector_b64\":")
-                    w.string(vector.base64EncodedString())
-                    w.byte(UInt8(ascii: "}"))
-                    do throws(WireError) {
-                        try emit(w.bytes)
-                    } catch {
-                        failure = error
-                        return
-                    }
-                    n += 1
-                }
+        // Collections are only ever added, so an earlier snapshot of them covers every fact.
+        let collections = try store.db.read { db in
+            try Row.fetchAll(db, sql: "SELECT ns, dims, metric, model FROM collections").reduce(into: [String: (dims: Int, metric: String, model: String)]()) {
+                $0[$1[0]] = ($1[1], $1[2], $1[3])
             }
-        } catch {
-            throw SQLiteStore.wireError(error, name: "semantic")
         }
-        if let failure { throw failure }
-        return n
+        return try stream(store.db, sql: "SELECT \(SemanticStore.columns), vector FROM facts WHERE version <= ?\(filter.sql) ORDER BY ns, rowid",
+                          arguments: StatementArguments([rev]) + filter.args, line: { row in
+            let r = try SemanticStore.record(row)
+            guard !r.isExpired(at: now), let c = collections[r.ns] else { return nil }
+            let vector: Data = row["vector"]
+            var w = JSONWriter(capacity: 512 + r.text.utf8.count + vector.count * 2)
+            w.raw("{\"tier\":\"sem\",\"ns\":")
+            w.string(r.ns)
+            w.raw(",\"id\":")
+            w.string(r.id)
+            w.raw(",\"text\":")
+            w.string(r.text)
+            if let data = r.data {
+                w.raw(",\"data\":")
+                w.raw(data)
+            }
+            w.raw(",\"tags\":")
+            w.value(.array(r.tags.map(JSON.string)))
+            if let confidence = r.confidence {
+                w.raw(",\"confidence\":")
+                w.double(confidence)
+            }
+            if let sup = r.supersededBy {
+                w.raw(",\"superseded_by\":")
+                w.string(sup)
+            }
+            if let exp = r.expiresAt {
+                w.raw(",\"expires_at\":")
+                Timestamp.write(exp, to: &w)
+            }
+            w.raw(",\"version\":")
+            w.int(r.version)
+            w.raw(",\"provenance\":")
+            r.provenance.write(to: &w)
+            w.raw(",\"dims\":")
+            w.int(c.dims)
+            w.raw(",\"metric\":")
+            w.string(c.metric)
+            w.raw(",\"model\":")
+            w.string(c.model)
+            w.raw(",\"vector_b64\":")
+            w.string(vector.base64EncodedString())
+            w.byte(UInt8(ascii: "}"))
+            return w.bytes
+        }, emit: emit)
     }
 }

@@ -54,7 +54,7 @@ public struct HTTPEmbedder: Embedder {
         let (data, status, error) = outcome.get()
         if let error { throw .app(.unavailable, "embedder \(url.absoluteString) failed: \(error.localizedDescription)") }
         guard let status, (200..<300).contains(status), let data else {
-            throw .app(.unavailable, "embedder \(url.absoluteString) answered HTTP \(outcome.get().1.map(String.init) ?? "?")")
+            throw .app(.unavailable, "embedder \(url.absoluteString) answered HTTP \(status.map(String.init) ?? "without a status")")
         }
         let json: JSON
         do {

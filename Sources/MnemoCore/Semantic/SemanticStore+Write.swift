@@ -126,20 +126,26 @@ extension SemanticStore {
     /// Deletes a record; its revision, or nil when there was none.
     /// - Throws: `UNAVAILABLE` when the disk fails (nothing applied).
     public func delete(ns: String, id: String) throws(WireError) -> Int64? {
-        try delete(ns: ns, id: id, kind: "delete")
+        try delete(ns: ns, ids: [id], kind: "delete").first
     }
 
-    private func delete(ns: String, id: String, kind: String) throws(WireError) -> Int64? {
+    /// Deletes the records of `ids` that exist, in one commit, each with its own
+    /// revision; the revisions, in order.
+    private func delete(ns: String, ids: [String], kind: String) throws(WireError) -> [Int64] {
         try db.write { [self] ctx in
-            guard try Bool.fetchOne(ctx.db, sql: "SELECT 1 FROM facts WHERE ns = ? AND id = ?", arguments: [ns, id]) != nil
-            else { return nil }
-            let rev = try ctx.nextRevision()
-            try ctx.db.execute(sql: "DELETE FROM facts WHERE ns = ? AND id = ?", arguments: [ns, id])
-            ctx.afterCommit { [self] in
-                if collection(ns)?.remove(id) == true { recordCount.subtract(1, ordering: .relaxed) }
-                observers.emit([WatchEvent(rev: rev, tier: "sem", kind: kind, ns: ns, id: id)])
+            var deleted: [(id: String, rev: Int64)] = []
+            for id in ids {
+                guard try Bool.fetchOne(ctx.db, sql: "SELECT 1 FROM facts WHERE ns = ? AND id = ?", arguments: [ns, id]) != nil
+                else { continue }
+                let rev = try ctx.nextRevision()
+                try ctx.db.execute(sql: "DELETE FROM facts WHERE ns = ? AND id = ?", arguments: [ns, id])
+                deleted.append((id, rev))
             }
-            return rev
+            ctx.afterCommit { [self] in
+                for d in deleted where collection(ns)?.remove(d.id) == true { recordCount.subtract(1, ordering: .relaxed) }
+                observers.emit(deleted.map { WatchEvent(rev: $0.rev, tier: "sem", kind: kind, ns: ns, id: $0.id) })
+            }
+            return deleted.map(\.rev)
         }
     }
 
@@ -158,7 +164,7 @@ extension SemanticStore {
         var removed = 0
         for c in collections.withLock({ Array($0.values) }) {
             let ids = Array(c.expired(at: now).prefix(max - removed))
-            for id in ids where try delete(ns: c.ns, id: id, kind: "expire") != nil { removed += 1 }
+            if !ids.isEmpty { removed += try delete(ns: c.ns, ids: ids, kind: "expire").count }
             if c.needsCompaction { c.compact() }
             if removed >= max { break }
         }

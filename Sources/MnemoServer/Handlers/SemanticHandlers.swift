@@ -81,7 +81,7 @@ extension Dispatcher {
             }),
             ("sem.get", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
                 try p.allowOnly(["ns", "id"])
-                guard let r = sem.get(ns: try p.namespace(), id: try p.recordID("id", required: true) ?? "") else {
+                guard let r = sem.get(ns: try p.namespace(), id: try p.requiredRecordID("id")) else {
                     out.raw("{\"found\":false}")
                     return
                 }
@@ -93,7 +93,7 @@ extension Dispatcher {
             }),
             ("sem.delete", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
                 try p.allowOnly(["ns", "id"])
-                if let rev = try sem.delete(ns: try p.namespace(), id: try p.recordID("id", required: true) ?? "") {
+                if let rev = try sem.delete(ns: try p.namespace(), id: try p.requiredRecordID("id")) {
                     out.raw("{\"deleted\":true,\"rev\":")
                     out.int(rev)
                     out.byte(UInt8(ascii: "}"))
@@ -131,10 +131,16 @@ extension SemanticRecord {
 }
 
 extension Params {
-    /// A record id (1 to 256 bytes); nil when absent and not required.
-    func recordID(_ key: String, required: Bool = false) throws(WireError) -> String? {
-        guard let id = required ? try string(key) : try optionalString(key) else { return nil }
+    /// An optional record id (1 to 256 bytes).
+    func recordID(_ key: String) throws(WireError) -> String? {
+        guard let id = try optionalString(key) else { return nil }
         guard !id.isEmpty, id.utf8.count <= 256 else { throw .invalidParams(name(key), "must be 1 to 256 bytes") }
+        return id
+    }
+
+    /// A required record id.
+    func requiredRecordID(_ key: String) throws(WireError) -> String {
+        guard let id = try recordID(key) else { throw .invalidParams(name(key), "required") }
         return id
     }
 
