@@ -14,8 +14,12 @@ public struct Limits: Sendable, Equatable {
     public var maxBatch = 1000
     /// Most concurrent connections; further peers are refused with an error line.
     public var maxConnections = 1024
-    /// How long a partial line may sit unfinished before the connection is closed.
+    /// How long a request line may take to arrive, from its first byte, before the
+    /// connection is closed (slow or stalled senders).
     public var idleTimeoutMs = 10_000
+    /// How long a connection may send nothing while it waits for nothing (no watch, no
+    /// parked call) before it is closed; 0 keeps idle connections forever.
+    public var idleConnectionTimeoutMs = 0
     /// Longest working-memory key, in bytes.
     public var maxKeyBytes = 1024
     /// Largest working-memory value (compact JSON), in bytes.
@@ -79,7 +83,10 @@ public struct Limits: Sendable, Equatable {
         Spec(name: "max_connections", minimum: 1, hardMaximum: 65_536,
              reason: "bounds file descriptors and per-connection buffers", keyPath: \.maxConnections),
         Spec(name: "idle_timeout_ms", minimum: 100, hardMaximum: 3_600_000,
-             reason: "a stalled partial line must not hold a buffer forever", keyPath: \.idleTimeoutMs),
+             reason: "a slow or stalled request line must not hold a buffer forever", keyPath: \.idleTimeoutMs),
+        Spec(name: "idle_connection_timeout_ms", minimum: 0, hardMaximum: 86_400_000,
+             reason: "peers that vanished without closing must not hold a descriptor forever (0: off)",
+             keyPath: \.idleConnectionTimeoutMs),
         Spec(name: "max_key_bytes", minimum: 16, hardMaximum: 64 << 10,
              reason: "keys are held in memory and listed in order", keyPath: \.maxKeyBytes),
         Spec(name: "max_value_bytes", minimum: 64, hardMaximum: 64 << 20,

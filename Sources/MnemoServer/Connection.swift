@@ -15,6 +15,8 @@ final class Connection {
     var sent = 0
     /// Monotonic time at which the current partial line started (0: none).
     var partialSinceNs: UInt64 = 0
+    /// Monotonic time of the last bytes received (or of the accept).
+    var lastInputNs: UInt64
     /// Reading stopped because too much output is queued.
     var readPaused = false
     /// The peer closed its side, or a fatal error was answered: close once flushed.
@@ -27,8 +29,9 @@ final class Connection {
     /// Whether it is in the loop's list of connections with replies to send.
     var isDirty = false
 
-    init(fd: Int32, id: UInt64, loop: Int, peer: PeerCredentials, wake: @escaping @Sendable () -> Void) {
+    init(fd: Int32, id: UInt64, loop: Int, peer: PeerCredentials, now: UInt64, wake: @escaping @Sendable () -> Void) {
         self.fd = fd
+        self.lastInputNs = now
         self.id = id
         self.session = Session(peer: peer, connection: WatchHub.ConnectionRef(loop: loop, id: id), wake: wake)
     }

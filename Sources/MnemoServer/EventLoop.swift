@@ -315,7 +315,8 @@ final class EventLoop: @unchecked Sendable {
             status.connectionsCurrent.subtract(1, ordering: .relaxed)
             return
         }
-        let conn = Connection(fd: fd, id: connectionIDs.add(1, ordering: .relaxed).newValue, loop: index, peer: peer) {
+        let conn = Connection(fd: fd, id: connectionIDs.add(1, ordering: .relaxed).newValue, loop: index, peer: peer,
+                              now: engine.time.monotonicNs()) {
             [weak self] in self?.wake()
         }
         connections[fd] = conn
@@ -327,7 +328,7 @@ final class EventLoop: @unchecked Sendable {
         let n = readBuffer.withUnsafeMutableBytes { read(conn.fd, $0.baseAddress, $0.count) }
         if n > 0 {
             readBuffer.withUnsafeBytes { conn.input.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            conn.partialSinceNs = 0  // the idle timeout counts from the last bytes received
+            conn.lastInputNs = engine.time.monotonicNs()
             processLines(conn)
         } else if n == 0 {
             // The peer finished sending: answer what it sent, then close. Stop watching
@@ -346,10 +347,12 @@ final class EventLoop: @unchecked Sendable {
 
     /// Executes every complete line buffered on `conn`, queueing the replies.
     private func processLines(_ conn: Connection) {
+        var completedLine = false
         while !conn.awaitingWorker, conn.pendingOutput < limits.maxPendingOutputBytes,
             let line = conn.input.next(maxLine: conn.maxLine(lineLimits))
         {
             scratch.bytes.removeAll(keepingCapacity: true)
+            completedLine = true
             switch line {
             case .tooLong:
                 let max = conn.maxLine(lineLimits)
@@ -377,8 +380,10 @@ final class EventLoop: @unchecked Sendable {
             }
         }
         conn.input.compact()
+        // The line deadline counts from a line's first byte, not its latest one: a client
+        // sending one byte a second cannot hold a buffer forever.
         if conn.input.hasPartialLine {
-            if conn.partialSinceNs == 0 { conn.partialSinceNs = engine.time.monotonicNs() }
+            if conn.partialSinceNs == 0 || completedLine { conn.partialSinceNs = engine.time.monotonicNs() }
         } else {
             conn.partialSinceNs = 0
         }
@@ -554,26 +559,40 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Closes connections whose partial line has been idle past the limit.
+    /// Closes connections whose partial line is older than `idle_timeout_ms`, and (when
+    /// `idle_connection_timeout_ms` is set) connections silent for longer that wait for
+    /// nothing: no watch, no parked call. Each gets an error line first.
     private func checkIdle() {
         let now = engine.time.monotonicNs()
         guard now - lastIdleCheckNs >= 250_000_000 else { return }
         lastIdleCheckNs = now
-        let timeoutNs = UInt64(limits.idleTimeoutMs) * 1_000_000
-        // A connection the server paused (backpressure) is not idle by its own doing.
-        for conn in Array(connections.values)
-        where conn.partialSinceNs != 0 && !conn.readPaused && now - conn.partialSinceNs > timeoutNs {
-            RPC.writeError(id: .null, .limit("idle_timeout_ms", max: limits.idleTimeoutMs,
-                                             "partial request line idle for more than \(limits.idleTimeoutMs) ms"),
-                           &conn.output)
-            conn.output.byte(0x0A)
-            conn.closing = true
-            for case .parked(let call) in conn.held { call.cancel(engine.working) }
-            conn.held.removeAll()
-            conn.heldBytes = 0
-            flush(conn)
-            if connections[conn.fd] != nil { closeConnection(conn) }
+        let lineNs = UInt64(limits.idleTimeoutMs) * 1_000_000
+        let silentNs = UInt64(limits.idleConnectionTimeoutMs) * 1_000_000
+        // A connection the server paused (backpressure, a call on a worker) is not idle by
+        // its own doing.
+        for conn in Array(connections.values) where !conn.readPaused {
+            if conn.partialSinceNs != 0 {
+                guard now - conn.partialSinceNs > lineNs else { continue }
+                cutOff(conn, .limit("idle_timeout_ms", max: limits.idleTimeoutMs,
+                                    "request line not finished within \(limits.idleTimeoutMs) ms of its first byte"))
+            } else if silentNs > 0, now - conn.lastInputNs > silentNs, conn.held.isEmpty,
+                      !(hub?.hasWatches(connection: conn.session.connection) ?? false) {
+                cutOff(conn, .limit("idle_connection_timeout_ms", max: limits.idleConnectionTimeoutMs,
+                                    "no request for more than \(limits.idleConnectionTimeoutMs) ms"))
+            }
         }
+    }
+
+    /// Answers `error` on a connection and closes it.
+    private func cutOff(_ conn: Connection, _ error: WireError) {
+        RPC.writeError(id: .null, error, &conn.output)
+        conn.output.byte(0x0A)
+        conn.closing = true
+        for case .parked(let call) in conn.held { call.cancel(engine.working) }
+        conn.held.removeAll()
+        conn.heldBytes = 0
+        flush(conn)
+        if connections[conn.fd] != nil { closeConnection(conn) }
     }
 
     private func closeConnection(_ conn: Connection) {

@@ -15,13 +15,19 @@ public final class Server: Sendable {
     private let status = ServerStatus()
     private let logger: Logger
 
-    /// Binds the socket and prepares `threads` event loops (nothing runs until ``start()``).
+    /// Binds the socket (or takes over `inheritedFD`, a listening socket passed by systemd)
+    /// and prepares `threads` event loops (nothing runs until ``start()``).
     /// - Throws: when the socket cannot be bound (path in use by a live daemon, not a
-    ///   socket, permissions).
-    public init(socketPath: String, groupAccess: Bool = false, threads: Int, engine: Engine, logger: Logger) throws(SystemError) {
-        info = ServerInfo(socketPath: socketPath, limits: engine.limits)
+    ///   socket, permissions) or the inherited descriptor is not a listening Unix socket.
+    public init(socketPath: String, inheritedFD: Int32? = nil, groupAccess: Bool = false, threads: Int,
+                engine: Engine, logger: Logger) throws(SystemError) {
         self.logger = logger
-        listener = try UnixListener(path: socketPath, groupAccess: groupAccess)
+        if let inheritedFD {
+            listener = try UnixListener(inherited: inheritedFD)
+        } else {
+            listener = try UnixListener(path: socketPath, groupAccess: groupAccess)
+        }
+        info = ServerInfo(socketPath: listener.path, limits: engine.limits)
         let registry = Mutex<[EventLoop]>([])
         let hub = WatchHub(capacity: engine.limits.watchHistory, currentRev: engine.revision) { ref, bytes in
             registry.withLock { $0 }[ref.loop].post(ref.id, bytes)
@@ -46,15 +52,19 @@ public final class Server: Sendable {
         self.loops = loops
     }
 
-    /// Starts serving.
+    /// Starts serving, then tells a service manager (systemd) that mnemod is ready: the
+    /// stores were loaded before the server was made, so a client let in now finds them.
     public func start() {
         for loop in loops { loop.start() }
-        logger.info("listening", metadata: ["socket": "\(info.socketPath)", "threads": "\(loops.count)"])
+        logger.info("listening", metadata: ["socket": "\(info.socketPath)", "threads": "\(loops.count)",
+                                            "activation": "\(listener.ownsFile ? "bound" : "systemd")"])
+        Systemd.notify("READY=1\nSTATUS=serving \(info.socketPath)\nMAINPID=\(getpid())")
     }
 
     /// Stops accepting, answers what was already read, flushes and closes every
     /// connection, and removes the socket file.
     public func shutdown() {
+        Systemd.notify("STOPPING=1")
         status.shuttingDown.store(true, ordering: .relaxed)
         for loop in loops { loop.stop() }
         for loop in loops { loop.join() }

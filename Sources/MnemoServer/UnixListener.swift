@@ -9,12 +9,16 @@ import Glibc
 final class UnixListener: Sendable {
     let fd: Int32
     let path: String
+    /// Whether mnemod created the socket file (and so removes it on close). A socket handed
+    /// over by systemd belongs to systemd.
+    let ownsFile: Bool
 
     /// Binds and listens on `path`.
     /// - Throws: when a live daemon answers on `path`, when `path` is not a socket, or on
     ///   any system error (with the path in the message).
     init(path: String, groupAccess: Bool, backlog: Int32 = 1024) throws(SystemError) {
         self.path = path
+        ownsFile = true
         try UnixListener.prepareDirectory(for: path)
         try UnixListener.removeStale(path)
         guard var addr = UnixSocket.address(path) else {
@@ -46,10 +50,26 @@ final class UnixListener: Sendable {
         self.fd = fd
     }
 
-    /// Closes the socket and removes its file.
+    /// Takes over a listening socket created by the service manager (socket activation).
+    /// - Throws: when `fd` is not a listening Unix stream socket.
+    init(inherited fd: Int32) throws(SystemError) {
+        var buf = [UInt8](repeating: 0, count: 110)
+        let rc = buf.withUnsafeMutableBufferPointer { b in
+            b.withMemoryRebound(to: CChar.self) { mnemo_unix_listener_path(fd, $0.baseAddress, Int32($0.count)) }
+        }
+        guard rc == 0 else {
+            throw SystemError("descriptor \(fd) passed by socket activation is not a listening Unix stream socket")
+        }
+        path = String(decoding: buf.prefix { $0 != 0 }, as: UTF8.self)
+        ownsFile = false
+        setNonBlocking(fd)
+        self.fd = fd
+    }
+
+    /// Closes the socket and removes its file (if mnemod created it).
     func close() {
         _ = Glibc.close(fd)
-        unlink(path)
+        if ownsFile { unlink(path) }
     }
 
     private static func prepareDirectory(for path: String) throws(SystemError) {

@@ -129,6 +129,11 @@ final class WatchHub: Sendable {
         }
     }
 
+    /// Whether `connection` holds a watch.
+    func hasWatches(connection: ConnectionRef) -> Bool {
+        state.withLock { s in s.subscriptions.values.contains { $0.connection == connection } }
+    }
+
     /// Number of active watches.
     var count: Int { state.withLock { $0.subscriptions.count } }
 

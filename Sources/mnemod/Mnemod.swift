@@ -79,8 +79,8 @@ struct Mnemod: AsyncParsableCommand {
         defer { reload.cancel() }
         let server: Server
         do {
-            server = try Server(socketPath: cfg.socket, groupAccess: cfg.socketGroupAccess, threads: cfg.threads,
-                                engine: engine, logger: logger)
+            server = try Server(socketPath: cfg.socket, inheritedFD: Systemd.inheritedListener(),
+                                groupAccess: cfg.socketGroupAccess, threads: cfg.threads, engine: engine, logger: logger)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(69)  // EX_UNAVAILABLE

@@ -16,7 +16,9 @@ final class Daemon: @unchecked Sendable {
     private var ownsDirectory = true
 
     /// Starts mnemod with `config` (TOML text) and waits until it answers.
-    init(config: String = "", extraArgs: [String] = [], dir: URL? = nil, launcher: [String] = []) throws {
+    /// `environment` is added to the test's own.
+    init(config: String = "", extraArgs: [String] = [], dir: URL? = nil, launcher: [String] = [],
+         environment: [String: String] = [:]) throws {
         let dir = dir ?? FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-e2e-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         self.dir = dir
@@ -35,6 +37,9 @@ final class Daemon: @unchecked Sendable {
             process.arguments = args
         }
         process.standardError = stderrPipe
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         try process.run()
         try waitUntilReady()
     }

@@ -60,6 +60,54 @@ struct LifecycleTests {
         #expect(try busy.call("wm.get", ["ns": "a", "key": "b"])["found"] == false)
     }
 
+    @Test func slowSenderIsCutOffAtTheLineDeadline() throws {
+        // One byte every 50 ms never leaves the line idle for 400 ms, yet the line is not
+        // done 400 ms after its first byte: the deadline counts from the first byte.
+        let daemon = try Daemon(config: "[limits]\nidle_timeout_ms = 400\n")
+        let slow = try RawConnection(daemon.socket)
+        let busy = try daemon.client()
+        let line = Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"admin.health\"}".utf8)
+        let start = Date()
+        var cut = false
+        for byte in line where !cut {
+            slow.send([byte])
+            usleep(50_000)
+            var pfd = pollfd(fd: slow.fd, events: Int16(POLLIN), revents: 0)
+            cut = poll(&pfd, 1, 0) > 0
+        }
+        #expect(cut, "a line trickled over \(line.count * 50) ms was never cut off")
+        #expect(slow.readJSON(timeoutMs: 1000)?["error"]?["data"]?["limit"] == "idle_timeout_ms")
+        #expect(Date().timeIntervalSince(start) < Double(line.count) * 0.05)
+        #expect(try busy.call("admin.health")["status"] == "ok")
+        // Lines that complete in time reset the deadline: a steady stream of requests,
+        // each sent whole, is never cut.
+        let steady = try RawConnection(daemon.socket)
+        for i in 0..<12 {
+            steady.send("{\"jsonrpc\":\"2.0\",\"id\":\(i),\"method\":\"admin.health\"}\n")
+            #expect(steady.readJSON()?["result"]?["status"] == "ok")
+            usleep(50_000)
+        }
+    }
+
+    @Test func silentConnectionsAreCutOnlyWhenConfigured() throws {
+        let daemon = try Daemon(config: "[limits]\nidle_connection_timeout_ms = 300\n")
+        let silent = try RawConnection(daemon.socket)
+        let watcher = try daemon.client("watcher")
+        _ = try watcher.call("watch.subscribe", ["ns": "w"])
+        let e = silent.readJSON(timeoutMs: 3000)
+        #expect(e?["error"]?["data"]?["limit"] == "idle_connection_timeout_ms")
+        #expect(silent.isClosedByPeer())
+        // A connection holding a watch waits for events, not requests: it is kept.
+        usleep(600_000)
+        #expect(try watcher.call("admin.health")["status"] == "ok")
+        // With the default (0), a silent connection is never cut.
+        let open = try Daemon()
+        let quiet = try RawConnection(open.socket)
+        #expect(quiet.readLine(timeoutMs: 700) == nil)
+        quiet.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"admin.health\"}\n")
+        #expect(quiet.readJSON()?["result"]?["status"] == "ok")
+    }
+
     @Test func connectionLimitRefusesCleanly() throws {
         let daemon = try Daemon(config: "[limits]\nmax_connections = 2\n")
         // The start-up probe's connection may not be closed on the server side yet.

@@ -17,4 +17,13 @@ int mnemo_accept(int listen_fd);
 /// Names the calling thread (at most 15 bytes are kept).
 void mnemo_set_thread_name(const char *name);
 
+/// Checks that `fd` is a listening AF_UNIX stream socket (one handed over by systemd) and
+/// copies its path into `path` (empty for an abstract or unnamed socket).
+/// Returns 0 on success, -1 with errno (ENOTSOCK, EINVAL for another kind of socket).
+int mnemo_unix_listener_path(int fd, char *path, int size);
+
+/// Sends `state` (e.g. "READY=1") to the service manager's $NOTIFY_SOCKET, as sd_notify(3)
+/// does. Returns 1 when sent, 0 when there is no $NOTIFY_SOCKET, -1 with errno on failure.
+int mnemo_sd_notify(const char *state);
+
 #endif
