@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", from: "0.12.1"),
     ],
     targets: [
         .target(name: "CMnemoSys", cSettings: [.define("_GNU_SOURCE")]),
@@ -73,6 +74,8 @@ let package = Package(
             dependencies: [
                 "MnemoClient", "MnemoProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MCP", package: "swift-sdk"),
             ],
             swiftSettings: strict),
         .testTarget(name: "MnemoProtocolTests", dependencies: ["MnemoProtocol"], swiftSettings: strict),

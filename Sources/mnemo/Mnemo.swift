@@ -5,7 +5,7 @@ import MnemoProtocol
 
 /// `mnemo`: the command-line client of `mnemod`.
 @main
-struct Mnemo: ParsableCommand {
+struct Mnemo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mnemo",
         abstract: "Talk to a running mnemod over its Unix socket.",
@@ -14,7 +14,7 @@ struct Mnemo: ParsableCommand {
             2 the server refused the request (the error code is printed, e.g. CONFLICT); \
             3 mnemod could not be reached; 64 bad usage.
             """,
-        subcommands: [Get.self, Set.self, Del.self, Ls.self, Health.self, Stats.self, Summarize.self, Prune.self, Export.self, Import.self, Snapshot.self, Audit.self, Call.self])
+        subcommands: [Get.self, Set.self, Del.self, Ls.self, Health.self, Stats.self, Summarize.self, Prune.self, Export.self, Import.self, Snapshot.self, Audit.self, Call.self, MCPBridge.self])
 }
 
 /// Options every subcommand takes.
