@@ -12,9 +12,11 @@ deps:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
-## pydeps: the schema check needs jsonschema and pytest
+## pydeps: the schema checks need jsonschema and pytest; the Python adapters' tests need the
+## real frameworks (LangGraph, the OpenAI Agents SDK) from PyPI
+PY_TEST_DEPS := jsonschema referencing pytest 'langgraph>=1.0' 'openai-agents>=0.24'
 pydeps:
-	@$(PYTHON) -c "import jsonschema, referencing, pytest" 2>/dev/null || $(PYTHON) -m pip install -q jsonschema referencing pytest
+	@$(PYTHON) -c "import jsonschema, referencing, pytest, langgraph, agents" 2>/dev/null || $(PYTHON) -m pip install -q $(PY_TEST_DEPS)
 
 release: deps
 	$(SWIFT) build -c release
