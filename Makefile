@@ -1,10 +1,10 @@
 # Mnemo: `make run` starts the daemon on its embedded defaults, `make test` runs every test.
 SWIFT ?= swift
 PYTHON ?= python3
-APT_PACKAGES := libsqlite3-dev libblas-dev libopenblas-dev socat
+APT_PACKAGES := libsqlite3-dev libblas-dev libopenblas-dev socat systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build deps pydeps release clean bench
+.PHONY: run test build deps pydeps release clean bench fuzz
 
 ## deps: install the Debian packages the build and the walk-through need (only missing ones)
 deps:
@@ -36,6 +36,12 @@ test: build pydeps
 
 clean:
 	rm -rf .build
+
+## fuzz: libFuzzer + AddressSanitizer on the frame decoder, the request decoder and the
+## dispatcher: saved crashes replayed, then FUZZ_SECONDS (default 60) of fuzzing per target
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
 ## bench: short benchmark run (release builds of mnemod and mnemo-bench; Redis from Debian)
 bench: deps
