@@ -13,28 +13,22 @@ struct MCPBridge: AsyncParsableCommand {
         commandName: "mcp",
         abstract: "Serve Mnemo to an MCP host over stdio (remember, recall, scratchpad, claims, inbox).",
         discussion: """
-            The agent identity is --agent or $MNEMO_AGENT, its token --token or $MNEMO_TOKEN, and the \
+            The agent identity is --agent or $MNEMO_AGENT (default mcp-agent), its token --token or \
+            $MNEMO_TOKEN, and the \
             namespace tools use when a call names none is --ns or $MNEMO_NAMESPACE. The connection to \
             mnemod is opened on the first tool call and reopened after it drops.
             """)
 
-    @Option(name: .long, help: "Socket path (default: $MNEMO_SOCKET, $XDG_RUNTIME_DIR/mnemo/mnemo.sock, ./mnemo.sock).")
-    var socket: String?
-
-    @Option(name: .long, help: "Agent name for session.hello (default: $MNEMO_AGENT, else mcp-agent).")
-    var agent: String?
-
-    @Option(name: .long, help: "Token for session.hello (default: $MNEMO_TOKEN).")
-    var token: String?
+    @OptionGroup var global: GlobalOptions
 
     @Option(name: .long, help: "Default namespace of every tool (default: $MNEMO_NAMESPACE; else each call must give ns).")
     var ns: String?
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
-        let upstream = Upstream(socketPath: socket ?? SocketPath.fromEnvironment(),
-                                agent: agent ?? env["MNEMO_AGENT"] ?? "mcp-agent",
-                                token: token ?? env["MNEMO_TOKEN"])
+        let upstream = Upstream(socketPath: global.socket ?? SocketPath.fromEnvironment(),
+                                agent: global.agent ?? env["MNEMO_AGENT"] ?? "mcp-agent",
+                                token: global.token ?? env["MNEMO_TOKEN"])
         let defaultNamespace = ns ?? env["MNEMO_NAMESPACE"]
         var stderrLogger = Logger(label: "mnemo-mcp") { StreamLogHandler.standardError(label: $0) }
         stderrLogger.logLevel = .warning

@@ -153,19 +153,7 @@ final class RawConnection {
 
     /// The next raw line, or nil on timeout or EOF.
     func readLine(timeoutMs: Int32 = 5000) -> [UInt8]? {
-        while true {
-            if let nl = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
-                return line
-            }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, timeoutMs) > 0 else { return nil }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { return nil }
-            buffer.append(contentsOf: chunk[0..<n])
-        }
+        nextLine(fd: fd, buffer: &buffer, timeoutMs: timeoutMs)
     }
 
     /// Whether the server closed the connection (EOF, or a reset when it closed with our
@@ -175,6 +163,24 @@ final class RawConnection {
         guard poll(&pfd, 1, timeoutMs) > 0 else { return false }
         var byte: UInt8 = 0
         return read(fd, &byte, 1) <= 0
+    }
+}
+
+/// The next `\n`-terminated line read from `fd` (bytes after it stay in `buffer`), or nil
+/// on timeout or EOF.
+func nextLine(fd: Int32, buffer: inout [UInt8], timeoutMs: Int32) -> [UInt8]? {
+    while true {
+        if let nl = buffer.firstIndex(of: 0x0A) {
+            let line = Array(buffer[..<nl])
+            buffer.removeSubrange(...nl)
+            return line
+        }
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, timeoutMs) > 0 else { return nil }
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        buffer.append(contentsOf: chunk[0..<n])
     }
 }
 

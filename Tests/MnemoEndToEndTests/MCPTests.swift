@@ -186,20 +186,11 @@ final class MCPSession {
     }
 
     private func readLine(timeoutMs: Int32) -> String? {
-        let fd = output.fileHandleForReading.fileDescriptor
-        while true {
-            if let nl = buffer.firstIndex(of: 0x0A) {
-                let line = String(decoding: buffer[..<nl], as: UTF8.self)
-                buffer.removeSubrange(...nl)
-                lines.append(line)
-                return line
-            }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, timeoutMs) > 0 else { return nil }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { return nil }
-            buffer.append(contentsOf: chunk[0..<n])
+        guard let bytes = nextLine(fd: output.fileHandleForReading.fileDescriptor, buffer: &buffer, timeoutMs: timeoutMs) else {
+            return nil
         }
+        let line = String(decoding: bytes, as: UTF8.self)
+        lines.append(line)
+        return line
     }
 }
