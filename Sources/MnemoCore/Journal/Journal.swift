@@ -141,8 +141,12 @@ public final class Journal: Sendable {
         let gen = max(logs.last ?? 0, snapshots.first ?? 0) + 1
         let fd = try createLog(dir: dir, gen: gen)
         let journal = Journal(dir: dir, mode: mode, logger: logger, fd: fd, gen: gen, lockFD: lockFD)
-        try journal.io.withLock { io throws(StorageError) in
-            guard journal.reserve(&io, Journal.chunk) else { throw StorageError("cannot reserve journal space in \(dir)") }
+        // On a full disk the daemon still starts and serves reads: `append` retries the
+        // reservation and refuses writes with `UNAVAILABLE` until space returns.
+        let reserved = journal.io.withLock { io in journal.reserve(&io, Journal.chunk) }
+        if !reserved {
+            logger.warning("disk full: cannot reserve journal space; writes are refused until space is freed",
+                           metadata: ["dir": "\(dir)"])
         }
         return (journal, recovery)
     }
