@@ -36,6 +36,8 @@ struct Mnemod: AsyncParsableCommand {
     var durability: String?
 
     func run() async throws {
+        // First, before anything is opened: OpenBLAS must load with kernels fit for this CPU.
+        BLAS.restartWithBetterKernelsIfNeeded()
         let cfg: Config
         do throws(ConfigError) {
             cfg = try resolve()
@@ -50,6 +52,7 @@ struct Mnemod: AsyncParsableCommand {
         raiseDescriptorLimit(for: cfg.limits.maxConnections, logger: logger)
 
         if cfg.semantic.blasThreads > 0 { BLAS.setThreads(cfg.semantic.blasThreads) }
+        logger.info("blas", metadata: ["library": "\(BLAS.loaded)"])
         let engine: Engine
         do {
             engine = try Engine(limits: cfg.limits, durability: cfg.durability, dataDir: cfg.dataDir,

@@ -102,6 +102,19 @@ struct SemanticTests {
         #expect(stats["blas"]?["library"]?.stringValue?.isEmpty == false)
     }
 
+    /// Debian 12's OpenBLAS 0.3.21 takes CPUs newer than itself for a Prescott and runs its
+    /// pre-AVX kernels (a fifth of the speed); mnemod restarts itself with kernels that fit.
+    @Test func openBLASRunsKernelsThatFitTheCPU() throws {
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let flags = Set(cpuinfo.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        let daemon = try Daemon()
+        let library = try #require(try daemon.client().call("admin.stats")["blas"]?["library"]?.stringValue)
+        guard library.hasPrefix("OpenBLAS"), flags.contains("avx2"), flags.contains("fma") else { return }
+        // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64 (threads: 2)"
+        let preAVX2: Set<String> = ["prescott", "core2", "penryn", "dunnington", "nehalem", "sandybridge", "atom"]
+        #expect(!library.split(separator: " ").contains { preAVX2.contains($0.lowercased()) }, "\(library)")
+    }
+
     /// A stand-in for an OpenAI-compatible `/v1/embeddings` endpoint on loopback: the
     /// embedding counts the letters a-h of the input; "fail" answers HTTP 500.
     static let stubEmbedder = """

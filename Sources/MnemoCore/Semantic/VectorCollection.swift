@@ -164,6 +164,9 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
     /// Scores every row against `queries` (prepared for the metric, each `dims` long) with
     /// one BLAS call per block of rows (sgemv for one query, sgemm for several), and
     /// offers the rows that pass `filter` to each query's top-k (shared across collections).
+    /// Rows are ranked by index in a top-k of this collection first, and only its winners'
+    /// records are copied into `tops` (a record is a dozen references: copying one per
+    /// candidate was most of a small search's time).
     /// - Complexity: O(rows x dims x queries) in BLAS, plus O(rows x queries) selection.
     func search(_ queries: [[Float]], filter: SearchFilter, now: Int64, into tops: inout [TopK<SemanticRecord>]) {
         let m = queries.count
@@ -179,6 +182,8 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
         let metric = self.metric
         lock.read {
             guard rows > 0 else { return }
+            // Ties within one collection (one namespace) rank by id, as in `tops`.
+            var local = tops.map { top in TopK<Int>(k: top.k) { a, b in self.records[a]!.id < self.records[b]!.id } }
             let block = min(max(Self.rowAlign, scratchFloats / m / Self.rowAlign * Self.rowAlign), rows)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (block + Self.rowAlign) * m)
             defer { scratch.deallocate() }
@@ -204,7 +209,8 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
                                 let s = scratch + j * padded
                                 let qn2 = qNorms2[j]
                                 // The score to reach; most rows fail this one comparison.
-                                var bar = max(tops[j].threshold, minScore)
+                                let globalBar = max(tops[j].threshold, minScore)
+                                var bar = max(local[j].threshold, globalBar)
                                 for i in 0..<n {
                                     let row = start + i
                                     if fl[row] & hidden != 0 { continue }
@@ -216,17 +222,20 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
                                     case .l2: score = -max(0, n2[row] - 2 * s[i] + qn2).squareRoot()
                                     }
                                     if score < bar { continue }
-                                    guard let record = records[row], !record.isExpired(at: now),
-                                          !selective || filter.keeps(record)
+                                    guard records[row] != nil, !records[row]!.isExpired(at: now),
+                                          !selective || filter.keeps(records[row]!)
                                     else { continue }
-                                    tops[j].offer(score, record)
-                                    bar = max(tops[j].threshold, minScore)
+                                    local[j].offer(score, row)
+                                    bar = max(local[j].threshold, globalBar)
                                 }
                             }
                         }
                     }
                     start += n
                 }
+            }
+            for j in 0..<m {
+                for (score, row) in local[j].heap { tops[j].offer(score, records[row]!) }
             }
         }
     }
