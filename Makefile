@@ -28,11 +28,13 @@ run: release
 build: deps
 	$(SWIFT) build --build-tests
 
-## test: schema and contract checks, the Python client, then unit and end-to-end tests against real daemons
+## test: schema and contract checks, the Python client, unit and end-to-end tests against real
+## daemons, then the short hardening suite (kill -9, disk full, hostile clients, wire fuzz, soak)
 test: build pydeps
 	$(PYTHON) -m pytest -q schemas/
 	$(PYTHON) -m pytest -q -p no:cacheprovider -p no:benchmark clients/python/tests
 	$(SWIFT) test --skip-build
+	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/hardening
 
 clean:
 	rm -rf .build
@@ -43,9 +45,15 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
-## bench: short benchmark run (release builds of mnemod and mnemo-bench; Redis from Debian)
+## bench: short benchmark run, under 5 minutes once built (release builds of mnemod and mnemo-bench;
+# Redis from Debian; numpy, and FAISS and sqlite-vec where pip installs them, from PyPI): every
+# workload next to its peer in benchmarks/results/latest.{json,md,svg}. The full run:
+# cd benchmarks && .build/release/mnemo-bench --profile full --out results/NAME.json
 bench: deps
 	@command -v redis-server >/dev/null || $(SUDO) apt-get install -y -qq redis-server
-	$(SWIFT) build -c release
-	cd benchmarks && $(SWIFT) build -c release && \
-	  .build/release/mnemo-bench --mnemod ../.build/release/mnemod --out results/latest.json | tee results/latest.md
+	@$(PYTHON) -c "import numpy" 2>/dev/null || $(PYTHON) -m pip install -q numpy
+	@$(PYTHON) -c "import faiss" 2>/dev/null || $(PYTHON) -m pip install -q faiss-cpu || echo "faiss-cpu did not install: the FAISS peer is left out"
+	@$(PYTHON) -c "import sqlite_vec, apsw" 2>/dev/null || $(PYTHON) -m pip install -q sqlite-vec apsw || echo "sqlite-vec did not install: that peer is left out"
+	$(SWIFT) build -c release --product mnemod
+	cd benchmarks && $(SWIFT) build -c release --product mnemo-bench && \
+	  .build/release/mnemo-bench --mnemod ../.build/release/mnemod --python $(PYTHON) --out results/latest.json

@@ -1,175 +1,183 @@
 import ArgumentParser
 import Foundation
+import MnemoCore
 
 /// `mnemo-bench`: latency and throughput of mnemod next to its peers, measured in one run.
 @main
 struct MnemoBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mnemo-bench",
-        abstract: "Measure mnemod (working memory) next to a raw Unix-socket echo and Redis, in the same run.")
+        abstract: "Measure mnemod next to its peers (Redis, a raw Unix-socket echo, SQLite, numpy/FAISS) in one run.",
+        discussion: """
+            Profiles: `short` (make bench, a few minutes) and `full` (the committed run: 1M keys,
+            records and vectors; 1 to 64 clients). Every option below overrides the profile.
+            Workloads: get, set, strict, claim, result, ep, sem, step, mem (or `all`).
+            """)
 
     @Option(help: "mnemod binary (release build).") var mnemod = "../.build/release/mnemod"
-    @Option(help: "Client counts to run, comma-separated.") var clients = "1,32"
+    @Option(help: "short or full.") var profile = "short"
+    @Option(help: "Workloads, comma-separated (get,set,strict,claim,result,ep,sem,step,mem), or all.")
+    var workloads = "all"
+    @Option(help: "Client counts, comma-separated (profile: 1,32 short; 1,8,32,64 full).") var clients: String?
+    @Option(help: "Rounds; mnemod and its peer alternate in each.") var rounds: Int?
     @Option(help: "Requests per client in each round (1-client runs).") var requests = 20_000
     @Option(help: "Requests per client in each round for multi-client runs.") var requestsMany = 2_000
     @Option(help: "Requests per client in each round for fsync-bound runs (strict, appendfsync always).") var requestsDurable = 300
-    @Option(help: "Rounds; mnemod and its peer alternate in each.") var rounds = 3
+    @Option(help: "Episodic records to load, comma-separated (profile: 10000,100000 short; up to 1000000 full).")
+    var epSizes: String?
+    @Option(help: "Vectors (d = 384) to load, comma-separated (profile: 10000,100000 short; up to 1000000 full).")
+    var semSizes: String?
+    @Option(help: "Working keys loaded for the memory comparison, comma-separated (profile: 100000 short; 100000,1000000 full).")
+    var memKeys: String?
+    @Option(help: "Keep the bulk-loaded episodic databases here for reruns.") var epCache: String?
+    @Option(help: "Python with numpy (faiss-cpu, sqlite-vec + apsw optional) for the vector peers and data loading.")
+    var python = "python3"
     @Option(help: "Pin servers and clients to these CPUs with taskset (e.g. 0), or 'none'.") var cpus = "none"
-    @Option(help: "Workloads: get,set,strict,echo (comma-separated).") var workloads = "get,set,strict"
-    @Option(help: "Write the JSON results here (and an SVG plot beside them).") var out: String?
-    @Option(help: "Only draw the SVG plot of an earlier run's JSON results (written beside it).") var replot: String?
+    @Option(help: "Write the JSON results here, and a Markdown report and an SVG plot beside them.") var out: String?
+    @Option(help: "A hand-written closing note (what limits the slowest ratios) appended to the report.") var notes: String?
+    @Option(help: "Only rewrite the report and plot of an earlier run's JSON results (beside it).") var replot: String?
     @Option(help: "mnemod event-loop threads (default: mnemod's own, one per core).") var mnemodThreads: Int?
     @Option(help: "Client threads sharing the connections (1: like redis-benchmark; 32: like 32 agent processes).")
     var clientThreads = 1
 
     func run() throws {
+        BLAS.restartWithBetterKernelsIfNeeded()
         if let replot {
-            let results = try JSONDecoder().decode([RunResult].self, from: Data(contentsOf: URL(fileURLWithPath: replot)))
-            let svgPath = (replot.hasSuffix(".json") ? String(replot.dropLast(5)) : replot) + ".svg"
-            try Plot.svg(results, title: "mnemo-bench: \(URL(fileURLWithPath: replot).lastPathComponent)")
-                .write(toFile: svgPath, atomically: true, encoding: .utf8)
+            let data = try Data(contentsOf: URL(fileURLWithPath: replot))
+            let run: BenchRun
+            if let decoded = try? JSONDecoder().decode(BenchRun.self, from: data) {
+                run = decoded
+            } else {
+                run = BenchRun(meta: [:], runs: try JSONDecoder().decode([RunResult].self, from: data), memory: [])
+            }
+            try Report.write(run, json: replot, notes: notes, rewriteJSON: false)
             return
         }
-        let counts = clients.split(separator: ",").compactMap { Int($0) }
-        let pin = cpus == "none" ? nil : cpus
-        let wanted = Set(workloads.split(separator: ",").map(String.init))
-        var results: [RunResult] = []
-        let value = String(repeating: "v", count: 100)
-        let echoPath = ServerProcess.tempDir("echo") + "/echo.sock"
-        let echo = try EchoServer(path: echoPath)
-        defer { echo.stop() }
-
-        func rounds(_ body: () throws -> [RunResult]) throws -> [RunResult] {
-            var all: [RunResult] = []
-            for _ in 0..<self.rounds { all += try body() }
-            return all
-        }
-
-        func perClient(_ n: Int) -> Int { n == 1 ? requests : requestsMany }
-        func getLine(_ k: Int) -> [UInt8] {
-            Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"wm.get\",\"params\":{\"ns\":\"bench\",\"key\":\"k\(k)\"}}\n".utf8)
-        }
-        func setLines(_ c: Int) -> [[UInt8]] {
-            (0..<1000).map {
-                Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"wm.set\",\"params\":{\"ns\":\"bench\",\"key\":\"c\(c)-k\($0)\",\"value\":\"\(value)\"}}\n".utf8)
+        let full = profile == "full"
+        guard full || profile == "short" else { throw ValidationError("--profile is short or full") }
+        let names = workloads == "all" ? Set(Bench.allWorkloads) : Set(workloads.split(separator: ",").map(String.init))
+        if let unknown = names.subtracting(Bench.allWorkloads).first { throw ValidationError("unknown workload \(unknown)") }
+        let ints = { (s: String) in s.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+        let bench = Bench(
+            mnemod: mnemod, full: full,
+            clients: ints(clients ?? (full ? "1,8,32,64" : "1,32")),
+            rounds: rounds ?? (full ? 5 : 3),
+            requests: requests, requestsMany: requestsMany, requestsDurable: requestsDurable,
+            epSizes: ints(epSizes ?? (full ? "10000,100000,1000000" : "10000,100000")),
+            semSizes: ints(semSizes ?? (full ? "10000,100000,1000000" : "10000,100000")),
+            memKeys: ints(memKeys ?? (full ? "100000,1000000" : "100000")),
+            epCache: epCache, python: python, pin: cpus == "none" ? nil : cpus,
+            mnemodThreads: mnemodThreads, clientThreads: clientThreads)
+        let started = Date()
+        for w in Bench.allWorkloads where names.contains(w) {
+            let t0 = Date()
+            log("== \(w)")
+            switch w {
+            case "get": try bench.get()
+            case "set": try bench.set()
+            case "strict": try bench.strict()
+            case "claim": try bench.claim()
+            case "result": try bench.result()
+            case "mem": try bench.memory()
+            case "ep": try bench.episodic()
+            case "sem": try bench.semantic()
+            case "step": try bench.agentStep()
+            default: break
             }
+            log("   \(w): \(Int(Date().timeIntervalSince(t0))) s")
         }
-        func redisSets(_ c: Int) -> [[String]] { (0..<1000).map { ["SET", "c\(c)-k\($0)", value] } }
-
-        if wanted.contains("get") {
-            let m = try ServerProcess.mnemod(mnemod, durability: "volatile", cpus: pin, threads: mnemodThreads)
-            let r = try ServerProcess.redis(fsyncAlways: false, cpus: pin)
-            defer { m.stop(); r.stop() }
-            try preload(mnemo: m.socket, redis: r.socket, value: value)
-            let gets = (0..<1000).map(getLine)
-            let redisGets = (0..<1000).map { ["GET", "k\($0)"] }
-            for n in counts {
-                results += try rounds {
-                    [
-                        try measureMultiplexed(workload: "wm.get", system: "mnemo", clients: n, perClient: perClient(n), warmup: 500, threads: clientThreads) {
-                            try Connect.mnemo(m.socket, agent: "bench\($0)", lines: gets)
-                        },
-                        try measureMultiplexed(workload: "wm.get", system: "redis GET", clients: n, perClient: perClient(n), warmup: 500, threads: clientThreads) { _ in
-                            try Connect.redis(r.socket, commands: redisGets)
-                        },
-                        try measureMultiplexed(workload: "wm.get", system: "echo", clients: n, perClient: perClient(n), warmup: 500, threads: clientThreads) { _ in
-                            try Connect.echo(echoPath, line: gets[0])
-                        },
-                    ]
-                }
-            }
-        }
-        if wanted.contains("set") {
-            for mode in ["volatile", "normal"] {
-                let m = try ServerProcess.mnemod(mnemod, durability: mode, cpus: pin, threads: mnemodThreads)
-                defer { m.stop() }
-                for n in counts {
-                    results += try rounds {
-                        [try measureMultiplexed(workload: "wm.set", system: "mnemo \(mode)", clients: n, perClient: perClient(n), warmup: 200, threads: clientThreads) {
-                            try Connect.mnemo(m.socket, agent: "bench\($0)", lines: setLines($0))
-                        }]
-                    }
-                }
-            }
-            let r = try ServerProcess.redis(fsyncAlways: false, cpus: pin)
-            defer { r.stop() }
-            for n in counts {
-                results += try rounds {
-                    [try measureMultiplexed(workload: "wm.set", system: "redis SET", clients: n, perClient: perClient(n), warmup: 200, threads: clientThreads) {
-                        try Connect.redis(r.socket, commands: redisSets($0))
-                    }]
-                }
-            }
-        }
-        if wanted.contains("strict") {
-            let m = try ServerProcess.mnemod(mnemod, durability: "strict", cpus: pin, threads: mnemodThreads)
-            let r = try ServerProcess.redis(fsyncAlways: true, cpus: pin)
-            defer { m.stop(); r.stop() }
-            for n in counts {
-                results += try rounds {
-                    [
-                        try measureMultiplexed(workload: "wm.set durable", system: "mnemo strict", clients: n, perClient: requestsDurable, warmup: 20, threads: clientThreads) {
-                            try Connect.mnemo(m.socket, agent: "bench\($0)", lines: setLines($0))
-                        },
-                        try measureMultiplexed(workload: "wm.set durable", system: "redis appendfsync always", clients: n, perClient: requestsDurable, warmup: 20, threads: clientThreads) {
-                            try Connect.redis(r.socket, commands: redisSets($0))
-                        },
-                    ]
-                }
-            }
-        }
-        let merged = Report.mergeRounds(results)
-        print(Report.markdown(merged, cpus: cpus, clientThreads: clientThreads))
-        if let out {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(merged).write(to: URL(fileURLWithPath: out))
-            let svgPath = (out.hasSuffix(".json") ? String(out.dropLast(5)) : out) + ".svg"
-            let title = "mnemo-bench: CPU pinning \(cpus), \(clientThreads) client thread(s), \(rounds) rounds"
-            try Plot.svg(merged, title: title).write(toFile: svgPath, atomically: true, encoding: .utf8)
-        }
-    }
-
-    private func preload(mnemo: String, redis: String, value: String) throws {
-        let m = try Connect.mnemo(mnemo, agent: "preload", lines: [])
-        let r = try Connect.redis(redis, commands: [])
-        for i in 0..<1000 {
-            try m.socket.send(Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"wm.set\",\"params\":{\"ns\":\"bench\",\"key\":\"k\(i)\",\"value\":\"\(value)\"}}\n".utf8))
-            _ = try m.socket.readLine()
-            try r.socket.send(Connect.resp(["SET", "k\(i)", value]))
-            _ = try r.socket.readRESP()
-        }
+        var command = CommandLine.arguments
+        command[0] = "mnemo-bench"
+        let run = BenchRun(meta: bench.meta(command: command.joined(separator: " "), seconds: Date().timeIntervalSince(started)),
+                           runs: Report.mergeRounds(bench.results), memory: bench.memoryResults)
+        print(Report.markdown(run, notes: notes.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }))
+        if let out { try Report.write(run, json: out, notes: notes, rewriteJSON: true) }
     }
 }
 
-/// Tables and ratios.
-enum Report {
-    /// Rounds of the same (workload, system, clients) merged: the median round by p50.
-    static func mergeRounds(_ results: [RunResult]) -> [RunResult] {
-        var groups: [String: [RunResult]] = [:]
-        var order: [String] = []
-        for r in results {
-            let k = "\(r.workload)|\(r.system)|\(r.clients)"
-            if groups[k] == nil { order.append(k) }
-            groups[k, default: []].append(r)
-        }
-        return order.compactMap { k in
-            guard let g = groups[k]?.sorted(by: { $0.p50 < $1.p50 }) else { return nil }
-            var median = g[g.count / 2]
-            median.opsPerSecond = g.map(\.opsPerSecond).sorted()[g.count / 2]
-            return median
-        }
+/// Progress on stderr (the report goes to stdout).
+func log(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// What one invocation measures and the results so far.
+final class Bench {
+    static let allWorkloads = ["get", "set", "strict", "claim", "result", "mem", "ep", "sem", "step"]
+
+    let mnemod: String
+    let full: Bool
+    let counts: [Int]
+    let rounds: Int
+    let requests: Int
+    let requestsMany: Int
+    let requestsDurable: Int
+    let epSizes: [Int]
+    let semSizes: [Int]
+    let memKeys: [Int]
+    let epCache: String?
+    let python: String
+    let pin: String?
+    let mnemodThreads: Int?
+    let clientThreads: Int
+    /// benchmarks/ (the Python helpers live there), found from this source file.
+    let scripts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    var results: [RunResult] = []
+    var memoryResults: [MemoryResult] = []
+    var extraMeta: [String: String] = [:]
+    let value = String(repeating: "v", count: 100)
+
+    init(mnemod: String, full: Bool, clients: [Int], rounds: Int, requests: Int, requestsMany: Int, requestsDurable: Int,
+         epSizes: [Int], semSizes: [Int], memKeys: [Int], epCache: String?, python: String, pin: String?,
+         mnemodThreads: Int?, clientThreads: Int) {
+        self.mnemod = mnemod
+        self.full = full
+        counts = clients
+        self.rounds = rounds
+        self.requests = requests
+        self.requestsMany = requestsMany
+        self.requestsDurable = requestsDurable
+        self.epSizes = epSizes
+        self.semSizes = semSizes
+        self.memKeys = memKeys
+        self.epCache = epCache
+        self.python = python
+        self.pin = pin
+        self.mnemodThreads = mnemodThreads
+        self.clientThreads = clientThreads
     }
 
-    static func markdown(_ results: [RunResult], cpus: String, clientThreads: Int) -> String {
-        var s = "| workload | system | clients | p50 us | p90 us | p99 us | p99.9 us | max us | ops/s |\n"
-        s += "|---|---|---:|---:|---:|---:|---:|---:|---:|\n"
-        for r in results {
-            s += "| \(r.workload) | \(r.system) | \(r.clients) | \(f(r.p50)) | \(f(r.p90)) | \(f(r.p99)) | \(f(r.p999)) | \(f(r.max)) | \(Int(r.opsPerSecond)) |\n"
-        }
-        s += "\nMedian of rounds by p50; CPU pinning: \(cpus); client threads: \(clientThreads).\n"
-        return s
+    /// Requests per client for `n` clients.
+    func perClient(_ n: Int) -> Int { n == 1 ? requests : requestsMany }
+
+    /// `body` once per round (mnemod and its peers alternate inside it).
+    func rounds(_ body: () throws -> [RunResult]) throws {
+        for _ in 0..<rounds { results += try body() }
     }
 
-    static func f(_ v: Double) -> String { String(format: "%.1f", v) }
+    func startMnemod(_ durability: String, dir: String? = nil) throws -> ServerProcess {
+        try ServerProcess.mnemod(mnemod, durability: durability, cpus: pin, threads: mnemodThreads, dir: dir)
+    }
+
+    /// Runs one of the Python helpers in benchmarks/.
+    func pythonHelper(_ script: String, _ args: [String], log path: String) throws {
+        try runCommand("/usr/bin/env", [python, scripts + "/" + script] + args, log: path)
+    }
+
+    func meta(command: String, seconds: Double) -> [String: String] {
+        var m = extraMeta
+        m["command"] = command
+        m["profile"] = full ? "full" : "short"
+        m["date"] = ISO8601DateFormatter().string(from: Date())
+        m["seconds"] = String(Int(seconds))
+        m["cpus"] = String(ProcessInfo.processInfo.activeProcessorCount)
+        m["memory_gib"] = String(ProcessInfo.processInfo.physicalMemory >> 30)
+        m["kernel"] = commandOutput("/usr/bin/uname", ["-sr"])
+        m["redis"] = commandOutput("/usr/bin/redis-server", ["--version"])
+        m["sqlite"] = SQLiteDB.version
+        m["cpu_pinning"] = pin ?? "none"
+        m["client_threads"] = String(clientThreads)
+        m["rounds"] = String(rounds)
+        return m
+    }
 }

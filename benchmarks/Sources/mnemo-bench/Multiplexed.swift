@@ -36,27 +36,49 @@ enum ReplyFraming {
 /// One connection of the multiplexed client.
 final class MuxConnection {
     let socket: BenchSocket
-    let requests: [[UInt8]]
+    /// The request with this index (0, 1, ...): given the reply to the previous request
+    /// of the connection, so a script can use what the server answered (a claim's token).
+    let request: (_ index: Int, _ previousReply: UnsafeRawBufferPointer) -> [UInt8]
+    /// Requests per measured step: a latency sample covers the whole step (e.g. 2 for
+    /// acquire + release, 6 for an agent step), sent one after another.
+    let stepLength: Int
     let framing: ReplyFraming
     /// Rejects a wrong reply (e.g. a JSON-RPC error) with a message.
     let check: (UnsafeRawBufferPointer) -> String?
     var buffer: [UInt8] = []
     var sentAt: UInt64 = 0
+    /// Steps completed.
     var done = 0
+    /// Requests sent.
+    var sent = 0
 
-    init(socket: BenchSocket, requests: [[UInt8]], framing: ReplyFraming, check: @escaping (UnsafeRawBufferPointer) -> String? = { _ in nil }) {
+    init(socket: BenchSocket, stepLength: Int = 1, framing: ReplyFraming,
+         check: @escaping (UnsafeRawBufferPointer) -> String? = { _ in nil },
+         request: @escaping (Int, UnsafeRawBufferPointer) -> [UInt8]) {
         self.socket = socket
-        self.requests = requests
+        self.request = request
+        self.stepLength = stepLength
         self.framing = framing
         self.check = check
+    }
+
+    /// A connection cycling through fixed requests.
+    convenience init(socket: BenchSocket, requests: [[UInt8]], framing: ReplyFraming,
+                     check: @escaping (UnsafeRawBufferPointer) -> String? = { _ in nil }) {
+        self.init(socket: socket, framing: framing, check: check) { i, _ in requests[i % requests.count] }
+    }
+
+    func sendNext(previous: UnsafeRawBufferPointer) throws {
+        let bytes = request(sent, previous)
+        sent += 1
+        try socket.send(bytes)
     }
 }
 
 /// Connections driven by one client thread (handed to that thread once; never shared).
 private final class Group: @unchecked Sendable {
     let conns: [MuxConnection]
-    var hist = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000,
-                                 numberOfSignificantValueDigits: .three)
+    var hist = Histogram<UInt64>.bench()
     var windowOps = 0
     var seconds = 0.0
     var failure: String?
@@ -68,11 +90,12 @@ private final class Group: @unchecked Sendable {
 /// client's own cost stays small); one thread per connection is 32 separate agents.
 /// Throughput is the sum of the threads' steady-state rates (every connection past its
 /// warm-up, none finished).
-func measureMultiplexed(workload: String, system: String, clients: Int, perClient: Int, warmup: Int, threads: Int = 1,
+func measureMultiplexed(workload: String, system: String, role: String = "mnemo", clients: Int, n: Int? = nil,
+                        note: String? = nil, perClient: Int, warmup: Int, threads: Int = 1,
                         connect: (Int) throws -> MuxConnection) throws -> RunResult {
     let conns = try (0..<clients).map(connect)
-    let n = max(1, min(threads, clients))
-    let groups = (0..<n).map { g in Group(stride(from: g, to: clients, by: n).map { conns[$0] }) }
+    let n0 = max(1, min(threads, clients))
+    let groups = (0..<n0).map { g in Group(stride(from: g, to: clients, by: n0).map { conns[$0] }) }
     let done = DispatchGroup()
     for group in groups {
         done.enter()
@@ -86,15 +109,12 @@ func measureMultiplexed(workload: String, system: String, clients: Int, perClien
         }
     }
     done.wait()
-    if let f = groups.compactMap(\.failure).first { throw BenchError("\(system): \(f)") }
+    if let f = groups.compactMap(\.failure).first { throw BenchError("\(workload), \(system): \(f)") }
     var hist = groups[0].hist
     for g in groups.dropFirst() { hist.add(g.hist) }
     let rate = groups.reduce(0.0) { $0 + Double($1.windowOps) / max($1.seconds, 1e-9) }
-    let us = { (v: UInt64) in Double(v) / 1000 }
-    return RunResult(workload: workload, system: system, clients: clients, operations: Int(hist.totalCount),
-                     seconds: groups.map(\.seconds).max() ?? 0, opsPerSecond: rate,
-                     p50: us(hist.valueAtPercentile(50)), p90: us(hist.valueAtPercentile(90)),
-                     p99: us(hist.valueAtPercentile(99)), p999: us(hist.valueAtPercentile(99.9)), max: us(hist.max))
+    return RunResult(workload: workload, system: system, role: role, clients: clients, n: n, note: note, hist: hist,
+                     seconds: groups.map(\.seconds).max() ?? 0, opsPerSecond: rate)
 }
 
 private func drive(_ group: Group, perClient: Int, warmup: Int) throws {
@@ -110,7 +130,7 @@ private func drive(_ group: Group, perClient: Int, warmup: Int) throws {
     func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
     for c in conns {
         c.sentAt = now()
-        try c.socket.send(c.requests[0])
+        try c.sendNext(previous: UnsafeRawBufferPointer(start: nil, count: 0))
     }
     var finished = 0
     while finished < clients {
@@ -123,7 +143,12 @@ private func drive(_ group: Group, perClient: Int, warmup: Int) throws {
                 if let problem = c.buffer.withUnsafeBytes({ c.check(UnsafeRawBufferPointer(rebasing: $0[0..<len])) }) {
                     throw BenchError(problem)
                 }
-                c.buffer.removeSubrange(0..<len)
+                if c.sent % c.stepLength != 0 {
+                    // Inside a step: the next request of the step, given this reply.
+                    try c.buffer.withUnsafeBytes { try c.sendNext(previous: UnsafeRawBufferPointer(rebasing: $0[0..<len])) }
+                    c.buffer.removeSubrange(0..<len)
+                    continue
+                }
                 let t = now()
                 if c.done >= warmup { _ = group.hist.record(t - c.sentAt) }
                 if measuring && finished == 0 { windowOps += 1 }
@@ -136,9 +161,11 @@ private func drive(_ group: Group, perClient: Int, warmup: Int) throws {
                     if finished == 0 { tEnd = t }
                     finished += 1
                     fds[i].events = 0
+                    c.buffer.removeSubrange(0..<len)
                 } else {
                     c.sentAt = now()
-                    try c.socket.send(c.requests[c.done % c.requests.count])
+                    try c.buffer.withUnsafeBytes { try c.sendNext(previous: UnsafeRawBufferPointer(rebasing: $0[0..<len])) }
+                    c.buffer.removeSubrange(0..<len)
                 }
             }
         }

@@ -6,7 +6,7 @@ import Foundation
 enum Plot {
     static func svg(_ results: [RunResult], title: String) -> String {
         let rowHeight = 26.0
-        let labelWidth = 390.0
+        let labelWidth = 470.0
         let chartWidth = 560.0
         let top = 50.0
         let height = top + rowHeight * Double(results.count) + 40
@@ -33,9 +33,10 @@ enum Plot {
         }
         for (i, r) in results.enumerated() {
             let y = top + rowHeight * Double(i)
-            let mnemo = r.system.hasPrefix("mnemo")
+            let mnemo = r.isMnemo
             let (dark, mid, light) = mnemo ? ("#1f5fa8", "#5b8fd0", "#a9c4e8") : ("#7a7a7a", "#a5a5a5", "#d2d2d2")
-            s += "<text x=\"10\" y=\"\(y + 15)\">\(escape("\(r.workload) · \(r.system) · \(r.clients) client\(r.clients == 1 ? "" : "s")"))</text>"
+            let size = r.n.map { " · N \(Report.n($0))" } ?? ""
+            s += "<text x=\"10\" y=\"\(y + 15)\">\(escape("\(r.workload)\(size) · \(r.system) · \(r.clients) client\(r.clients == 1 ? "" : "s")"))</text>"
             for (value, color) in [(r.p99, light), (r.p90, mid), (r.p50, dark)] {
                 s += "<rect x=\"\(labelWidth)\" y=\"\(y + 4)\" width=\"\(max(1, x(value) - labelWidth))\" height=\"14\" fill=\"\(color)\"/>"
             }

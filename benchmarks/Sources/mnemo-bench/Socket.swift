@@ -69,6 +69,18 @@ final class BenchSocket {  // used by one client thread at a time
         start += n
     }
 
+    /// Reads one RESP bulk string reply and returns its body.
+    func readRESPBulk() throws -> [UInt8] {
+        let line = try readLine()
+        guard line.first == UInt8(ascii: "$"), let len = Int(String(decoding: line.dropFirst().dropLast(), as: UTF8.self)),
+            len >= 0
+        else { throw BenchError("not a bulk string: \(String(decoding: line, as: UTF8.self))") }
+        while end - start < len + 2 { try fill() }
+        let body = Array(buffer[start..<(start + len)])
+        start += len + 2
+        return body
+    }
+
     /// Reads one RESP reply (simple string, error, integer, or bulk string).
     func readRESP() throws -> ArraySlice<UInt8> {
         let line = try readLine()
