@@ -13,6 +13,12 @@ final class Connection {
     /// Responses not yet written; `sent` bytes of it are already on the socket.
     var output = JSONWriter(capacity: 4096)
     var sent = 0
+    /// Bytes of output sent and dropped from `output` so far: `outputBase + i` is the
+    /// position of `output.bytes[i]` in the connection's whole reply stream.
+    var outputBase = 0
+    /// Stream position up to which output may be sent: in `strict` mode, the end of the
+    /// replies whose journal records are fsynced; unlimited otherwise.
+    var sendLimit: Int
     /// Monotonic time at which the current partial line started (0: none).
     var partialSinceNs: UInt64 = 0
     /// Monotonic time of the last bytes received (or of the accept).
@@ -29,8 +35,10 @@ final class Connection {
     /// Whether it is in the loop's list of connections with replies to send.
     var isDirty = false
 
-    init(fd: Int32, id: UInt64, loop: Int, peer: PeerCredentials, now: UInt64, wake: @escaping @Sendable () -> Void) {
+    init(fd: Int32, id: UInt64, loop: Int, peer: PeerCredentials, now: UInt64, strict: Bool,
+         wake: @escaping @Sendable () -> Void) {
         self.fd = fd
+        self.sendLimit = strict ? 0 : .max
         self.lastInputNs = now
         self.id = id
         self.session = Session(peer: peer, connection: WatchHub.ConnectionRef(loop: loop, id: id), wake: wake)
@@ -38,6 +46,12 @@ final class Connection {
 
     /// Bytes queued for this client, sent or held.
     var pendingOutput: Int { output.bytes.count - sent + heldBytes }
+
+    /// The stream position of the output's end.
+    var outputEnd: Int { outputBase + output.bytes.count }
+
+    /// Whether output waits for an fsync (strict mode).
+    var awaitingSync: Bool { sendLimit < outputEnd }
 
     /// The longest line accepted right now (smaller before `session.hello`).
     func maxLine(_ limits: (before: Int, after: Int)) -> Int {

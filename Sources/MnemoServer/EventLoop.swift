@@ -22,8 +22,10 @@ private let nextLoop = Atomic<Int>(0)
 /// Requests are decoded, executed and answered on this thread, in order, with no hop to
 /// another thread: the stores are guarded by short locks, which costs far less than a
 /// cross-core wake-up. One iteration reads every ready connection, executes the complete
-/// lines, hands the journal records to the kernel with one write (and in `strict` mode
-/// fsyncs them: group commit), and then sends the replies, one `send` per connection.
+/// lines, hands the journal records to the kernel with one write, and then sends the
+/// replies, one `send` per connection. In `strict` mode the loop first fsyncs the journal
+/// (group commit), or, when another fsync is in progress, holds the replies until the
+/// journal's sync thread has fsynced their records and goes on serving meanwhile.
 final class EventLoop: @unchecked Sendable {
     // @unchecked: every mutable field below is touched only by the loop's own thread;
     // other threads call only `stop()`, `post(_:_:)` and `wake()`, which use atomics, a
@@ -54,6 +56,9 @@ final class EventLoop: @unchecked Sendable {
     private var resumed: [Connection] = []
     /// Connections with held replies.
     private var holding: [UInt64: Connection] = [:]
+    /// Strict mode: connections whose output up to a stream position may go once the
+    /// journal is fsynced through an LSN, oldest first (LSNs ascending).
+    private var awaitingSync: [(lsn: UInt64, output: [(Connection, end: Int)])] = []
     private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
     private var scratch = JSONWriter(capacity: 4096)
     private var lastIdleCheckNs: UInt64 = 0
@@ -91,6 +96,7 @@ final class EventLoop: @unchecked Sendable {
         // per incoming connection.
         try register(listener.fd, evIn | evExclusive, add: true)
         try register(wakeFD, evIn, add: true)
+        if strict { journal?.addSyncListener { [weak self] in self?.wake() } }
     }
 
     func start() {
@@ -163,6 +169,7 @@ final class EventLoop: @unchecked Sendable {
             }
             drainInbox()
             releaseHeld()
+            releaseSynced()
             sendReplies()
             checkIdle()
         }
@@ -187,6 +194,10 @@ final class EventLoop: @unchecked Sendable {
         releaseHeld()
         for conn in holding.values { markDirty(conn) }
         sendReplies()
+        if let journal, strict, !awaitingSync.isEmpty {
+            guard journal.syncThrough(journal.appendedLSN) else { journalFailed() }
+            releaseSynced()
+        }
         for conn in Array(connections.values) {
             flush(conn)
             closeConnection(conn)
@@ -195,25 +206,62 @@ final class EventLoop: @unchecked Sendable {
         Glibc.close(epfd)
     }
 
-    /// Hands journal records to the kernel (and in strict mode fsyncs them), then sends
-    /// every connection's replies: no reply leaves before what it reflects is journaled.
+    /// Hands journal records to the kernel, then sends every connection's replies (in
+    /// strict mode: lets them go once the records are fsynced): no reply leaves before
+    /// what it reflects is journaled.
     private func sendReplies() {
         guard !dirty.isEmpty else { return }
-        if let journal {
-            // Records were applied in memory when they were appended: if they cannot be
-            // made durable, no reply may acknowledge them. Crash-only: exit, and let the
-            // supervisor restart mnemod, which recovers what the journal holds.
-            guard let written = journal.writeOut(), !strict || journal.syncThrough(written) else {
-                logger.critical("the journal cannot be written; exiting rather than acknowledging writes that would be lost")
-                exit(75)
-            }
-        }
         let conns = dirty
         dirty.removeAll(keepingCapacity: true)
-        for conn in conns {
-            conn.isDirty = false
-            if connections[conn.fd] === conn { flush(conn) }
+        for conn in conns { conn.isDirty = false }
+        if let journal {
+            guard let written = journal.writeOut() else { journalFailed() }
+            if strict {
+                release(conns, through: written)
+                return
+            }
         }
+        for conn in conns where connections[conn.fd] === conn { flush(conn) }
+    }
+
+    /// Strict mode: lets `conns`' output as it stands go out once the journal is fsynced
+    /// through `lsn`: at once if it is, or if this thread can fsync now; else after the
+    /// sync thread's fsync, while the loop goes on.
+    private func release(_ conns: [Connection], through lsn: UInt64) {
+        if let journal, journal.failed { journalFailed() }
+        guard let journal, !journal.syncIfIdle(through: lsn) else {
+            for conn in conns where connections[conn.fd] === conn {
+                conn.sendLimit = conn.outputEnd
+                flush(conn)
+            }
+            return
+        }
+        awaitingSync.append((lsn, conns.map { ($0, $0.outputEnd) }))
+        journal.requestSync(through: lsn)
+    }
+
+    /// Strict mode: sends the output whose records the sync thread has fsynced.
+    private func releaseSynced() {
+        guard let journal, !awaitingSync.isEmpty else { return }
+        if journal.failed { journalFailed() }
+        let synced = journal.syncedLSN
+        let due = awaitingSync.prefix { $0.lsn <= synced }.count
+        guard due > 0 else { return }
+        for batch in awaitingSync[..<due] {
+            for (conn, end) in batch.output where connections[conn.fd] === conn {
+                conn.sendLimit = max(conn.sendLimit, end)
+                flush(conn)
+            }
+        }
+        awaitingSync.removeFirst(due)
+    }
+
+    /// Records were applied in memory when they were appended: if they cannot be made
+    /// durable, no reply may acknowledge them. Crash-only: exit, and let the supervisor
+    /// restart mnemod, which recovers what the journal holds.
+    private func journalFailed() -> Never {
+        logger.critical("the journal cannot be written; exiting rather than acknowledging writes that would be lost")
+        exit(75)
     }
 
     private func markDirty(_ conn: Connection) {
@@ -316,7 +364,7 @@ final class EventLoop: @unchecked Sendable {
             return
         }
         let conn = Connection(fd: fd, id: connectionIDs.add(1, ordering: .relaxed).newValue, loop: index, peer: peer,
-                              now: engine.time.monotonicNs()) {
+                              now: engine.time.monotonicNs(), strict: strict) {
             [weak self] in self?.wake()
         }
         connections[fd] = conn
@@ -520,10 +568,12 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
+    /// Sends the connection's output, as far as it may go (see `Connection.sendLimit`).
     private func flush(_ conn: Connection) {
-        while conn.sent < conn.output.bytes.count {
+        let end = min(conn.output.bytes.count, conn.sendLimit - conn.outputBase)
+        while conn.sent < end {
             let n = conn.output.bytes.withUnsafeBytes { buf in
-                send(conn.fd, buf.baseAddress! + conn.sent, buf.count - conn.sent, Int32(MSG_NOSIGNAL))
+                send(conn.fd, buf.baseAddress! + conn.sent, end - conn.sent, Int32(MSG_NOSIGNAL))
             }
             if n > 0 {
                 conn.sent += n
@@ -540,6 +590,9 @@ final class EventLoop: @unchecked Sendable {
                 return
             }
         }
+        // The rest waits for its fsync (strict mode).
+        guard end == conn.output.bytes.count else { return }
+        conn.outputBase += conn.output.bytes.count
         conn.output.bytes.removeAll(keepingCapacity: conn.output.bytes.capacity <= 1 << 20)
         conn.sent = 0
         if conn.closing && conn.held.isEmpty {
@@ -570,7 +623,8 @@ final class EventLoop: @unchecked Sendable {
         let silentNs = UInt64(limits.idleConnectionTimeoutMs) * 1_000_000
         // A connection the server paused (backpressure, a call on a worker) is not idle by
         // its own doing.
-        for conn in Array(connections.values) where !conn.readPaused {
+        // One cut off already, waiting for its replies' fsync, is not cut off twice.
+        for conn in Array(connections.values) where !conn.readPaused && !(conn.closing && conn.awaitingSync) {
             if conn.partialSinceNs != 0 {
                 guard now - conn.partialSinceNs > lineNs else { continue }
                 cutOff(conn, .limit("idle_timeout_ms", max: limits.idleTimeoutMs,
@@ -583,16 +637,22 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Answers `error` on a connection and closes it.
+    /// Answers `error` on a connection and closes it (in strict mode, once the replies
+    /// before the error line are fsynced and sent).
     private func cutOff(_ conn: Connection, _ error: WireError) {
         RPC.writeError(id: .null, error, &conn.output)
         conn.output.byte(0x0A)
         conn.closing = true
+        updateInterest(conn)
         for case .parked(let call) in conn.held { call.cancel(engine.working) }
         conn.held.removeAll()
         conn.heldBytes = 0
-        flush(conn)
-        if connections[conn.fd] != nil { closeConnection(conn) }
+        if let journal, strict {
+            release([conn], through: journal.appendedLSN)
+        } else {
+            flush(conn)
+        }
+        if connections[conn.fd] != nil && !conn.awaitingSync { closeConnection(conn) }
     }
 
     private func closeConnection(_ conn: Connection) {

@@ -6,8 +6,10 @@ import Testing
 
 @Suite("many clients, one consistent state")
 struct ConcurrencyTests {
-    @Test func thirtyTwoClientsCompareAndSetIncrementsAreExact() throws {
-        let daemon = try Daemon()
+    /// In `strict` mode replies wait for their fsync, on the loop or the sync thread.
+    @Test(arguments: ["normal", "strict"])
+    func thirtyTwoClientsCompareAndSetIncrementsAreExact(mode: String) throws {
+        let daemon = try Daemon(config: "durability = \"\(mode)\"\n")
         let setup = try daemon.client("setup")
         _ = try setup.call("wm.set", ["ns": "ctr", "key": "n", "value": 0])
         let clients = 32
@@ -46,6 +48,44 @@ struct ConcurrencyTests {
         #expect(final["value"]?.int64Value == Int64(clients * increments))
         // Every successful CAS took exactly one revision, failed ones none.
         #expect(try setup.call("admin.health")["rev"]?.int64Value == Int64(clients * increments + 1))
+    }
+
+    /// Strict mode holds replies while another fsync is in progress: a connection's
+    /// pipelined replies still come back complete and in order, while other clients write.
+    @Test func strictPipelinedRepliesComeBackInOrderUnderConcurrentWrites() throws {
+        let daemon = try Daemon(config: "durability = \"strict\"\n")
+        let raw = try RawConnection(daemon.socket)
+        raw.send(#"{"jsonrpc":"2.0","id":0,"method":"session.hello","params":{"agent":"pipeliner"}}"# + "\n")
+        #expect(raw.readJSON()?["result"] != nil)
+        let stop = Atomic<Bool>(false)
+        let writers = (0..<8).map { i in
+            Thread {
+                guard let c = try? daemon.client("writer-\(i)") else { return }
+                var n = 0
+                while !stop.load(ordering: .relaxed) && n < 5000 {
+                    _ = try? c.call("wm.set", ["ns": "load", "key": .string("k\(i)"), "value": .int(Int64(n))])
+                    n += 1
+                }
+            }
+        }
+        writers.forEach { $0.start() }
+        let count = 300
+        var lines = ""
+        for i in 1...count {
+            lines += #"{"jsonrpc":"2.0","id":\#(i),"method":"wm.set","params":{"ns":"pipe","key":"k","value":\#(i)}}"# + "\n"
+        }
+        raw.send(lines)
+        var lastVersion: Int64 = 0
+        for i in 1...count {
+            let reply = try #require(raw.readJSON(timeoutMs: 10_000), "reply \(i) missing")
+            #expect(reply["id"]?.int64Value == Int64(i))
+            let version = try #require(reply["result"]?["version"]?.int64Value)
+            #expect(version > lastVersion)
+            lastVersion = version
+        }
+        stop.store(true, ordering: .relaxed)
+        let check = try daemon.client("checker")
+        #expect(try check.call("wm.get", ["ns": "pipe", "key": "k"])["value"]?.int64Value == Int64(count))
     }
 
     @Test func transactionsMoveValuesAtomically() throws {

@@ -277,19 +277,8 @@ class Raw:
             if self.eof:
                 return None
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or not self._receive(left):
                 raise TimeoutError("no line in time")
-            self.s.settimeout(left)
-            try:
-                chunk = self.s.recv(1 << 16)
-            except socket.timeout as e:
-                raise TimeoutError("no line in time") from e
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                self.eof = True
-            else:
-                self.buf += chunk
 
     def read_json(self, timeout: float = 5.0) -> Any:
         line = self.read_line(timeout)
@@ -300,19 +289,24 @@ class Raw:
         deadline = time.monotonic() + timeout
         while not self.eof:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or not self._receive(left):
                 return False
-            self.s.settimeout(left)
-            try:
-                chunk = self.s.recv(1 << 16)
-            except socket.timeout:
-                return False
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                self.eof = True
-            else:
-                self.buf += chunk
+        return True
+
+    def _receive(self, timeout: float) -> bool:
+        """Appends what arrives within ``timeout`` to the buffer (or notes EOF, a reset
+        counting as one); False if nothing came in time."""
+        self.s.settimeout(timeout)
+        try:
+            chunk = self.s.recv(1 << 16)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+        else:
+            self.buf += chunk
         return True
 
     def close(self) -> None:

@@ -16,10 +16,12 @@ import Glibc
 /// and a change that cannot be journaled is refused with `UNAVAILABLE` and not applied.
 /// ``writeOut()`` hands buffered records to the kernel in one `pwrite`; the event loops
 /// call it before sending replies, so in `normal` mode no reply is sent before the writes
-/// it reflects reached the operating system. In `strict` mode the loops then call
-/// ``syncThrough(_:)`` (one `fdatasync` per loop iteration covers every request read in
-/// it: group commit, like Redis's `appendfsync always`, but on each core). A background
-/// thread fsyncs once a second (the `normal` mode's bound on a power loss).
+/// it reflects reached the operating system. In `strict` mode a loop then fsyncs itself
+/// when no fsync is in progress (``syncIfIdle(through:)``: one `fdatasync` covers every
+/// request it read in the iteration), and otherwise holds those replies until the sync
+/// thread's next `fdatasync` covers them (``requestSync(through:)``), reading on meanwhile:
+/// group commit like Redis's `appendfsync always`, across the loops. In `normal` mode the
+/// sync thread fsyncs once a second (the mode's bound on a power loss).
 ///
 /// Disk space is reserved ahead in zero-filled chunks, so an append never meets a full
 /// disk half way and an fsync of an overwritten block does not also flush file-size
@@ -36,6 +38,9 @@ public final class Journal: Sendable {
     private let wakeup = DispatchSemaphore(value: 0)
     private let stopping = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
+    /// An fsync was asked for since the sync thread last started one.
+    private let syncRequested = Atomic<Bool>(false)
+    private let listeners = Mutex<[@Sendable () -> Void]>([])
 
     struct IO {
         var fd: Int32
@@ -245,10 +250,8 @@ public final class Journal: Sendable {
     public var appendedLSN: UInt64 { io.withLock { $0.appendedLSN } }
 
     /// Makes everything appended through `lsn` durable: writes it out and fsyncs, unless
-    /// another thread's fsync already covered it. Strict mode's group commit: an event
-    /// loop calls this once per iteration, before sending the replies of every request it
-    /// read in that iteration, so one fsync covers them all (and whatever the other loops
-    /// appended meanwhile) with no hop to another thread.
+    /// another thread's fsync already covered it; blocks until then. (The event loops do
+    /// not call this on their hot path: see ``requestSync(through:)``.)
     /// - Returns: false when the fsync failed (see ``writeOut()``).
     public func syncThrough(_ lsn: UInt64) -> Bool {
         guard synced.load(ordering: .acquiring) < lsn else { return true }
@@ -256,11 +259,31 @@ public final class Journal: Sendable {
         return synced.load(ordering: .acquiring) >= lsn
     }
 
+    /// Strict mode's group commit when an fsync is already in progress: asks the sync
+    /// thread for one covering `lsn` (already written out). The thread fsyncs back to back
+    /// while asked, each fsync covering everything every loop wrote out meanwhile, and
+    /// calls the listeners after each one; a loop holds the replies that wait for `lsn` and
+    /// goes on reading other connections, instead of blocking behind the other fsync.
+    public func requestSync(through lsn: UInt64) {
+        guard synced.load(ordering: .acquiring) < lsn else { return }
+        if !syncRequested.exchange(true, ordering: .acquiringAndReleasing) { wakeup.signal() }
+    }
+
+    /// Registers a callback the sync thread calls after every fsync (or failure).
+    public func addSyncListener(_ listener: @escaping @Sendable () -> Void) {
+        listeners.withLock { $0.append(listener) }
+    }
+
+    /// Whether the journal failed (an I/O error): nothing more can be made durable.
+    public var failed: Bool { io.withLock { $0.failure != nil } }
+
     private func syncLoop() {
         while !stopping.load(ordering: .acquiring) {
-            // Strict mode syncs on the event loops; this thread is then only a backstop.
+            // Woken by requestSync (strict mode), else once a second (normal mode's bound).
             _ = wakeup.wait(timeout: .now() + .seconds(1))
+            syncRequested.store(false, ordering: .releasing)
             syncNow()
+            for listener in listeners.withLock({ $0 }) { listener() }
             // Keep half a chunk reserved ahead so appends rarely reserve inline.
             io.withLock { io in
                 if io.failure == nil, io.allocated - io.fileEnd - io.buffer.count < Journal.chunk / 2 {
@@ -274,16 +297,29 @@ public final class Journal: Sendable {
 
     /// Writes out and fsyncs everything appended so far.
     public func syncNow() {
-        syncLock.withLock { _ in
-            let (fd, lsn) = io.withLock { io in (io.fd, flush(&io)) }
-            guard lsn > synced.load(ordering: .relaxed) else { return }
-            if fdatasync(fd) != 0 {
-                io.withLock { $0.failure = "fdatasync failed: \(String(cString: strerror(errno)))" }
-                logger.critical("journal fsync failed; refusing writes")
-                return
-            }
-            synced.store(lsn, ordering: .releasing)
+        syncLock.withLock { _ in syncLocked() }
+    }
+
+    /// Strict mode's fast path: fsyncs through `lsn` on the calling thread, unless an
+    /// fsync is in progress (on the sync thread or another loop), which it does not wait for.
+    /// - Returns: true when `lsn` is durable; false when the caller should hold its
+    ///   replies and ``requestSync(through:)`` (or the journal failed: see ``failed``).
+    public func syncIfIdle(through lsn: UInt64) -> Bool {
+        if synced.load(ordering: .acquiring) >= lsn { return true }
+        _ = syncLock.withLockIfAvailable { _ in syncLocked() }
+        return synced.load(ordering: .acquiring) >= lsn
+    }
+
+    /// Writes out and fsyncs everything appended so far (`syncLock` held).
+    private func syncLocked() {
+        let (fd, lsn) = io.withLock { io in (io.fd, flush(&io)) }
+        guard lsn > synced.load(ordering: .relaxed) else { return }
+        if fdatasync(fd) != 0 {
+            io.withLock { $0.failure = "fdatasync failed: \(String(cString: strerror(errno)))" }
+            logger.critical("journal fsync failed; refusing writes")
+            return
         }
+        synced.store(lsn, ordering: .releasing)
     }
 
     /// Syncs and stops the sync thread.
