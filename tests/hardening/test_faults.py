@@ -241,11 +241,17 @@ def trickle(path: str, interval: float, out: Dict[str, Any], key: str, stop: thr
         first = time.monotonic()
         sent = 0
         cut = None
+        reply = None
         while sent < len(line) and not stop.is_set():
             try:
                 raw.send(line[sent:sent + 1])
             except OSError:
+                # Cut off between two bytes: the error line may still wait unread.
                 cut = time.monotonic()
+                try:
+                    reply = raw.read_line(timeout=1.0)
+                except (TimeoutError, OSError):
+                    reply = None
                 break
             sent += 1
             try:
@@ -256,7 +262,7 @@ def trickle(path: str, interval: float, out: Dict[str, Any], key: str, stop: thr
             out[key] = {"after_s": cut - first, "reply": reply, "bytes_sent": sent,
                         "closed": raw.wait_closed(2.0)}
             return
-        out[key] = {"after_s": (cut or time.monotonic()) - first, "reply": None, "bytes_sent": sent,
+        out[key] = {"after_s": (cut or time.monotonic()) - first, "reply": reply, "bytes_sent": sent,
                     "closed": cut is not None}
     finally:
         raw.close()
