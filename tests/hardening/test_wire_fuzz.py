@@ -325,7 +325,7 @@ class FuzzConn:
         self.recent: Deque[Tuple[str, bytes]] = collections.deque(maxlen=30)
         self.problems: List[str] = []
 
-    def connect(self) -> Tuple[socket.socket, threading.Thread]:
+    def connect(self) -> Tuple[socket.socket, threading.Thread, threading.Event]:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(10)
         s.connect(self.d.sock)
@@ -333,13 +333,16 @@ class FuzzConn:
             s.sendall(json.dumps({"jsonrpc": "2.0", "id": 0, "method": "session.hello",
                                   "params": {"agent": f"fuzz-{self.idx}"}}).encode() + b"\n")
         s.settimeout(None)  # the reader blocks; shutdown() wakes it
-        t = threading.Thread(target=self.reader, args=(s,), daemon=True)
+        # Set when we drop the connection ourselves (SHUT_RDWR): the EOF the reader then
+        # sees is ours, and a line cut by it is not the server's.
+        dropped = threading.Event()
+        t = threading.Thread(target=self.reader, args=(s, dropped), daemon=True)
         t.start()
         with self.lock:
             self.stats["connections"] += 1
-        return s, t
+        return s, t, dropped
 
-    def reader(self, s: socket.socket) -> None:
+    def reader(self, s: socket.socket, dropped: threading.Event) -> None:
         buf = bytearray()
         while True:
             try:
@@ -347,7 +350,7 @@ class FuzzConn:
             except OSError:
                 return
             if not chunk:
-                if buf:
+                if buf and not dropped.is_set():
                     self.problems.append(f"conn {self.idx}: a partial line before EOF: {bytes(buf[:200])!r}")
                 return
             buf += chunk
@@ -371,7 +374,7 @@ class FuzzConn:
 
     def run(self) -> None:
         gen = Gen(self.rng, self.helloed, str(self.idx))
-        s, t = self.connect()
+        s, t, dropped = self.connect()
         try:
             for _ in range(self.frames):
                 kind, data, close_after = gen.frame()
@@ -390,6 +393,7 @@ class FuzzConn:
                     with self.lock:
                         self.stats["closed_by_server"] += 1
                 if close_after:
+                    dropped.set()
                     try:
                         s.shutdown(socket.SHUT_RDWR)  # wakes the reader (close alone does not)
                     except OSError:
@@ -398,7 +402,7 @@ class FuzzConn:
                     t.join(timeout=10)
                     if not self.d.alive():
                         return
-                    s, t = self.connect()
+                    s, t, dropped = self.connect()
         finally:
             try:
                 s.shutdown(socket.SHUT_WR)   # let the server answer what it read, then EOF
