@@ -228,7 +228,6 @@ final class EventLoop: @unchecked Sendable {
     /// through `lsn`: at once if it is, or if this thread can fsync now; else after the
     /// sync thread's fsync, while the loop goes on.
     private func release(_ conns: [Connection], through lsn: UInt64) {
-        if let journal, journal.failed { journalFailed() }
         guard let journal, !journal.syncIfIdle(through: lsn) else {
             for conn in conns where connections[conn.fd] === conn {
                 conn.sendLimit = conn.outputEnd
@@ -243,10 +242,13 @@ final class EventLoop: @unchecked Sendable {
     /// Strict mode: sends the output whose records the sync thread has fsynced.
     private func releaseSynced() {
         guard let journal, !awaitingSync.isEmpty else { return }
-        if journal.failed { journalFailed() }
         let synced = journal.syncedLSN
         let due = awaitingSync.prefix { $0.lsn <= synced }.count
-        guard due > 0 else { return }
+        guard due > 0 else {
+            // A failed journal never syncs again: what waits would wait forever.
+            if journal.failed { journalFailed() }
+            return
+        }
         for batch in awaitingSync[..<due] {
             for (conn, end) in batch.output where connections[conn.fd] === conn {
                 conn.sendLimit = max(conn.sendLimit, end)

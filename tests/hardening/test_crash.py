@@ -128,14 +128,21 @@ class Ledger:
 DROPPED = (ConnectionLost, TimeoutError, OSError)
 
 
+def connect_or_none(sock: str, agent: str, timeout: float) -> Optional[Client]:
+    """A worker's client, or None when the daemon is down (killed under it): the worker ends."""
+    try:
+        return Client(sock, agent=agent, timeout=timeout)
+    except DROPPED:
+        return None
+
+
 # -- workers -----------------------------------------------------------------------------------------
 
 def wm_worker(sock: str, w: int, mode: str, stop: threading.Event, led: Ledger, rng: random.Random) -> None:
     ns = f"crash/{mode}/wm"
     keys = [f"w{w}-k{i}" for i in range(8)]
-    try:
-        c = Client(sock, agent=f"wm-{w}", timeout=15)
-    except DROPPED:
+    c = connect_or_none(sock, f"wm-{w}", 15)
+    if c is None:
         return
     with c:
         versions: Dict[str, Optional[int]] = {}
@@ -188,9 +195,8 @@ def ttl_worker(sock: str, w: int, mode: str, stop: threading.Event, led: Ledger,
     expired ones stay expired (TTLs are on the wall clock and survive restarts)."""
     ns = f"crash/{mode}/ttl"
     keys = [f"t{w}-{i}" for i in range(16)]
-    try:
-        c = Client(sock, agent=f"ttl-{w}", timeout=15)
-    except DROPPED:
+    c = connect_or_none(sock, f"ttl-{w}", 15)
+    if c is None:
         return
     with c:
         while not stop.is_set():
@@ -217,9 +223,8 @@ def ttl_worker(sock: str, w: int, mode: str, stop: threading.Event, led: Ledger,
 def claim_worker(sock: str, w: int, mode: str, stop: threading.Event, led: Ledger, rng: random.Random) -> None:
     ns = f"crash/{mode}/claims"
     resources = [f"c{w}-r{i}" for i in range(6)]
-    try:
-        c = Client(sock, agent=f"claims-{w}", timeout=15)
-    except DROPPED:
+    c = connect_or_none(sock, f"claims-{w}", 15)
+    if c is None:
         return
     with c:
         try:
@@ -272,9 +277,8 @@ def ep_worker(sock: str, w: int, mode: str, stop: threading.Event, led: Ledger, 
     """Appends with an idempotency key; an append whose reply was lost in a crash is retried
     (same key, same payload) after the restart: it must land exactly once."""
     ns = f"crash/{mode}/ep/w{w}"
-    try:
-        c = Client(sock, agent=f"ep-{w}", timeout=15)
-    except DROPPED:
+    c = connect_or_none(sock, f"ep-{w}", 15)
+    if c is None:
         return
 
     def append(params: Dict[str, Any]) -> bool:
@@ -320,9 +324,8 @@ def sem_worker(sock: str, w: int, mode: str, rnd: int, stop: threading.Event, le
                rng: random.Random) -> None:
     search_ns = f"crash/{mode}/sem/r{rnd}"          # unique ids: the searcher compares these
     repl_ns = f"crash/{mode}/semrepl"               # a few ids replaced over and over
-    try:
-        c = Client(sock, agent=f"sem-{w}", timeout=30)
-    except DROPPED:
+    c = connect_or_none(sock, f"sem-{w}", 30)
+    if c is None:
         return
     with c:
         n = 0
@@ -356,9 +359,8 @@ def sem_worker(sock: str, w: int, mode: str, rnd: int, stop: threading.Event, le
 
 def searcher(sock: str, mode: str, rnd: int, stop: threading.Event, led: Ledger, rng: random.Random) -> None:
     ns = f"crash/{mode}/sem/r{rnd}"
-    try:
-        c = Client(sock, agent="searcher", timeout=30)
-    except DROPPED:
+    c = connect_or_none(sock, "searcher", 30)
+    if c is None:
         return
     with c:
         while not stop.wait(rng.uniform(0.05, 0.25)):

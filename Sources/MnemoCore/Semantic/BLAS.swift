@@ -48,7 +48,7 @@ public enum BLAS {
     /// - Returns: nil when the variable is set already, the BLAS is not OpenBLAS, or its
     ///   kernels use AVX2 (whatever it detected is kept).
     public static func betterCoreType() -> String? {
-        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+        guard getenv("OPENBLAS_CORETYPE") == nil,
               let core = coreName?.lowercased(), preAVX2Cores.contains(core),
               mnemo_cpu_has_avx2_fma() != 0
         else { return nil }
