@@ -10,22 +10,47 @@
   :class:`mnemo.MnemoError` instance per call). :func:`run_sync` drives a plan over a
   :class:`mnemo.Client` pipeline, :func:`run_async` over a :class:`mnemo.aio.AsyncClient`;
   every round is one pipelined write, so a plan's cost is its number of rounds, not calls.
+  A plan may also yield a :class:`Pause` (a compare-and-set retry backing off): the driver
+  sleeps that long (``time.sleep`` / ``asyncio.sleep``) and sends back an empty list.
 """
 from __future__ import annotations
 
+import asyncio
+import random
 import re
-from typing import TYPE_CHECKING, Any, Dict, Generator, List, Optional, Sequence, Tuple, TypeVar
+import time
+from typing import TYPE_CHECKING, Any, Dict, Generator, List, NamedTuple, Optional, Sequence, Tuple, TypeVar, Union
 
 if TYPE_CHECKING:  # pragma: no cover
     from .aio import AsyncClient
     from .client import Client
 
-__all__ = ["encode_segment", "decode_segment", "Calls", "Plan", "run_sync", "run_async", "truncate_utf8",
-           "MAX_NS_BYTES", "MAX_NS_SEGMENTS", "check_ns_root"]
+__all__ = ["encode_segment", "decode_segment", "Calls", "Plan", "Pause", "retry_delay", "run_sync", "run_async",
+           "truncate_utf8", "MAX_NS_BYTES", "MAX_NS_SEGMENTS", "check_ns_root"]
 
 T = TypeVar("T")
 Calls = List[Tuple[str, Dict[str, Any]]]
-Plan = Generator[Calls, List[Any], T]
+
+
+class Pause(NamedTuple):
+    """Yielded by a plan to wait ``seconds`` before its next round."""
+    seconds: float
+
+
+Plan = Generator[Union[Calls, Pause], List[Any], T]
+
+#: Backoff of a compare-and-set retry: full jitter, doubling from 1 ms, capped at 50 ms.
+RETRY_BASE_S = 0.001
+RETRY_CAP_S = 0.05
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait before retry number ``attempt`` (1, 2, ...) of a lost race.
+
+    Full jitter (a uniform draw up to an exponentially growing cap) so that writers that
+    collided once do not collide again in lockstep.
+    """
+    return random.uniform(0.0, min(RETRY_CAP_S, RETRY_BASE_S * (2 ** min(attempt, 16))))
 
 MAX_NS_BYTES = 512
 MAX_NS_SEGMENTS = 16
@@ -99,8 +124,11 @@ def run_sync(client: "Client", plan: "Plan[T]") -> T:
         calls = next(plan)
         while True:
             results: List[Any] = []
-            for chunk in _chunks(calls):
-                results.extend(client.pipeline(chunk))
+            if isinstance(calls, Pause):
+                time.sleep(calls.seconds)
+            else:
+                for chunk in _chunks(calls):
+                    results.extend(client.pipeline(chunk))
             calls = plan.send(results)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
@@ -112,8 +140,11 @@ async def run_async(client: "AsyncClient", plan: "Plan[T]") -> T:
         calls = next(plan)
         while True:
             results: List[Any] = []
-            for chunk in _chunks(calls):
-                results.extend(await client.pipeline(chunk))
+            if isinstance(calls, Pause):
+                await asyncio.sleep(calls.seconds)
+            else:
+                for chunk in _chunks(calls):
+                    results.extend(await client.pipeline(chunk))
             calls = plan.send(results)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]

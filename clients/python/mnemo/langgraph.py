@@ -66,10 +66,12 @@ from ._adapter_util import (
     MAX_NS_BYTES,
     MAX_NS_SEGMENTS,
     Calls,
+    Pause,
     Plan,
     check_ns_root,
     decode_segment,
     encode_segment,
+    retry_delay,
     run_async,
     run_sync,
     truncate_utf8,
@@ -83,8 +85,9 @@ __all__ = ["MnemoStore"]
 ENVELOPE_MARK = "mnemo.langgraph"
 #: Registry keys (in the root namespace) are this prefix + the encoded labels joined by "/".
 REGISTRY_PREFIX = "ns/"
-#: Compare-and-set retries of one put before giving up (each retry means another writer won).
-MAX_CAS_ATTEMPTS = 16
+#: Compare-and-set rounds of one put before giving up (each lost round means another writer
+#: won; rounds after the first back off with jitter, see ``retry_delay``: ~1 s in all).
+MAX_CAS_ATTEMPTS = 32
 
 Namespace = Tuple[str, ...]
 
@@ -468,7 +471,9 @@ class MnemoStore(BaseStore):
         now = _now().isoformat()
         pending = puts
         sem_calls: Calls = []
-        for _attempt in range(MAX_CAS_ATTEMPTS):
+        for attempt in range(MAX_CAS_ATTEMPTS):
+            if attempt:
+                yield Pause(retry_delay(attempt))  # lost a race: back off before reading again
             reads = yield [("wm.get", {"ns": self.mnemo_namespace(p.op.namespace), "key": p.op.key}) for p in pending]
             writes: Calls = []
             after: List[Tuple[_PreparedPut, Optional[_Loaded], Calls]] = []

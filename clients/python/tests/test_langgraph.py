@@ -176,6 +176,31 @@ def test_concurrent_writers_compare_and_set(mnemod: str) -> None:
         s.close()
 
 
+def test_concurrent_async_writers_back_off_until_each_put_lands(mnemod: str) -> None:
+    """Six asyncio writers on one key: lost compare-and-set rounds back off (``Pause`` in
+    ``run_async``) and no put gives up; the put that completes last is some writer's last."""
+    r = root()
+
+    async def scenario() -> Tuple[Any, Any]:
+        stores = [MnemoStore(socket_path=mnemod, namespace=r, timeout=30) for _ in range(6)]
+        try:
+            await stores[0].aput(("c",), "k", {"writer": -1, "i": -1})
+            first = await stores[0].aget(("c",), "k")
+
+            async def work(w: int) -> None:
+                for i in range(10):
+                    await stores[w].aput(("c",), "k", {"writer": w, "i": i})
+
+            await asyncio.gather(*(work(w) for w in range(6)))
+            return first, await stores[0].aget(("c",), "k")
+        finally:
+            for s in stores:
+                s.close()
+
+    first, last = asyncio.run(scenario())
+    assert last.value["i"] == 9 and last.created_at == first.created_at
+
+
 def test_foreign_values_are_readable(store: MnemoStore) -> None:
     store.client.set(store.root + "/ext", "raw", {"written": "by another agent"})
     store.client.set(store.root + "/ext", "scalar", 42)
