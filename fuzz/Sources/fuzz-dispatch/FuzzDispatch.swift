@@ -25,7 +25,7 @@ nonisolated(unsafe) private let connection: InProcessConnection = {
 
 /// Every line gets well-formed JSON-RPC back (nothing for notifications only; a streamed
 /// reply is event lines, then the response): exactly one of result and error, an integer
-/// code and a message on errors. A trap anywhere in decoding, dispatch or a handler is a
+/// code and a message on errors, never INTERNAL. A trap anywhere in decoding, dispatch or a handler is a
 /// crash libFuzzer keeps.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDispatch(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -43,6 +43,10 @@ public func fuzzDispatch(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
                 if let error = one["error"] {
                     precondition(error["code"]?.int64Value != nil && error["message"]?.stringValue != nil,
                                  "malformed error: \(one.text)")
+                    // INTERNAL means a handler met a case nobody named: a bug, as the wire
+                    // fuzzer also holds.
+                    precondition(error["code"]?.int64Value != Int64(WireError.internal("").code),
+                                 "INTERNAL error: \(one.text)")
                 }
             }
         }
