@@ -62,10 +62,6 @@ final class EventLoop: @unchecked Sendable {
     private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
     private var scratch = JSONWriter(capacity: 4096)
     private var lastIdleCheckNs: UInt64 = 0
-    /// A descriptor kept in reserve: when `accept` fails for lack of descriptors, it is
-    /// released to accept the peer, tell it why and close it (otherwise the listening
-    /// socket stays readable and the loop spins).
-    private var spareFD: Int32 = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
     private var lastAcceptWarningNs: UInt64 = 0
     /// When the loop stopped watching the listener (no descriptor to spare), it resumes at
     /// this monotonic time (0: watching).
@@ -286,28 +282,26 @@ final class EventLoop: @unchecked Sendable {
 
     private func acceptConnections() {
         for _ in 0..<64 {
-            let fd = mnemo_accept(listener.fd)
-            if fd < 0 {
-                let error = errno
-                if error == EINTR { continue }
-                if error == EMFILE || error == ENFILE {
-                    warnAcceptFailure(error)
-                    if spareFD < 0 { spareFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC) }
-                    if spareFD >= 0 {
-                        // Out of descriptors: refuse the peer with the spare one.
-                        Glibc.close(spareFD)
-                        let peer = mnemo_accept(listener.fd)
-                        if peer >= 0 { refuse(peer, "out of file descriptors") }
-                        spareFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
-                        continue
-                    }
-                    // Not even a spare: stop watching the listener for a moment instead of
-                    // spinning on it (another loop may still serve it).
-                    _ = epoll_ctl(epfd, EPOLL_CTL_DEL, listener.fd, nil)
-                    acceptPausedUntilNs = engine.time.monotonicNs() + 100_000_000
-                    return
-                }
-                if error != EAGAIN && error != EWOULDBLOCK { warnAcceptFailure(error) }
+            let fd: Int32
+            switch listener.accept(refusing: { refuse($0, "out of file descriptors") }) {
+            case .peer(let peer):
+                fd = peer
+            case .none:
+                return
+            case .refused(let error):
+                // Out of descriptors: the peer was refused with the spare one (otherwise the
+                // listening socket stays readable and the loop spins).
+                warnAcceptFailure(error)
+                continue
+            case .outOfDescriptors(let error):
+                // Not even a spare: stop watching the listener for a moment instead of
+                // spinning on it (another loop may still serve it).
+                warnAcceptFailure(error)
+                _ = epoll_ctl(epfd, EPOLL_CTL_DEL, listener.fd, nil)
+                acceptPausedUntilNs = engine.time.monotonicNs() + 100_000_000
+                return
+            case .failed(let error):
+                warnAcceptFailure(error)
                 return
             }
             if status.connectionsCurrent.load(ordering: .relaxed) >= limits.maxConnections {

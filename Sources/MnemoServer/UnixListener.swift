@@ -1,5 +1,6 @@
 import CMnemoSys
 import MnemoProtocol
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,6 +13,26 @@ final class UnixListener: Sendable {
     /// Whether mnemod created the socket file (and so removes it on close). A socket handed
     /// over by systemd belongs to systemd.
     let ownsFile: Bool
+    /// A descriptor kept in reserve (-1: none): when `accept` fails for lack of descriptors,
+    /// it is released to accept the peer, tell it why and close it. Its lock also serializes
+    /// `accept` across the event loops: otherwise another loop's `accept` could take the
+    /// descriptor released for a moment, both loops could end with no spare, and peers
+    /// would wait unanswered until a descriptor freed up.
+    private let spare = Mutex<Int32>(UnixListener.openSpare())
+
+    /// What one ``accept(refusing:)`` gave.
+    enum Accepted {
+        /// A new connection.
+        case peer(Int32)
+        /// Nothing pending.
+        case none
+        /// Out of descriptors (`errno`): a pending peer, if any, was refused with the spare.
+        case refused(Int32)
+        /// Out of descriptors (`errno`) and none to spare: stop watching for a moment.
+        case outOfDescriptors(Int32)
+        /// Another error (`errno`).
+        case failed(Int32)
+    }
 
     /// Binds and listens on `path`.
     /// - Throws: when a live daemon answers on `path`, when `path` is not a socket, or on
@@ -66,9 +87,47 @@ final class UnixListener: Sendable {
         self.fd = fd
     }
 
+    /// Accepts one pending peer (any event loop; one at a time). When the process is out of
+    /// descriptors, the spare one is released, a pending peer is accepted into it and handed
+    /// to `refuse` (which answers and closes it), and the spare is taken back, all under the
+    /// lock.
+    func accept(refusing refuse: (Int32) -> Void) -> Accepted {
+        spare.withLock { spare in
+            while true {
+                let fd = mnemo_accept(self.fd)
+                if fd >= 0 { return .peer(fd) }
+                let error = errno
+                switch error {
+                case EINTR:
+                    continue
+                case EAGAIN, EWOULDBLOCK:
+                    return .none
+                case EMFILE, ENFILE:
+                    if spare < 0 { spare = UnixListener.openSpare() }
+                    guard spare >= 0 else { return .outOfDescriptors(error) }
+                    _ = Glibc.close(spare)
+                    let peer = mnemo_accept(self.fd)
+                    if peer >= 0 { refuse(peer) }
+                    spare = UnixListener.openSpare()
+                    return .refused(error)
+                default:
+                    return .failed(error)
+                }
+            }
+        }
+    }
+
+    private static func openSpare() -> Int32 {
+        Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
+    }
+
     /// Closes the socket and removes its file (if mnemod created it).
     func close() {
         _ = Glibc.close(fd)
+        spare.withLock { spare in
+            if spare >= 0 { _ = Glibc.close(spare) }
+            spare = -1
+        }
         if ownsFile { unlink(path) }
     }
 
