@@ -25,8 +25,8 @@ nonisolated(unsafe) private let connection: InProcessConnection = {
 
 /// Every line gets well-formed JSON-RPC back (nothing for notifications only; a streamed
 /// reply is event lines, then the response): exactly one of result and error, an integer
-/// code and a message on errors, never INTERNAL. A trap anywhere in decoding, dispatch or a handler is a
-/// crash libFuzzer keeps.
+/// code and a message on errors, never INTERNAL. A trap anywhere in decoding, dispatch or
+/// a handler is a crash libFuzzer keeps.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDispatch(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let input = UnsafeBufferPointer(start: data, count: size)
