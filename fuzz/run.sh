@@ -28,18 +28,18 @@ export SWIFT_BACKTRACE=enable=no
 # One thread does the fuzzing; OpenBLAS's idle worker threads would only spin-yield.
 export OPENBLAS_NUM_THREADS=1
 for t in "${targets[@]}"; do
-    if compgen -G "regressions/$t/*" >/dev/null; then
-        echo "== $t: replaying $(ls "regressions/$t" | wc -l) saved crash(es)"
-        "$bin/$t" -runs=1 regressions/"$t"/*
-    fi
-    work="$(mktemp -d)"
-    echo "== $t: fuzzing for ${seconds}s"
-    # New inputs go to the scratch directory; the committed corpus is only read.
     extra=()
     # fuzz-dispatch keeps one engine for the whole run: what it holds between inputs is
     # state, not a leak, and LeakSanitizer's heap scan after every such input took ~85% of
     # the time (50 inputs/s; ~400/s without it). AddressSanitizer stays on.
     [ "$t" != fuzz-dispatch ] || extra=(-detect_leaks=0)
+    if compgen -G "regressions/$t/*" >/dev/null; then
+        echo "== $t: replaying $(ls "regressions/$t" | wc -l) saved crash(es)"
+        "$bin/$t" "${extra[@]}" -runs=1 regressions/"$t"/*
+    fi
+    work="$(mktemp -d)"
+    echo "== $t: fuzzing for ${seconds}s"
+    # New inputs go to the scratch directory; the committed corpus is only read.
     rc=0
     "$bin/$t" "$work" "corpus/$t" "${extra[@]}" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=4096 \
         -artifact_prefix="crashes/$t-" -print_final_stats=1 > "$work.log" 2>&1 || rc=$?

@@ -32,11 +32,20 @@ struct EpisodeSearchTests {
         "\"", "\"sqlite", "sqlite\"", "AND", "sqlite AND", "OR sqlite", "NOT", "*", "sqlite*", "NEAR(", "NEAR(sqlite wal",
         "((", "sqlite)", "(sqlite", "^sqlite", "content:sqlite", "ns : kb", "{content}: x", "-sqlite", "+", "\u{0}",
         "''", "sqlite \" wal", "🙂 sqlite", "   ", "a\"\"b", "NEAR(sqlite, 2)", "sqlite -- ;DROP TABLE episodes",
+        // A NUL inside a word ended FTS5's query there: "unterminated string", as INTERNAL
+        // (found by the wire fuzzer). A NUL with a combining mark is one Character.
+        "sqlite\u{0}", "\u{0}sqlite", "a\u{0}b", "wal \u{0}\u{301}sqlite", "\"sqlite\u{0}\"",
     ])
     func hostileTextIsNeverAnFTSSyntaxError(text: String) throws {
         let ep = try corpus()
         _ = try ep.search(ns: "kb", text: text, limit: 10)
         #expect(try ep.all("kb").count == 5, "kb and kb/other")
+    }
+
+    @Test func aNULSeparatesWords() throws {
+        let ep = try corpus()
+        #expect(try ep.search(ns: "kb", text: "wal\u{0}sqlite", limit: 10).map(\.record.id) == ["ep_3", "ep_1"])
+        #expect(FTSQuery.terms("a\u{0}b") == ["\"a\"", "\"b\""])
     }
 
     @Test func operatorsArePlainWords() throws {

@@ -1,12 +1,16 @@
 /// Turns a user's search text into an FTS5 query that can never be a syntax error.
 ///
-/// Every whitespace-separated word becomes a quoted FTS5 string (inner `"` doubled), so
+/// Every word (separated by whitespace or NUL) becomes a quoted FTS5 string (inner `"` doubled), so
 /// operators (`AND`, `OR`, `NOT`, `NEAR(`, `*`, `^`, `:`, parentheses) are plain words;
 /// the words must all match (implicit AND). Words with no letter or digit are dropped:
 /// the tokenizer would see no token in them, and an empty phrase matches nothing.
 public enum FTSQuery {
     /// The quoted words of `text`, at most `maxTerms` of them; empty when nothing searchable remains.
     public static func terms(_ text: String, maxTerms: Int = 64) -> [String] {
+        // FTS5 parses the query as a C string: a NUL inside a quoted word would end it there
+        // ("unterminated string"). Its tokenizer separates words at NUL, so NUL separates
+        // words here too (byte-wise: 0x00 is never part of a longer UTF-8 sequence).
+        let text = text.utf8.contains(0) ? String(decoding: text.utf8.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self) : text
         var out: [String] = []
         for word in text.split(whereSeparator: { $0.isWhitespace }) {
             guard word.contains(where: { $0.isLetter || $0.isNumber }) else { continue }
