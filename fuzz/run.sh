@@ -33,6 +33,8 @@ for t in "${targets[@]}"; do
     # state, not a leak, and LeakSanitizer's heap scan after every such input took ~85% of
     # the time (50 inputs/s; ~400/s without it). AddressSanitizer stays on.
     [ "$t" != fuzz-dispatch ] || extra=(-detect_leaks=0)
+    # JSON escapes and edge values that byte mutation rarely spells out (dict/json.dict).
+    [ "$t" = fuzz-frame ] || extra+=(-dict=dict/json.dict)
     if compgen -G "regressions/$t/*" >/dev/null; then
         echo "== $t: replaying $(ls "regressions/$t" | wc -l) saved crash(es)"
         "$bin/$t" "${extra[@]}" -runs=1 regressions/"$t"/*
