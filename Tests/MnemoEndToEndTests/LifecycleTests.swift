@@ -4,6 +4,9 @@ import MnemoClient
 import MnemoProtocol
 import Testing
 
+/// One `admin.health` request line, as a raw client sends it.
+private let healthLine = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"admin.health\"}\n"
+
 @Suite("daemon lifecycle, limits and CLI")
 struct LifecycleTests {
     @Test func socketIsPrivateAndRemovedOnSIGTERM() throws {
@@ -105,7 +108,7 @@ struct LifecycleTests {
         let open = try Daemon()
         let quiet = try RawConnection(open.socket)
         #expect(quiet.readLine(timeoutMs: 700) == nil)
-        quiet.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"admin.health\"}\n")
+        quiet.send(healthLine)
         #expect(quiet.readJSON()?["result"]?["status"] == "ok")
     }
 
@@ -180,7 +183,7 @@ struct DescriptorLimitTests {
         var refused = 0
         for _ in 0..<100 {
             let c = try RawConnection(daemon.socket)
-            c.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"admin.health\"}\n")
+            c.send(healthLine)
             guard let reply = c.readJSON(timeoutMs: 3000) else {
                 Issue.record("no reply: the peer was left hanging")
                 break
@@ -221,7 +224,7 @@ struct DescriptorLimitTests {
         let answered = Mutex((served: 0, refused: 0))
         @Sendable func ask() -> (RawConnection, JSON?)? {
             guard let c = try? RawConnection(socket) else { return nil }
-            c.send("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"admin.health\"}\n")
+            c.send(healthLine)
             let start = DispatchTime.now().uptimeNanoseconds
             let reply = c.readJSON(timeoutMs: 5000)
             if reply == nil && DispatchTime.now().uptimeNanoseconds - start >= 4_500_000_000 {
