@@ -9,7 +9,7 @@ import MnemoProtocol
 /// `POST {"model", "input"}` -> `{"data": [{"embedding": [...]}]}`. A failure is
 /// `UNAVAILABLE` with the reason; the daemon never falls back to another model, which
 /// would mix incomparable vectors in one collection.
-public struct HTTPEmbedder: Embedder {
+public struct HTTPEmbedder: SingleTextEmbedder {
     /// The endpoint's model name (recorded in each collection).
     public let model: String
     /// Vector length the endpoint returns (checked on every answer).
@@ -29,8 +29,8 @@ public struct HTTPEmbedder: Embedder {
 
     /// - Throws: `UNAVAILABLE` when the endpoint cannot be reached, times out, answers
     ///   with an error status or a malformed body, or returns a vector of other length.
-    public func embed(_ text: String) throws(WireError) -> [Float] {
-        guard !text.isEmpty else { throw .invalidParams("text", "empty text") }
+    func embedOne(_ text: String, field: String) throws(WireError) -> [Float] {
+        guard !text.isEmpty else { throw .invalidParams(field, "empty text") }
         var request = URLRequest(url: url, timeoutInterval: Double(timeoutMs) / 1000)
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")

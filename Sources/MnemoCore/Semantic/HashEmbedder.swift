@@ -9,7 +9,7 @@ import MnemoProtocol
 /// length. Texts sharing words and word pieces ("sits"/"sitting") get a high cosine;
 /// unrelated texts land near 0. Lexical, not semantic: configure an embeddings endpoint
 /// for real models.
-public struct HashEmbedder: Embedder {
+public struct HashEmbedder: SingleTextEmbedder {
     /// `mnemo-hash-v1`.
     public let model = "mnemo-hash-v1"
     /// Vector length.
@@ -19,9 +19,9 @@ public struct HashEmbedder: Embedder {
     public init(dims: Int = 384) { self.dims = dims }
 
     /// - Throws: `-32602` when the text has no letters or digits.
-    public func embed(_ text: String) throws(WireError) -> [Float] {
+    func embedOne(_ text: String, field: String) throws(WireError) -> [Float] {
         let words = Self.words(text)
-        guard !words.isEmpty else { throw .invalidParams("text", "has no letters or digits to embed") }
+        guard !words.isEmpty else { throw .invalidParams(field, "has no letters or digits to embed") }
         var v = [Float](repeating: 0, count: dims)
         func add(_ tag: UInt8, _ parts: [Substring.UTF8View], _ weight: Float) {
             var h: UInt64 = 0xcbf2_9ce4_8422_2325
