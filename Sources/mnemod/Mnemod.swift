@@ -35,10 +35,13 @@ struct Mnemod: AsyncParsableCommand {
     @Option(name: .long, help: "Durability of working memory: strict, normal (default) or volatile.")
     var durability: String?
 
+    @Option(name: .long, help: "Embedding model directory (default: $MNEMO_MODEL_DIR, semantic.embedder.model_dir, ~/.cache/mnemo/models/all-MiniLM-L6-v2).")
+    var modelDir: String?
+
     func run() async throws {
         // First, before anything is opened: OpenBLAS must load with kernels fit for this CPU.
         BLAS.restartWithBetterKernelsIfNeeded()
-        let cfg: Config
+        var cfg: Config
         do throws(ConfigError) {
             cfg = try resolve()
         } catch {
@@ -53,6 +56,13 @@ struct Mnemod: AsyncParsableCommand {
 
         if cfg.semantic.blasThreads > 0 { BLAS.setThreads(cfg.semantic.blasThreads) }
         logger.info("blas", metadata: ["library": "\(BLAS.loaded)"])
+        do throws(ConfigError) {
+            let env = ProcessInfo.processInfo.environment["MNEMO_MODEL_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+            cfg.semantic.settings.embedder = try cfg.semantic.makeEmbedder(modelDir: modelDir ?? env, logger: logger)
+        } catch {
+            FileHandle.standardError.write(Data("mnemod: \(error)\n".utf8))
+            throw ExitCode(78)  // EX_CONFIG
+        }
         let engine: Engine
         do {
             engine = try Engine(limits: cfg.limits, durability: cfg.durability, dataDir: cfg.dataDir,

@@ -84,7 +84,7 @@ struct SemanticTests {
             (["ns": "kb", "text": "x", "vector": [0, 0, 0]], nil),
             (["ns": "kb", "text": "x", "vector_b64": "AADAfwAAAAAAAAAA"], nil),  // NaN
             (["ns": "kb", "text": "", "vector": [1, 0, 0]], nil),
-            (["ns": "other", "text": "?!"], nil),  // nothing to embed
+            (["ns": "other", "text": " \t\n "], nil),  // whitespace only: nothing to embed
             (["ns": "kb", "text": "x", "vector": [1, 0, 0], "metric": "l1"], nil),
         ]
         for (params, name) in cases {

@@ -90,9 +90,14 @@ struct SafeTensors {
             return [Float](unsafeUninitializedCapacity: count) { out, n in
                 switch dtype {
                 case "F32":
+                    #if _endian(little)
+                    // Stored as this machine holds floats: one copy (the bulk of a load).
+                    UnsafeMutableRawBufferPointer(out).copyMemory(from: bytes)
+                    #else
                     for i in 0..<count {
                         out[i] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
                     }
+                    #endif
                 case "F16":
                     for i in 0..<count {
                         out[i] = Float(Float16(bitPattern: UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))))

@@ -1,0 +1,99 @@
+import Foundation
+import MnemoClient
+import MnemoCore
+import MnemoProtocol
+import Testing
+
+/// The built-in encoder as the daemon runs it: the default model, a missing model, a
+/// broken model directory, and the configuration's checks.
+@Suite("embedding model of the daemon") struct EmbeddingModelTests {
+    static let modelDir = ProcessInfo.processInfo.environment["MNEMO_MODEL_DIR"]
+        ?? LocalEmbedder.defaultModelsDirectory() + "/" + LocalEmbedder.defaultModel
+
+    /// Runs mnemod expecting it to stop at start: exit status and stderr.
+    func refusedStart(config: String, environment: [String: String] = [:]) throws -> (status: Int32, stderr: String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-model-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try config.write(toFile: dir.path + "/mnemod.toml", atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemod"))
+        p.arguments = ["--socket", dir.path + "/s.sock", "--data-dir", dir.path + "/data", "--config", dir.path + "/mnemod.toml"]
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
+    /// A copy of the model directory (symlinks to its files) with `file` replaced by `contents`.
+    func brokenModel(_ file: String, _ contents: Data) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-broken-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir + "/1_Pooling", withIntermediateDirectories: true)
+        for f in LocalEmbedder.requiredFiles + ["tokenizer.json"] where f != file {
+            try FileManager.default.createSymbolicLink(atPath: dir + "/" + f, withDestinationPath: Self.modelDir + "/" + f)
+        }
+        try contents.write(to: URL(fileURLWithPath: dir + "/" + file))
+        return dir
+    }
+
+    @Test func theDefaultModelRecallsAParaphrase() throws {
+        let daemon = try Daemon()
+        let c = try daemon.client()
+        let facts = ["The staging database is reset every night at 02:00 UTC",
+                     "Alice prefers answers in French and short bullet lists",
+                     "Deploys to production need two approvals in the release channel"]
+        for (i, f) in facts.enumerated() { _ = try c.call("sem.upsert", ["ns": "kb/ops", "id": .string("f\(i)"), "text": .string(f)]) }
+        let hits = try c.call("sem.search", ["ns": "kb", "text": "when does the test DB get wiped?", "k": 3])["hits"]
+        #expect(hits?.arrayValue?.first?["id"] == "f0")
+        let stats = try c.call("admin.stats")
+        #expect(stats["semantic"]?["embedder"]?.stringValue == LocalEmbedder.defaultModel)
+    }
+
+    @Test func aMissingModelAnswersTextCallsUnavailableAndKeepsClientVectors() throws {
+        let daemon = try Daemon(environment: ["MNEMO_MODEL_DIR": "/nonexistent/mnemo-model"])
+        let c = try daemon.client()
+        for (method, params) in [("sem.upsert", ["ns": "kb", "text": "hello"] as JSON), ("sem.search", ["ns": "kb", "text": "hello"])] {
+            let e = wireError { try c.call(method, params) }
+            #expect(e?.appCode == .unavailable, "\(method)")
+            #expect(e?.message.contains("make model") == true, "\(method): \(e?.message ?? "")")
+        }
+        _ = try c.call("sem.upsert", ["ns": "vec", "text": "v", "vector": [1, 0, 0]])
+        #expect(try c.call("sem.search", ["ns": "vec", "vector": [1, 0, 0]])["hits"]?.arrayValue?.count == 1)
+        #expect(try c.call("admin.stats")["semantic"]?["records"] == 1)
+    }
+
+    @Test func aBrokenModelDirectoryStopsTheDaemonNamingTheFile() throws {
+        let config = try Data(contentsOf: URL(fileURLWithPath: Self.modelDir + "/config.json"))
+        let wrongHidden = Data(String(decoding: config, as: UTF8.self).replacingOccurrences(of: "\"hidden_size\": 384", with: "\"hidden_size\": 768").utf8)
+        let cases: [(file: String, contents: Data, says: String)] = [
+            ("model.safetensors", Data(repeating: 7, count: 100), "model.safetensors"),
+            ("config.json", wrongHidden, "differs from hidden_size 768"),
+            ("config.json", Data("{not json".utf8), "config.json: not valid JSON"),
+            ("1_Pooling/config.json", Data(#"{"pooling_mode_max_tokens": true}"#.utf8), "pooling_mode_max_tokens is not supported"),
+        ]
+        for c in cases {
+            let dir = try brokenModel(c.file, c.contents)
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let (status, stderr) = try refusedStart(config: "[semantic.embedder]\nmodel_dir = \"\(dir)\"\n")
+            #expect(status == 78, "\(c.file): \(stderr)")
+            #expect(stderr.contains(c.says), "\(c.file): \(stderr)")
+        }
+    }
+
+    @Test func embedderKeysAreCheckedByKindAndType() throws {
+        let cases: [(String, String)] = [
+            ("[semantic.embedder]\nkind = \"hash\"\ndims = \"768\"\n", "dims must be an integer"),
+            ("[semantic.embedder]\nurl = \"http://127.0.0.1:1/v1/embeddings\"\n", "url is not a key of kind local"),
+            ("[semantic.embedder]\nkind = \"fasttext\"\n", "kind must be local, hash or openai"),
+            ("[semantic.embedder]\ndims = 768\n", "has 384 dimensions"),
+        ]
+        for (config, says) in cases {
+            let (status, stderr) = try refusedStart(config: config)
+            #expect(status == 78, "\(config): \(stderr)")
+            #expect(stderr.contains(says), "\(config): \(stderr)")
+        }
+    }
+}
