@@ -55,9 +55,10 @@ extension BridgeTool {
             run: forward("ep.append", defaults: [JSONMember("kind", "observation")])),
         BridgeTool(
             name: "recall_episodes",
-            description: "Search episodic memory by keywords (best matches first), or list the latest records when no text is given.",
+            description: "Recall past episodes related to a situation (by meaning and keywords, best matches first, namespace and everything under it), or list the latest records when no text is given.",
             arguments: [
-                .init(name: "text", type: "string", description: "Keywords to search for; omit for the latest records"),
+                .init(name: "text", type: "string", description: "The situation or keywords to recall; omit for the latest records"),
+                .init(name: "mode", type: "string", description: "hybrid (meaning + keywords), vector (meaning) or keyword (default: the server's)"),
                 .init(name: "limit", type: "integer", description: "Most records to return (default 20)"),
                 namespace,
             ],
@@ -70,24 +71,26 @@ extension BridgeTool {
             }),
         BridgeTool(
             name: "remember_fact",
-            description: "Store a fact or preference in semantic memory (embedded by the server); near-duplicates are reported.",
+            description: "Store a fact or preference in semantic memory (embedded by the server); with dedupe \"report\" near-duplicates are reported, with \"merge\" the nearest is updated.",
             arguments: [
                 .init(name: "text", type: "string", description: "The fact, as a sentence", required: true),
                 .init(name: "id", type: "string", description: "Stable id: storing again under it replaces the fact"),
                 .init(name: "tags", type: "array", description: "Tags to filter by"),
-                .init(name: "supersedes", type: "array", description: "Ids of facts this one replaces"),
+                .init(name: "supersedes", type: "string", description: "Id of a fact this one replaces (marked superseded)"),
                 .init(name: "confidence", type: "number", description: "0 to 1"),
                 .init(name: "ttl_ms", type: "integer", description: "Forget after this many milliseconds"),
                 .init(name: "data", type: "object", description: "Structured details"),
+                .init(name: "dedupe", type: "string", description: "none (default), report (list near-duplicates) or merge (update the nearest)"),
                 namespace,
             ],
             readOnly: false,
             run: forward("sem.upsert")),
         BridgeTool(
             name: "recall_facts",
-            description: "Find the facts closest in meaning to a text (exact search), best first.",
+            description: "Find the facts most relevant to a text, by meaning and keywords (exact search), best first.",
             arguments: [
                 .init(name: "text", type: "string", description: "What to recall", required: true),
+                .init(name: "mode", type: "string", description: "hybrid (meaning + keywords), vector (meaning) or keyword (default: the server's)"),
                 .init(name: "k", type: "integer", description: "How many facts (default 10)"),
                 .init(name: "filter", type: "object", description: "e.g. {\"tags\": [\"prefs\"]}"),
                 .init(name: "min_score", type: "number", description: "Leave out weaker matches"),

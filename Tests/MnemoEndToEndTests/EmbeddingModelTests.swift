@@ -96,4 +96,21 @@ import Testing
             #expect(stderr.contains(says), "\(config): \(stderr)")
         }
     }
+
+    @Test func theCLIRemembersAndRecalls() throws {
+        let daemon = try Daemon()
+        let stored = try daemon.cli(["remember", "kb/ops", "The staging database is reset every night", "--id", "staging", "--tag", "ops"])
+        #expect(stored.status == 0, "\(stored.stderr)")
+        #expect(stored.stdout.hasPrefix("staging version "))
+        _ = try daemon.cli(["remember", "kb/people", "Alice prefers short answers in French"])
+        let found = try daemon.cli(["search", "kb", "when does the staging DB get wiped?", "-k", "1"])
+        #expect(found.status == 0, "\(found.stderr)")
+        #expect(found.stdout.contains("staging") && found.stdout.contains("kb/ops") && !found.stdout.contains("Alice"))
+        let tagged = try daemon.cli(["search", "kb", "French", "--tag", "ops", "-o", "json"])
+        #expect(try JSONParser.parse(tagged.stdout)["hits"]?.arrayValue?.map { $0["id"] } == ["staging"])
+        let bad = try daemon.cli(["search", "kb", "x", "--mode", "fuzzy"])
+        #expect(bad.status == 64)
+        let blank = try daemon.cli(["remember", "kb", "   "])
+        #expect(blank.status == 2 && blank.stderr.contains("nothing to embed"), "\(blank.stderr)")
+    }
 }
