@@ -422,18 +422,23 @@ def markdown(report: Dict[str, Any]) -> str:
     lines = [f"# Recall on the labelled set ({report['date']})", "",
              f"{report['facts']} facts, {report['questions']} questions (each a paraphrase of one fact; "
              f"mean word Jaccard question/target {report['jaccard_mean']:.3f}), k = {K}.", "",
-             "| retriever | what | hit@1 | hit@10 | MRR@10 | notes |", "|---|---|---|---|---|---|"]
+             f"hit@10 is also given for the {report['low_overlap_questions']} questions sharing few words with "
+             "their fact (Jaccard < 0.1) and for the others.", "",
+             "| retriever | what | hit@1 | hit@10 | MRR@10 | hit@10 J<0.1 | hit@10 J>=0.1 | notes |",
+             "|---|---|---|---|---|---|---|---|"]
     for name in report["order"]:
         r = report["retrievers"][name]
         if r["status"] == "ok":
             note = r.get("note", "")
             if r.get("impl"):
                 note = (note + "; " if note else "") + r["impl"]
+            split = r.get("hit@10_by_overlap", {})
+            cells = " | ".join("-" if split.get(x) is None else f"{split[x]:.3f}" for x in ("low_overlap", "high_overlap"))
             lines.append(f"| {name} | {DESCRIPTIONS[name]} | {r['hit@1']:.3f} | {r['hit@10']:.3f} | "
-                         f"{r['mrr@10']:.3f} | {note} |")
+                         f"{r['mrr@10']:.3f} | {cells} | {note} |")
         else:
             reason = r["reason"].replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {name} | {DESCRIPTIONS[name]} | - | - | - | unavailable: {reason} |")
+            lines.append(f"| {name} | {DESCRIPTIONS[name]} | - | - | - | - | - | unavailable: {reason} |")
     if "local_vs_minilm_st_same_target_rank" in report:
         lines += ["", "local-vector and minilm-st put the target at the same rank (or both miss it) for "
                   f"{report['local_vs_minilm_st_same_target_rank']} questions."]
@@ -479,7 +484,9 @@ def main() -> int:
     from build import jaccard  # the statistic build.py reports
 
     by_id = {f["id"]: f for f in facts}
-    jac = sum(jaccard(q["q"], by_id[q["target"]]["text"]) for q in questions) / len(questions)
+    jacs = [jaccard(q["q"], by_id[q["target"]]["text"]) for q in questions]
+    jac = sum(jacs) / len(questions)
+    low = [j < 0.1 for j in jacs]  # questions sharing few words with their fact
 
     results: Dict[str, Dict[str, Any]] = {}
     results.update(server_retrievers(args, wanted, facts, questions))
@@ -499,6 +506,7 @@ def main() -> int:
         "facts": len(facts),
         "questions": len(questions),
         "jaccard_mean": round(jac, 4),
+        "low_overlap_questions": sum(low),
         "k": K,
         "command": " ".join([os.path.relpath(sys.argv[0]) if os.path.exists(sys.argv[0]) else sys.argv[0]]
                             + sys.argv[1:]),
@@ -513,6 +521,11 @@ def main() -> int:
         ranked = r.pop("ranked", None)
         if ranked is not None:
             per_question[n] = [(ids.index(t) + 1 if t in ids[:K] else None) for ids, t in zip(ranked, targets)]
+            split = {}
+            for name, keep in (("low_overlap", True), ("high_overlap", False)):
+                ranks = [rk for rk, lo in zip(per_question[n], low) if lo == keep]
+                split[name] = round(sum(rk is not None for rk in ranks) / len(ranks), 4) if ranks else None
+            r["hit@10_by_overlap"] = split
         for key in ("hit@1", "hit@10", "mrr@10"):
             if key in r:
                 r[key] = round(r[key], 4)
