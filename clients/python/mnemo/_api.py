@@ -145,6 +145,106 @@ class ApiMixin:
         return self._invoke("inbox.ack", {"ns": ns, "ids": list(ids)})
 
 
+    # -- semantic memory ------------------------------------------------------------------------
+    def sem_upsert(
+        self,
+        ns: str,
+        text: str,
+        *,
+        id: Optional[str] = None,  # noqa: A002 (contract name)
+        vector: Optional[Sequence[float]] = None,
+        vector_b64: Optional[str] = None,
+        data: Any = None,
+        tags: Optional[Sequence[str]] = None,
+        confidence: Optional[float] = None,
+        supersedes: Optional[str] = None,
+        ttl_ms: Optional[int] = None,
+        dedupe: Optional[str] = None,
+    ) -> Any:
+        """``sem.upsert``. ``dedupe``: ``"none"`` (the server's default), ``"report"`` (list
+        near-duplicates in ``similar``) or ``"merge"`` (update the best near-duplicate
+        instead of adding a record); sent as given, so the server judges the value."""
+        return self._invoke("sem.upsert", _clean(
+            ns=ns, text=text, id=id, vector=list(vector) if vector is not None else None,
+            vector_b64=vector_b64, data=data, tags=list(tags) if tags is not None else None,
+            confidence=confidence, supersedes=supersedes, ttl_ms=ttl_ms, dedupe=dedupe))
+
+    def sem_search(
+        self,
+        ns: str,
+        text: Optional[str] = None,
+        *,
+        vector: Optional[Sequence[float]] = None,
+        vector_b64: Optional[str] = None,
+        k: Optional[int] = None,
+        mode: Optional[str] = None,
+        filter: Optional[Mapping[str, Any]] = None,  # noqa: A002 (contract name)
+        min_score: Optional[float] = None,
+        include_superseded: Optional[bool] = None,
+    ) -> Any:
+        """``sem.search`` under the namespace prefix ``ns`` with ``text`` (or ``vector``/
+        ``vector_b64``). ``mode``: ``"vector"``, ``"keyword"`` or ``"hybrid"``; ``None`` lets
+        the server pick its default. The result is returned as the server sent it (each hit's
+        ``match`` and ``score``, and ``skipped``/``truncated`` when present)."""
+        return self._invoke("sem.search", _clean(
+            ns=ns, text=text, vector=list(vector) if vector is not None else None,
+            vector_b64=vector_b64, k=k, mode=mode, filter=dict(filter) if filter is not None else None,
+            min_score=min_score, include_superseded=include_superseded))
+
+    search = sem_search  # the short name
+
+    def sem_get(self, ns: str, id: str) -> Any:  # noqa: A002 (contract name)
+        return self._invoke("sem.get", {"ns": ns, "id": id})
+
+    def sem_delete(self, ns: str, id: str) -> Any:  # noqa: A002 (contract name)
+        return self._invoke("sem.delete", {"ns": ns, "id": id})
+
+    # -- episodic memory ------------------------------------------------------------------------
+    def ep_append(
+        self,
+        ns: str,
+        kind: str,
+        content: str,
+        *,
+        data: Any = None,
+        task: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        idempotency_key: Optional[str] = None,
+        derived_from: Optional[Sequence[str]] = None,
+        embed: Optional[bool] = None,
+    ) -> Any:
+        """``ep.append``; ``embed=True`` asks the server to embed ``content`` as well, so that
+        ``ep_search`` in ``"vector"``/``"hybrid"`` mode can find the episode by meaning."""
+        return self._invoke("ep.append", _clean(
+            ns=ns, kind=kind, content=content, data=data, task=task,
+            tags=list(tags) if tags is not None else None, idempotency_key=idempotency_key,
+            derived_from=list(derived_from) if derived_from is not None else None, embed=embed))
+
+    def ep_query(
+        self,
+        ns: str,
+        *,
+        since: Optional[str] = None,
+        until: Optional[str] = None,
+        kind: Optional[str] = None,
+        agent: Optional[str] = None,
+        task: Optional[str] = None,
+        tags: Optional[Sequence[str]] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+        order: Optional[str] = None,
+    ) -> Any:
+        return self._invoke("ep.query", _clean(
+            ns=ns, since=since, until=until, kind=kind, agent=agent, task=task,
+            tags=list(tags) if tags is not None else None, limit=limit, cursor=cursor, order=order))
+
+    def ep_search(self, ns: str, text: str, *, limit: Optional[int] = None, mode: Optional[str] = None) -> Any:
+        """``ep.search`` under the namespace prefix ``ns``. ``mode``: ``"keyword"`` (FTS5
+        bm25), ``"vector"`` (episodes appended with ``embed=True``) or ``"hybrid"``; ``None``
+        lets the server pick its default. Hits are returned as sent (``match`` included)."""
+        return self._invoke("ep.search", _clean(ns=ns, text=text, limit=limit, mode=mode))
+
+
 def watch_params(ns: str, prefix: Optional[str], from_rev: Optional[int],
                  tiers: Optional[Sequence[str]]) -> Dict[str, Any]:
     return _clean(ns=ns, prefix=prefix, from_rev=from_rev, tiers=list(tiers) if tiers else None)

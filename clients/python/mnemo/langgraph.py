@@ -20,8 +20,10 @@ Layout in Mnemo (``root`` is the ``namespace=`` argument, default ``langgraph``)
   ``index["embed"]`` on the client, sent as a vector). A record carries the put's
   generation (``gen``); a search hit counts only if its item's current envelope has that
   generation, so hits of overwritten, deleted or expired items are never returned (and are
-  deleted when met). ``search(query=...)`` is ``sem.search`` over the prefix's namespace,
-  max-pooled per item, then ``filter`` is applied to the items' values.
+  deleted when met). ``search(query=...)`` is ``sem.search`` over the prefix's namespace
+  (in the daemon's default retrieval mode unless ``search_mode`` pins one), max-pooled per
+  item, then ``filter`` is applied to the items' values; each item's ``score`` is its best
+  hit's score.
 """
 from __future__ import annotations
 
@@ -239,6 +241,11 @@ class MnemoStore(BaseStore):
       on the client instead.
     * ``ttl``: LangGraph's ``TTLConfig`` (``default_ttl`` minutes, ``refresh_on_read``).
       Expiry is done by the daemon; ``sweep_interval_minutes`` is not needed.
+    * ``search_mode``: ``None`` (default) sends ``search(query=...)`` as a text ``sem.search``
+      without a mode, so the daemon's default retrieval mode applies; ``"vector"``,
+      ``"keyword"`` (bm25 over the indexed texts) or ``"hybrid"`` (reciprocal rank fusion of
+      both) pins one. With ``index["embed"]`` the query is sent as the client's vector
+      (``"vector"``/default) or as text (``"keyword"``); ``"hybrid"`` is refused there.
     """
 
     supports_ttl: bool = True
@@ -255,6 +262,7 @@ class MnemoStore(BaseStore):
         index: Optional[IndexConfig] = None,
         ttl: Optional[TTLConfig] = None,
         aclient: Optional[AsyncClient] = None,
+        search_mode: Optional[str] = None,
     ) -> None:
         self.root: str = check_ns_root(namespace)
         self._root_segments = self.root.count("/") + 1
@@ -279,6 +287,13 @@ class MnemoStore(BaseStore):
             if cfg.get("embed") is not None:
                 self.embeddings = ensure_embeddings(cfg["embed"])
             self.index_config = cfg
+        if search_mode is not None and not isinstance(search_mode, str):
+            raise TypeError("search_mode must be a string: 'vector', 'keyword' or 'hybrid'")
+        if search_mode == "hybrid" and self.embeddings is not None:
+            raise ValueError("search_mode='hybrid' needs the daemon's embedder: with index['embed'] the "
+                             "records hold client vectors, which a text query embedded by the server "
+                             "cannot be compared with; use 'vector' or 'keyword'")
+        self.search_mode: Optional[str] = search_mode
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -354,7 +369,7 @@ class MnemoStore(BaseStore):
                 self.mnemo_namespace(op.namespace)  # fits?
                 puts[(tuple(op.namespace), op.key)] = _PreparedPut(op, self._texts_for(op))  # last write wins
             elif isinstance(op, SearchOp):
-                if op.query and self.index_config is not None:
+                if op.query and self.index_config is not None and self.search_mode != "keyword":
                     queries.append(op.query)
             elif not isinstance(op, (GetOp, ListNamespacesOp)):
                 raise ValueError(f"Unknown operation type: {type(op)}")
@@ -571,7 +586,9 @@ class MnemoStore(BaseStore):
         stale: Dict[Tuple[str, str], None] = {}
         while True:
             params: Dict[str, Any] = {"ns": ns_prefix, "k": k}
-            if op.query in vectors:
+            if self.search_mode is not None:
+                params["mode"] = self.search_mode
+            if op.query in vectors and self.search_mode != "keyword":
                 params["vector_b64"] = self._b64(vectors[op.query])
             else:
                 params["text"] = op.query

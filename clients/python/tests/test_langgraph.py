@@ -17,7 +17,7 @@ from langgraph.store.base import GetOp, InvalidNamespaceError, ListNamespacesOp,
 from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
-from mnemo import Client
+from mnemo import Client, InvalidParams
 from mnemo.aio import AsyncClient
 from mnemo.langgraph import ENVELOPE_MARK, MnemoStore
 
@@ -513,3 +513,69 @@ def test_readme_example_runs_as_documented(mnemod: str) -> None:
 
     got, documented = run_example("### Use from LangGraph in five minutes", mnemod)
     assert got == documented
+
+
+# -- retrieval modes ------------------------------------------------------------------------------
+def _record_searches(store: MnemoStore) -> List[Any]:
+    sent: List[Any] = []
+    pipeline = store.client.pipeline
+
+    def recording(calls: Any) -> Any:
+        sent.extend(p for m, p in calls if m == "sem.search")
+        return pipeline(calls)
+
+    store.client.pipeline = recording  # type: ignore[method-assign]
+    return sent
+
+
+def test_search_default_mode_is_the_servers(mnemod: str) -> None:
+    store = MnemoStore(socket_path=mnemod, namespace=root(), index={"fields": ["text"]})
+    store.put(("u",), "a", {"text": "Ada prefers answers in French"})
+    sent = _record_searches(store)
+    hits = store.search(("u",), query="which language does Ada like?")
+    assert [h.key for h in hits] == ["a"] and isinstance(hits[0].score, float)
+    assert sent and all("mode" not in p and p["text"] == "which language does Ada like?" for p in sent)
+    store.close()
+
+
+def test_search_mode_hybrid_refused_with_client_embeddings(mnemod: str) -> None:
+    with pytest.raises(ValueError, match="hybrid"):
+        MnemoStore(socket_path=mnemod, namespace=root(), index={"dims": 64, "embed": fake_embed},  # type: ignore[arg-type]
+                   search_mode="hybrid")
+
+
+@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
+def test_search_mode_passed_through(mnemod: str, mode: str) -> None:
+    store = MnemoStore(socket_path=mnemod, namespace=root(), index={"fields": ["text"]}, search_mode=mode)
+    try:
+        store.put(("u",), "a", {"text": "Ada prefers answers in French"})
+        store.put(("u",), "b", {"text": "Bob lives in Lisbon near the river"})
+        sent = _record_searches(store)
+        try:
+            hits = store.search(("u",), query="answers French")
+        except InvalidParams as e:
+            if (e.data or {}).get("field") == "mode":
+                pytest.skip(f"mnemod does not support sem.search mode yet: {e.message}")
+            raise
+        assert sent and all(p.get("mode") == mode for p in sent)
+        assert hits[0].key == "a" and all(isinstance(h.score, float) for h in hits)
+    finally:
+        store.close()
+
+
+def test_search_mode_keyword_with_client_embeddings_sends_text(mnemod: str) -> None:
+    store = MnemoStore(socket_path=mnemod, namespace=root(), index={"dims": 64, "embed": fake_embed},  # type: ignore[arg-type]
+                       search_mode="keyword")
+    try:
+        store.put(("u",), "a", {"text": "the cat sat on the mat"})
+        sent = _record_searches(store)
+        try:
+            hits = store.search(("u",), query="cat mat")
+        except InvalidParams as e:
+            if (e.data or {}).get("field") == "mode":
+                pytest.skip(f"mnemod does not support sem.search mode yet: {e.message}")
+            raise
+        assert sent and all(p.get("text") == "cat mat" and "vector_b64" not in p for p in sent)
+        assert [h.key for h in hits] == ["a"]
+    finally:
+        store.close()
