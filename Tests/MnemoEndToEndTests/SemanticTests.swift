@@ -264,7 +264,7 @@ struct SemanticTests {
         }
         calls[5].1 = ["ns": "bulk", "id": "bad-dims", "text": "x", "vector": [1, 0]]
         calls[9].1 = ["ns": "bulk", "id": "bad-param", "text": "x", "vector": [1, 0, 0], "colour": "red"]
-        calls[12].1 = ["ns": "bulk", "id": "dup", "text": "near seed", "vector": [1, 0.001, 0], "dedupe": "report"]
+        calls[12].1 = ["ns": "bulk", "id": "dup", "text": "near seed", "vector": [1, .number("0.001"), 0], "dedupe": "report"]
         calls[14].1 = ["ns": "bulk/text", "id": "t1", "text": "embedded by the daemon"]
         calls[15].1 = ["ns": "bulk/text", "id": "t2", "text": "also embedded, in the same call"]
         calls.append(("wm.get", ["ns": "bulk", "key": "k"]))

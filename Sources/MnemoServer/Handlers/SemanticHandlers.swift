@@ -128,7 +128,8 @@ extension SemanticHit.Match {
             guard let arm else { continue }
             if !first { w.byte(UInt8(ascii: ",")) }
             first = false
-            w.raw("\"\(name)\":{\"rank\":")
+            w.string(name)
+            w.raw(":{\"rank\":")
             w.int(Int64(arm.rank))
             w.raw(",\"score\":")
             w.double(arm.score)
