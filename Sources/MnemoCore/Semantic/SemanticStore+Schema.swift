@@ -26,13 +26,12 @@ extension SemanticStore {
                 """)
         }
         m.registerMigration("v2") { db in
-            // The backfill computes each row's nskey in Swift, through a function that
-            // exists for the duration of the migration only.
-            let subtreeKeys = DatabaseFunction("mnemo_subtree_keys", argumentCount: 1, pure: true) { values in
+            // The backfill computes each row's nskey in Swift. The function stays on this
+            // connection (SQLite refuses to drop it while the migrator's statements are
+            // open); nothing in the schema refers to it.
+            db.add(function: DatabaseFunction("mnemo_subtree_keys", argumentCount: 1, pure: true) { values in
                 String.fromDatabaseValue(values[0]).map(FTSQuery.subtreeKeys)
-            }
-            db.add(function: subtreeKeys)
-            defer { db.remove(function: subtreeKeys) }
+            })
             try db.execute(sql: """
                 CREATE TABLE facts_v2 (
                     seq INTEGER PRIMARY KEY,
