@@ -73,16 +73,19 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
     }
 
     /// Stores `record` with its vector (already prepared for the metric), replacing a
-    /// record with the same id.
+    /// record with the same id: one row copied into the matrix, which grows by half its
+    /// size when full (so the rows already there are copied O(1) times per row, amortised).
     /// - Complexity: O(dims) amortised.
     public func put(_ record: SemanticRecord, prepared vector: [Float]) {
         precondition(vector.count == dims, "vector length checked by the store")
         lock.write {
             if let old = rowByID[record.id] { tombstone(old) }
             if rows == capacity { grow() }
-            for (j, x) in vector.enumerated() { matrix[rows * dims + j] = x }
             var n2: Float = 0
-            for v in vector { n2 += v * v }
+            vector.withUnsafeBufferPointer { v in
+                if let base = v.baseAddress { (matrix + rows * dims).update(from: base, count: dims) }
+                for x in v { n2 += x * x }
+            }
             norms2.append(n2)
             records.append(record)
             flags.append(record.supersededBy == nil ? 0 : Self.superseded)
