@@ -404,6 +404,7 @@ public enum Importer {
         return try sem.db.write { ctx throws -> (imported: Int, rev: Int64?) in
             let db = ctx.db
             var added: [(Fact, SemanticRecord)] = []
+            var index = KeywordIndexChanges()
             for f in chunk {
                 let ns = f.record.ns
                 if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT dims, model, metric FROM collections WHERE ns = ?"), arguments: [ns]) {
@@ -431,8 +432,10 @@ public enum Importer {
                     Int64(r.provenance.uid), Int64(r.provenance.pid), r.provenance.at, VectorCodec.bytes(f.vector),
                     FTSQuery.subtreeKeys(ns),
                 ])
+                index.inserted(seq: db.lastInsertedRowID)
                 added.append((f, r))
             }
+            try index.apply(db)
             let committed = added
             ctx.afterCommit {
                 for (f, r) in committed {

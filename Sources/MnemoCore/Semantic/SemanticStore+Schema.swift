@@ -9,8 +9,9 @@ extension SemanticStore {
     ///   `VACUUM`, which the external-content index relies on) and an `nskey` column: one
     ///   token per ancestor prefix of the namespace (``FTSQuery/subtreeKeys(_:)``), so that
     ///   `nskey : "<hex of prefix>"` selects a whole subtree inside the index. `facts_fts`
-    ///   is an external-content FTS5 index over `text` and `nskey`, kept by triggers, and
-    ///   filled from the existing rows.
+    ///   is an external-content FTS5 index over `text` and `nskey`, filled from the existing
+    ///   rows and then kept by the store in the same transactions as `facts` (see
+    ///   ``KeywordIndexChanges``: no triggers, which would cost an FTS5 segment per row).
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
@@ -46,16 +47,6 @@ extension SemanticStore {
                 ALTER TABLE facts_v2 RENAME TO facts;
                 CREATE VIRTUAL TABLE facts_fts USING fts5(text, nskey, content='facts', content_rowid='seq',
                                                           tokenize='unicode61');
-                CREATE TRIGGER facts_fts_insert AFTER INSERT ON facts BEGIN
-                  INSERT INTO facts_fts(rowid, text, nskey) VALUES (new.seq, new.text, new.nskey);
-                END;
-                CREATE TRIGGER facts_fts_delete AFTER DELETE ON facts BEGIN
-                  INSERT INTO facts_fts(facts_fts, rowid, text, nskey) VALUES ('delete', old.seq, old.text, old.nskey);
-                END;
-                CREATE TRIGGER facts_fts_update AFTER UPDATE OF text, nskey ON facts BEGIN
-                  INSERT INTO facts_fts(facts_fts, rowid, text, nskey) VALUES ('delete', old.seq, old.text, old.nskey);
-                  INSERT INTO facts_fts(rowid, text, nskey) VALUES (new.seq, new.text, new.nskey);
-                END;
                 INSERT INTO facts_fts(facts_fts) VALUES ('rebuild');
                 """)
         }

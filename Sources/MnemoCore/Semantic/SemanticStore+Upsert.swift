@@ -85,6 +85,9 @@ extension SemanticStore {
         var model: String
         var isNew: Bool
         var supersedes: String?
+        /// The facts row written, and the one it replaced (`seq`, `text`, `nskey`), for the keyword index.
+        var seq: Int64
+        var replaced: (seq: Int64, text: String, nskey: String)?
     }
 
     /// Inserts or replaces several records together: the texts without a vector are
@@ -189,6 +192,7 @@ extension SemanticStore {
             var applied: [Applied] = []
             applied.reserveCapacity(planned.count)
             var added = 0
+            var index = KeywordIndexChanges()
             for p in planned {
                 do {
                     var done: Applied?
@@ -202,12 +206,16 @@ extension SemanticStore {
                     }
                     guard let done else { throw WireError.internal("upsert wrote nothing") }
                     if done.isNew { added += 1 }
+                    if let r = done.replaced { index.deleted(seq: r.seq, text: r.text, nskey: r.nskey) }
+                    index.inserted(seq: done.seq)
                     applied.append(done)
                     out.append(.success((done.record.id, done.record.version, !done.isNew)))
                 } catch {
                     out.append(.failure(SQLiteStore.wireError(error, name: storeName)))
                 }
             }
+            // An index failure fails the whole write (its savepoint in the group commit).
+            try index.apply(ctx.db)
             let changes = applied
             ctx.afterCommit { [self] in
                 var last: VectorCollection?
@@ -256,8 +264,9 @@ extension SemanticStore {
         }
         let rev = try ctx.nextRevision()
         let id = p.target ?? "f-\(rev)"
-        let old = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(columns) FROM facts WHERE ns = ? AND id = ?"),
-                                   arguments: [u.ns, id]).map(record)
+        let oldRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, nskey, \(columns) FROM facts WHERE ns = ? AND id = ?"),
+                                      arguments: [u.ns, id])
+        let old = try oldRow.map(record)
         try admit(old == nil)
         var record = SemanticRecord(
             id: id, ns: u.ns, text: u.text, data: u.data, tags: u.tags, confidence: u.confidence,
@@ -270,9 +279,9 @@ extension SemanticStore {
             record.data = u.data ?? old.data
             record.confidence = u.confidence ?? old.confidence
         }
-        if old != nil {
-            // An explicit DELETE (not INSERT OR REPLACE, whose implicit delete fires no
-            // trigger) keeps the keyword index in step.
+        var replaced: (seq: Int64, text: String, nskey: String)?
+        if let oldRow, let old {
+            replaced = (oldRow["seq"], old.text, oldRow["nskey"])
             try db.cachedStatement(sql: "DELETE FROM facts WHERE ns = ? AND id = ?").execute(arguments: [u.ns, id])
         }
         try db.cachedStatement(sql: insertSQL).execute(arguments: [
@@ -280,9 +289,11 @@ extension SemanticStore {
             record.confidence, record.supersededBy, record.expiresAt, rev, caller.agent, caller.principal,
             Int64(caller.uid), Int64(caller.pid), now, VectorCodec.bytes(p.vector), FTSQuery.subtreeKeys(u.ns),
         ])
+        let seq = db.lastInsertedRowID
         if let sup = u.supersedes {
             try db.cachedStatement(sql: "UPDATE facts SET superseded_by = ? WHERE ns = ? AND id = ?").execute(arguments: [id, u.ns, sup])
         }
-        return Applied(record: record, prepared: p.prepared, model: p.model, isNew: old == nil, supersedes: u.supersedes)
+        return Applied(record: record, prepared: p.prepared, model: p.model, isNew: old == nil, supersedes: u.supersedes,
+                       seq: seq, replaced: replaced)
     }
 }

@@ -14,13 +14,17 @@ extension SemanticStore {
     private func delete(ns: String, ids: [String], kind: String) throws(WireError) -> [Int64] {
         try db.write { [self] ctx in
             var deleted: [(id: String, rev: Int64)] = []
+            var index = KeywordIndexChanges()
             for id in ids {
-                guard try Bool.fetchOne(ctx.db, sql: "SELECT 1 FROM facts WHERE ns = ? AND id = ?", arguments: [ns, id]) != nil
+                guard let row = try Row.fetchOne(ctx.db.cachedStatement(sql: "SELECT seq, text, nskey FROM facts WHERE ns = ? AND id = ?"),
+                                                 arguments: [ns, id])
                 else { continue }
                 let rev = try ctx.nextRevision()
-                try ctx.db.execute(sql: "DELETE FROM facts WHERE ns = ? AND id = ?", arguments: [ns, id])
+                try ctx.db.cachedStatement(sql: "DELETE FROM facts WHERE ns = ? AND id = ?").execute(arguments: [ns, id])
+                index.deleted(seq: row["seq"], text: row["text"], nskey: row["nskey"])
                 deleted.append((id, rev))
             }
+            try index.apply(ctx.db)
             ctx.afterCommit { [self] in
                 for d in deleted where collection(ns)?.remove(d.id) == true { recordCount.subtract(1, ordering: .relaxed) }
                 observers.emit(deleted.map { WatchEvent(rev: $0.rev, tier: "sem", kind: kind, ns: ns, id: $0.id) })
