@@ -92,12 +92,13 @@ extension SemanticStore {
 
     /// Inserts or replaces several records together: the texts without a vector are
     /// embedded in ONE call of the embedder (one padded batch), and every upsert is
-    /// written in ONE SQLite transaction (each in its own savepoint, with its own
+    /// written in ONE SQLite transaction (checked before it writes anything, with its own
     /// revision, in order). Each item has its own outcome: an item's error applies nothing
     /// of it and does not stop the others. An embedder failure (`UNAVAILABLE`) fails every
     /// item that needed it; a text with nothing to embed fails only its own item.
     /// Near-duplicates (`dedupe` report / merge) are looked for among the records stored
     /// before the batch, not among its other items.
+    /// A storage failure (disk full, I/O) fails every item of the batch: nothing applied.
     /// - Returns: one outcome per upsert, in order. Errors: `DIMENSION_MISMATCH` when the
     ///   vector (or the embedder's model) does not fit the namespace's collection;
     ///   `NOT_FOUND` when `supersedes` names no record; `LIMIT_EXCEEDED` past
@@ -176,7 +177,7 @@ extension SemanticStore {
                        target: target, truncated: truncated)
     }
 
-    /// Writes the planned upserts in one group commit, each in its own savepoint; then
+    /// Writes the planned upserts in one group commit, each checked before it writes; then
     /// (after the commit, on the writer thread) applies them to the collections in order
     /// and emits their watch events.
     /// - Returns: per planned upsert, `(id, version, whether it replaced a record)` or its error.
@@ -193,26 +194,31 @@ extension SemanticStore {
             applied.reserveCapacity(planned.count)
             var added = 0
             var index = KeywordIndexChanges()
+            var known: [String: (dims: Int, model: String)] = [:]
             for p in planned {
+                // Every check reads, and comes before the item writes anything: a refused
+                // item leaves no trace, without a savepoint per item (a savepoint costs
+                // two statements, and makes FTS5 flush).
+                let checked: Checked
                 do {
-                    var done: Applied?
-                    try ctx.db.inSavepoint {
-                        done = try Self.writeOne(p, ctx: ctx, caller: caller, now: now, defaultMetric: defaultMetric) { isNew in
-                            if isNew && recordCount.load(ordering: .relaxed) + added >= maxRecords {
-                                throw WireError.limit("max_semantic_records", max: maxRecords, "semantic memory holds \(maxRecords) records")
-                            }
+                    checked = try Self.check(p, ctx: ctx, known: &known) { isNew in
+                        if isNew && recordCount.load(ordering: .relaxed) + added >= maxRecords {
+                            throw WireError.limit("max_semantic_records", max: maxRecords, "semantic memory holds \(maxRecords) records")
                         }
-                        return .commit
                     }
-                    guard let done else { throw WireError.internal("upsert wrote nothing") }
-                    if done.isNew { added += 1 }
-                    if let r = done.replaced { index.deleted(seq: r.seq, text: r.text, nskey: r.nskey) }
-                    index.inserted(seq: done.seq)
-                    applied.append(done)
-                    out.append(.success((done.record.id, done.record.version, !done.isNew)))
                 } catch {
                     out.append(.failure(SQLiteStore.wireError(error, name: storeName)))
+                    continue
                 }
+                // A failure while writing is the storage's: it fails the whole write
+                // (rolled back by its savepoint in the group commit), every item alike.
+                let done = try Self.apply(checked, ctx: ctx, caller: caller, now: now, defaultMetric: defaultMetric)
+                if checked.newCollection { known[p.upsert.ns] = (p.vector.count, p.model) }
+                if done.isNew { added += 1 }
+                if let r = done.replaced { index.deleted(seq: r.seq, text: r.text, nskey: r.nskey) }
+                index.inserted(seq: done.seq)
+                applied.append(done)
+                out.append(.success((done.record.id, done.record.version, !done.isNew)))
             }
             // An index failure fails the whole write (its savepoint in the group commit).
             try index.apply(ctx.db)
@@ -246,17 +252,31 @@ extension SemanticStore {
         }
     }
 
-    /// One upsert's statements (inside its savepoint).
-    private static func writeOne(_ p: Planned, ctx: WriteContext, caller: Caller, now: Int64, defaultMetric: Metric,
-                                 admit: (_ isNew: Bool) throws -> Void) throws -> Applied {
+    /// An upsert whose checks passed, ready to write.
+    private struct Checked {
+        var planned: Planned
+        var rev: Int64
+        var id: String
+        var newCollection: Bool
+        var oldRow: Row?
+        var old: SemanticRecord?
+    }
+
+    /// One upsert's checks (reads only): its collection (`known` caches the collections
+    /// met in this write), `supersedes`, the record it replaces, and `admit` (the record limit).
+    /// - Throws: `DIMENSION_MISMATCH`, `NOT_FOUND`, what `admit` throws; nothing written.
+    private static func check(_ p: Planned, ctx: WriteContext, known: inout [String: (dims: Int, model: String)],
+                              admit: (_ isNew: Bool) throws -> Void) throws -> Checked {
         let db = ctx.db
         let u = p.upsert
-        let dims = p.vector.count
-        if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT dims, model FROM collections WHERE ns = ?"), arguments: [u.ns]) {
-            try check(ns: u.ns, dims: row[0], model: row[1], gotDims: dims, gotModel: p.model)
+        var newCollection = false
+        if let c = known[u.ns] {
+            try check(ns: u.ns, dims: c.dims, model: c.model, gotDims: p.vector.count, gotModel: p.model)
+        } else if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT dims, model FROM collections WHERE ns = ?"), arguments: [u.ns]) {
+            known[u.ns] = (row[0], row[1])
+            try check(ns: u.ns, dims: row[0], model: row[1], gotDims: p.vector.count, gotModel: p.model)
         } else {
-            try db.cachedStatement(sql: "INSERT INTO collections (ns, dims, metric, model) VALUES (?, ?, ?, ?)")
-                .execute(arguments: [u.ns, dims, defaultMetric.rawValue, p.model])
+            newCollection = true
         }
         if let sup = u.supersedes,
            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM facts WHERE ns = ? AND id = ?"), arguments: [u.ns, sup]) == nil {
@@ -268,32 +288,45 @@ extension SemanticStore {
                                       arguments: [u.ns, id])
         let old = try oldRow.map(record)
         try admit(old == nil)
-        var record = SemanticRecord(
-            id: id, ns: u.ns, text: u.text, data: u.data, tags: u.tags, confidence: u.confidence,
-            supersededBy: old?.supersededBy, expiresAt: u.ttlMs.map { now + $0 }, version: rev,
-            provenance: Provenance(caller: caller, at: now, rev: rev))
-        if let old, p.target != u.id {
-            // Merged into a near-duplicate: the new text and vector, the union of the
-            // tags, and the old data and confidence unless new ones were given.
-            record.tags = old.tags + u.tags.filter { !old.tags.contains($0) }
-            record.data = u.data ?? old.data
-            record.confidence = u.confidence ?? old.confidence
+        return Checked(planned: p, rev: rev, id: id, newCollection: newCollection, oldRow: oldRow, old: old)
+    }
+
+    /// One checked upsert's writes.
+    /// - Throws: only storage errors.
+    private static func apply(_ c: Checked, ctx: WriteContext, caller: Caller, now: Int64, defaultMetric: Metric) throws -> Applied {
+        let db = ctx.db
+        let p = c.planned
+        let u = p.upsert
+        if c.newCollection {
+            try db.cachedStatement(sql: "INSERT INTO collections (ns, dims, metric, model) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [u.ns, p.vector.count, defaultMetric.rawValue, p.model])
         }
+        var record = SemanticRecord(
+            id: c.id, ns: u.ns, text: u.text, data: u.data, tags: u.tags, confidence: u.confidence,
+            supersededBy: c.old?.supersededBy, expiresAt: u.ttlMs.map { now + $0 }, version: c.rev,
+            provenance: Provenance(caller: caller, at: now, rev: c.rev))
         var replaced: (seq: Int64, text: String, nskey: String)?
-        if let oldRow, let old {
+        if let oldRow = c.oldRow, let old = c.old {
+            if p.target != u.id {
+                // Merged into a near-duplicate: the new text and vector, the union of the
+                // tags, and the old data and confidence unless new ones were given.
+                record.tags = old.tags + u.tags.filter { !old.tags.contains($0) }
+                record.data = u.data ?? old.data
+                record.confidence = u.confidence ?? old.confidence
+            }
             replaced = (oldRow["seq"], old.text, oldRow["nskey"])
-            try db.cachedStatement(sql: "DELETE FROM facts WHERE ns = ? AND id = ?").execute(arguments: [u.ns, id])
+            try db.cachedStatement(sql: "DELETE FROM facts WHERE ns = ? AND id = ?").execute(arguments: [u.ns, c.id])
         }
         try db.cachedStatement(sql: insertSQL).execute(arguments: [
-            u.ns, id, record.text, record.data.map { String(decoding: $0, as: UTF8.self) }, tagsJSON(record.tags),
-            record.confidence, record.supersededBy, record.expiresAt, rev, caller.agent, caller.principal,
+            u.ns, c.id, record.text, record.data.map { String(decoding: $0, as: UTF8.self) }, tagsJSON(record.tags),
+            record.confidence, record.supersededBy, record.expiresAt, c.rev, caller.agent, caller.principal,
             Int64(caller.uid), Int64(caller.pid), now, VectorCodec.bytes(p.vector), FTSQuery.subtreeKeys(u.ns),
         ])
         let seq = db.lastInsertedRowID
         if let sup = u.supersedes {
-            try db.cachedStatement(sql: "UPDATE facts SET superseded_by = ? WHERE ns = ? AND id = ?").execute(arguments: [id, u.ns, sup])
+            try db.cachedStatement(sql: "UPDATE facts SET superseded_by = ? WHERE ns = ? AND id = ?").execute(arguments: [c.id, u.ns, sup])
         }
-        return Applied(record: record, prepared: p.prepared, model: p.model, isNew: old == nil, supersedes: u.supersedes,
+        return Applied(record: record, prepared: p.prepared, model: p.model, isNew: c.old == nil, supersedes: u.supersedes,
                        seq: seq, replaced: replaced)
     }
 }

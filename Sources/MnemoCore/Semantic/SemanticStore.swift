@@ -30,6 +30,9 @@ public final class SemanticStore: Sendable {
     let recordCount = Atomic<Int>(0)
     let observers = WatchObservers()
 
+    /// WAL pages (4 KiB) written between automatic checkpoints.
+    static let walCheckpointPages = 16_384
+
     /// Model name recorded for collections filled with client-sent vectors.
     public static let clientModel = "client"
 
@@ -47,6 +50,14 @@ public final class SemanticStore: Sendable {
         self.logger = logger
         db = try SQLiteStore(dir: dir, name: "semantic", durability: durability, migrator: Self.migrator, logger: logger,
                              nextRevision: nextRevision)
+        // Checkpoint every 64 MiB of WAL rather than SQLite's 4 MiB: a bulk load writes
+        // about 2.3 KB per fact, and each checkpoint fsyncs twice on the writer thread
+        // (measured: about a third of a 100k-fact load over one connection).
+        do {
+            try db.writer.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.walCheckpointPages)") }
+        } catch {
+            throw StorageError("cannot configure semantic.sqlite: \(error)")
+        }
         try load()
     }
 
