@@ -79,7 +79,8 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(name: "MnemoProtocolTests", dependencies: ["MnemoProtocol"], swiftSettings: strict),
-        .testTarget(name: "MnemoCoreTests", dependencies: ["MnemoCore"], exclude: ["EncoderReference"], swiftSettings: strict),
+        .testTarget(name: "MnemoCoreTests", dependencies: ["MnemoCore", .product(name: "GRDB", package: "GRDB.swift")],
+                    exclude: ["EncoderReference"], swiftSettings: strict),
         .testTarget(name: "MnemoServerTests", dependencies: ["MnemoServer", "MnemoCore", "MnemoProtocol"], swiftSettings: strict),
         .testTarget(
             name: "MnemoEndToEndTests",

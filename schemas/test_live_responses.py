@@ -1050,8 +1050,18 @@ def test_sem_upsert_search_get_delete(server, ns):
     hits = c.call("sem.search", {"ns": ns, "text": "when is the staging database reset?", "k": 2})["hits"]
     assert hits[0]["id"] == a["id"] and hits[0]["tags"] == ["ops"] and hits[0]["data"] == {"source": "runbook"}
     assert hits[0]["provenance"]["agent"] == "semantic" and hits[0]["score"] >= hits[1]["score"]
-    # A near-duplicate is reported; with dedupe merge it updates the existing record.
-    dup = c.call("sem.upsert", {"ns": ns + "/kb", "text": "The staging database is reset every night."})
+    # Each hit explains itself; text searches are hybrid by default.
+    assert all("fused" in h["match"] and h["score"] == h["match"]["fused"] for h in hits)
+    assert hits[0]["match"]["keyword"]["rank"] == 1 and hits[0]["match"]["vector"]["rank"] == 1
+    kw = c.call("sem.search", {"ns": ns, "text": "staging reset", "mode": "keyword"})["hits"]
+    assert [h["id"] for h in kw] == [a["id"]] and kw[0]["match"] == {"keyword": {"rank": 1, "score": kw[0]["score"]}}
+    c.fail("sem.search", {"ns": ns, "vector": [1.0, 0.0], "mode": "hybrid"}, -32602, check_params=False)
+    # By default no near-duplicate scan (no 'similar'); dedupe report lists them; with
+    # dedupe merge an upsert updates the existing record.
+    plain = c.call("sem.upsert", {"ns": ns + "/kb", "text": "Alice owns the billing service."})
+    assert "similar" not in plain
+    dup = c.call("sem.upsert", {"ns": ns + "/kb", "text": "The staging database is reset every night.",
+                                "dedupe": "report"})
     assert [s["id"] for s in dup["similar"]] == [a["id"]]
     m = c.call("sem.upsert", {"ns": ns + "/kb", "text": "the staging database is reset every night", "dedupe": "merge"})
     assert m["merged"] is True and m["id"] in (a["id"], dup["id"])
@@ -1081,6 +1091,29 @@ def test_sem_upsert_search_get_delete(server, ns):
     d = c.call("sem.delete", {"ns": ns + "/vec", "id": "v1"})
     assert d["deleted"] is True and d["rev"] > v2["version"]
     assert c.call("sem.delete", {"ns": ns + "/vec", "id": "v1"}) == {"deleted": False}
+
+
+def test_sem_batch_of_upserts(server, ns):
+    # Several upserts in one batch line are written together, each with its own outcome.
+    c = server.connect("semantic-bulk")
+    batch = [{"jsonrpc": "2.0", "id": i, "method": "sem.upsert",
+              "params": {"ns": ns, "id": f"b{i}", "text": f"bulk record {i}", "vector": [1.0, float(i), 0.5]}}
+             for i in range(1, 6)]
+    batch[2]["params"]["vector"] = [1.0, 2.0]  # other dims: DIMENSION_MISMATCH, the rest still applies
+    batch.append({"jsonrpc": "2.0", "id": 9, "method": "sem.upsert",
+                  "params": {"ns": ns, "id": "near", "text": "near b1", "vector": [1.0, 1.0, 0.5], "dedupe": "report"}})
+    c.send_line(json.dumps(batch))
+    reply = c.read_message()
+    assert_valid(common_validator("batch_response"), reply, "batch response")
+    assert [r["id"] for r in reply] == [1, 2, 3, 4, 5, 9]
+    for r, m in zip(reply, batch):
+        check_response(r, r["id"], m["method"])
+    assert reply[2]["error"]["data"]["code"] == "DIMENSION_MISMATCH"
+    versions = [r["result"]["version"] for r in reply if "result" in r]
+    assert versions == sorted(versions) and len(set(versions)) == 5
+    assert reply[5]["result"]["similar"] == []  # looked for among records stored before the line
+    assert c.call("sem.get", {"ns": ns, "id": "b5"})["found"] is True
+    assert c.call("sem.get", {"ns": ns, "id": "b3"}) == {"found": False}
 
 
 def test_sem_batch_of_searches(server, ns):

@@ -48,7 +48,7 @@ public final class Engine: Sendable {
                                     nextRevision: { () throws(WireError) -> Int64 in try working.reserveRevision() })
         semantic = try SemanticStore(dir: dataDir, durability: durability, limits: limits, time: time,
                                      embedder: settings.embedder, defaultMetric: settings.metric,
-                                     similarScore: settings.similarScore, logger: logger,
+                                     similarScore: settings.similarScore, defaultMode: settings.defaultMode, logger: logger,
                                      nextRevision: { () throws(WireError) in try working.reserveRevision() })
         // Revisions the SQLite tiers stored may be above what the journal recovered.
         working.raiseRevision(atLeast: max(episodic.maxRevAtOpen, semantic.db.maxRevAtOpen))

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// Splits a byte stream into `\n`-terminated lines with a hard cap on line length.
 ///
 /// Bytes are kept only up to the cap: a longer line switches the buffer into a discard
@@ -37,13 +40,11 @@ public struct LineBuffer: Sendable {
     public mutating func next(maxLine: Int) -> Line? {
         while true {
             let count = storage.count
-            var i = Swift.max(scanned, start)
+            let from = Swift.max(scanned, start)
             let found: Int? = storage.withUnsafeBufferPointer { buf in
-                while i < count {
-                    if buf[i] == 0x0A { return i }
-                    i += 1
-                }
-                return nil
+                guard from < count, let base = buf.baseAddress,
+                      let hit = memchr(base + from, 0x0A, count - from) else { return nil }
+                return base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
             }
             guard let nl = found else {
                 scanned = count

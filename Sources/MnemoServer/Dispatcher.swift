@@ -114,11 +114,21 @@ final class Dispatcher: Sendable {
     /// every member was a notification.
     func writeBatch(_ items: [RPCItem], session: inout Session, out: inout JSONWriter, shard: Int) {
         if session.caller != nil { session.prefetched = prefetchSearches(items, session) }
-        defer { session.prefetched = [:] }
+        defer {
+            session.prefetched = [:]
+            session.prefetchedUpserts = [:]
+        }
         let mark = out.bytes.count
         out.byte(UInt8(ascii: "["))
         var wrote = false
+        var upsertsPrefetchedThrough = -1
         for (i, item) in items.enumerated() {
+            if i > upsertsPrefetchedThrough, session.caller != nil, case .request(let r) = item, r.method == "sem.upsert" {
+                let budget = engine.limits.maxPendingOutputBytes - (out.bytes.count - mark)
+                let (done, last) = prefetchUpserts(items, from: i, session: session, replyBudget: budget)
+                session.prefetchedUpserts.merge(done) { $1 }
+                upsertsPrefetchedThrough = last
+            }
             let before = out.bytes.count
             if wrote { out.byte(UInt8(ascii: ",")) }
             let afterComma = out.bytes.count
@@ -166,6 +176,41 @@ final class Dispatcher: Sendable {
         }
         guard queries.count > 1 else { return [:] }
         return Dictionary(uniqueKeysWithValues: zip(positions, engine.semantic.search(queries)))
+    }
+
+    /// The run of consecutive `sem.upsert` calls starting at `start`, written together:
+    /// their texts embedded in one embedder call and all of them committed in one SQLite
+    /// transaction (``SemanticStore/upsert(_:by:)-batch``), each keeping its own outcome
+    /// and revision, in order; their handlers then only write the answers. The run is
+    /// taken while its replies surely fit `replyBudget` (a call refused for the batch's
+    /// reply size must not have been applied). Calls that the session may not make, or
+    /// whose params are invalid, are left to their handlers, which refuse them.
+    /// - Returns: outcomes by position, and the position of the last call looked at.
+    /// - Complexity: one parse of each call's params, one batch upsert.
+    private func prefetchUpserts(_ items: [RPCItem], from start: Int, session: Session, replyBudget: Int)
+        -> ([Int: Result<SemanticStore.UpsertResult, WireError>], Int) {
+        guard let caller = session.caller, let method = methods["sem.upsert"],
+              !status.shuttingDown.load(ordering: .relaxed) else { return ([:], start) }
+        var upserts: [SemanticStore.Upsert] = []
+        var positions: [Int] = []
+        var budget = replyBudget
+        var end = start
+        var copy = session
+        while end < items.count, case .request(let r) = items[end], r.method == "sem.upsert" {
+            if let u = try? r.params.semanticUpsert(limits: engine.limits), (try? authorize(method.access, r, &copy)) != nil {
+                // The longest reply it can have: id and similar ids (256 bytes, escaped).
+                let reply = 128 + 6 * (u.id?.utf8.count ?? 32) + (u.dedupe == .none ? 0 : 5 * (48 + 6 * 256))
+                guard reply <= budget else { break }
+                budget -= reply
+                upserts.append(u)
+                positions.append(end)
+            }
+            end += 1
+        }
+        // Calls scanned but not taken run one by one in their handlers.
+        guard upserts.count > 1 else { return ([:], max(start, end - 1)) }
+        let results = engine.semantic.upsert(upserts, by: caller)
+        return (Dictionary(uniqueKeysWithValues: zip(positions, results)), end - 1)
     }
 
     private func execute(_ item: RPCItem, session: inout Session, out: inout JSONWriter, shard: Int, canPark: Bool) {

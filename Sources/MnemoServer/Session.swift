@@ -31,6 +31,9 @@ struct Session: Sendable {
     var streamPreface: [UInt8] = []
     /// Results of a batch's `sem.search` calls, run together before the batch (by position).
     var prefetched: [Int: Result<SemanticStore.SearchResult, WireError>] = [:]
+    /// Outcomes of a batch's consecutive `sem.upsert` calls, written together in one
+    /// transaction when the first of them is reached (by position).
+    var prefetchedUpserts: [Int: Result<SemanticStore.UpsertResult, WireError>] = [:]
 
     init(peer: PeerCredentials, connection: WatchHub.ConnectionRef, wake: @escaping @Sendable () -> Void) {
         self.peer = peer

@@ -25,6 +25,11 @@ struct SemanticConfig: Sendable {
                     throw ConfigError("\(file): semantic.similar_score must be a number")
                 }
                 settings.similarScore = Float(d)
+            case "search_mode":
+                guard let raw = v?.string, let mode = SearchMode(rawValue: raw) else {
+                    throw ConfigError("\(file): semantic.search_mode must be one of vector, keyword, hybrid")
+                }
+                settings.defaultMode = mode
             case "blas_threads":
                 guard let n = v?.int, (0...64).contains(n) else { throw ConfigError("\(file): semantic.blas_threads must be 0...64") }
                 blasThreads = n

@@ -22,23 +22,23 @@ struct SemanticStoreTests {
         #expect(throws: WireError.self) { try f.put("kb", "v4", [1, 1], supersedes: "v4") }
     }
 
-    @Test("near-duplicates are reported in similar; dedupe merge updates the existing record")
+    @Test("dedupe report lists near-duplicates in similar; dedupe merge updates the existing record")
     func dedupe() throws {
         let f = try SemanticFixture(volatile: true)
         try f.put("kb", nil, [1, 0, 0], text: "user prefers dark mode", tags: ["ui"])
-        let plain = try f.put("kb", nil, [0.99, 0.01, 0], text: "the user likes dark mode")
-        #expect(plain.similar.map(\.id) == ["f-1"])
+        let plain = try f.put("kb", nil, [0.99, 0.01, 0], text: "the user likes dark mode", dedupe: .report)
+        #expect(plain.similar?.map(\.id) == ["f-1"])
         #expect(plain.merged == nil)
         #expect(f.store.count == 2)
-        let merged = try f.put("kb", nil, [1, 0.001, 0], text: "dark mode, please", tags: ["pref"], merge: true)
+        let merged = try f.put("kb", nil, [1, 0.001, 0], text: "dark mode, please", tags: ["pref"], dedupe: .merge)
         #expect(merged.merged == true)
         #expect(f.store.count == 2)
         let record = try #require(f.store.get(ns: "kb", id: merged.id))
         #expect(record.text == "dark mode, please")
         #expect(Set(record.tags).isSuperset(of: ["pref"]))
-        let fresh = try f.put("kb", nil, [0, 0, 1], text: "unrelated", merge: true)
+        let fresh = try f.put("kb", nil, [0, 0, 1], text: "unrelated", dedupe: .merge)
         #expect(fresh.merged == false)
-        #expect(fresh.similar.isEmpty)
+        #expect(fresh.similar?.isEmpty == true)
         #expect(f.store.count == 3)
     }
 

@@ -21,7 +21,7 @@ final class SemanticFixture: Sendable {
         self.revisions = revisions
         store = try SemanticStore(dir: self.dir, durability: volatile ? .volatile : .normal, limits: limits, time: time,
                                   embedder: settings.embedder, defaultMetric: settings.metric,
-                                  similarScore: settings.similarScore, logger: Logger(label: "test"),
+                                  similarScore: settings.similarScore, defaultMode: settings.defaultMode, logger: Logger(label: "test"),
                                   nextRevision: { () throws(WireError) in revisions.next() })
     }
 
@@ -39,14 +39,14 @@ final class SemanticFixture: Sendable {
     /// Upserts a record with an explicit vector.
     @discardableResult
     func put(_ ns: String, _ id: String?, _ vector: [Float], text: String = "fact", tags: [String] = [],
-             supersedes: String? = nil, ttlMs: Int64? = nil, merge: Bool = false, by caller: Caller = alice) throws -> SemanticStore.UpsertResult {
+             supersedes: String? = nil, ttlMs: Int64? = nil, dedupe: SemanticStore.Dedupe = .none, by caller: Caller = alice) throws -> SemanticStore.UpsertResult {
         var u = SemanticStore.Upsert(ns: ns, text: text)
         u.id = id
         u.vector = vector
         u.tags = tags
         u.supersedes = supersedes
         u.ttlMs = ttlMs
-        u.merge = merge
+        u.dedupe = dedupe
         return try store.upsert(u, by: caller)
     }
 

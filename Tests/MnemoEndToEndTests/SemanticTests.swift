@@ -186,4 +186,117 @@ struct SemanticTests {
         // Client vectors still work.
         _ = try c.call("sem.upsert", ["ns": "kb", "text": "hello", "vector": [1, 2]])
     }
+    /// A batch line of `calls` (ids from 1), as one JSON array.
+    static func batchLine(_ calls: [(String, JSON)]) -> String {
+        var w = JSONWriter(capacity: 4096)
+        w.value(.array(calls.enumerated().map { i, c in
+            ["jsonrpc": "2.0", "id": .int(Int64(i + 1)), "method": .string(c.0), "params": c.1]
+        }))
+        return String(decoding: w.bytes, as: UTF8.self) + "\n"
+    }
+
+    @Test func hybridSearchFusesBothArmsAndExplainsEveryHit() throws {
+        let daemon = try Daemon()
+        let c = try daemon.client()
+        let facts = [
+            ("reset", "The staging database is reset every night"),
+            ("backup", "Database backups are kept for a week"),
+            ("owner", "Alice owns the billing service"),
+            ("pager", "The pager rotates every Monday"),
+        ]
+        for (i, (id, text)) in facts.enumerated() {
+            let r = try c.call("sem.upsert", ["ns": .string("kb/\(i % 2)"), "id": .string(id), "text": .string(text)])
+            #expect(r["similar"] == nil && r["truncated"] == nil)  // dedupe defaults to none: no scan
+        }
+        let question: JSON = "when is the staging database reset?"
+        let hybrid = try c.call("sem.search", ["ns": "kb", "text": question, "k": 3])
+        let hits = try #require(hybrid["hits"]?.arrayValue)
+        #expect(hits.first?["id"] == "reset")
+        #expect(hybrid["truncated"] == nil)
+        for h in hits {
+            let fused = try #require(h["match"]?["fused"]?.doubleValue)
+            #expect(h["score"]?.doubleValue == fused)
+            let ranks = [h["match"]?["vector"]?["rank"]?.int64Value, h["match"]?["keyword"]?["rank"]?.int64Value]
+            let sum = ranks.compactMap { $0 }.reduce(0.0) { $0 + 1 / Double(60 + $1) }
+            #expect(abs(sum - fused) < 1e-9)
+        }
+        #expect(hits.first?["match"]?["vector"]?["rank"] == 1 && hits.first?["match"]?["keyword"]?["rank"] == 1)
+        let keyword = try c.call("sem.search", ["ns": "kb", "text": question, "mode": "keyword"])
+        for (i, h) in (keyword["hits"]?.arrayValue ?? []).enumerated() {
+            #expect(h["match"]?["keyword"]?["rank"]?.int64Value == Int64(i + 1))
+            #expect(h["match"]?["keyword"]?["score"] == h["score"])
+            #expect(h["match"]?["vector"] == nil && h["match"]?["fused"] == nil)
+        }
+        let vector = try c.call("sem.search", ["ns": "kb", "text": question, "mode": "vector", "k": 2])
+        #expect(vector["hits"]?.arrayValue?.first?["match"]?["vector"]?["score"] == vector["hits"]?.arrayValue?.first?["score"])
+        // Modes other than vector need text; a client vector searches by vector only.
+        _ = try c.call("sem.upsert", ["ns": "vec", "id": "v", "text": "client vector", "vector": [1, 0]])
+        for params: JSON in [["ns": "vec", "vector": [1, 0], "mode": "keyword"], ["ns": "vec", "vector": [1, 0], "mode": "hybrid"],
+                             ["ns": "kb", "text": "x", "mode": "fuzzy"]] {
+            let e = wireError { try c.call("sem.search", params) }
+            #expect(e?.code == -32602 && e?.detail("field") == "mode", "\(params)")
+        }
+        #expect(try c.call("sem.search", ["ns": "vec", "vector": [1, 0], "mode": "vector"])["hits"]?.arrayValue?.count == 1)
+        // A batch line of searches of several modes (answered together) matches the singles.
+        let raw = try RawConnection(daemon.socket)
+        raw.send(#"{"jsonrpc":"2.0","id":0,"method":"session.hello","params":{"agent":"batcher"}}"# + "\n")
+        #expect(raw.readJSON()?["result"] != nil)
+        let searches: [(String, JSON)] = ["vector", "keyword", "hybrid"].map { mode in
+            ("sem.search", ["ns": "kb", "text": question, "mode": .string(mode), "k": 3])
+        }
+        raw.send(Self.batchLine(searches))
+        let replies = try #require(raw.readJSON(timeoutMs: 10_000)?.arrayValue)
+        #expect(replies.count == 3)
+        for (reply, call) in zip(replies, searches) {
+            // The same hits and ranks (vector scores agree to float rounding: sgemm against sgemv).
+            let single = try c.call("sem.search", call.1)["hits"]?.arrayValue ?? []
+            let batched = reply["result"]?["hits"]?.arrayValue ?? []
+            #expect(batched.map { $0["id"] } == single.map { $0["id"] })
+            #expect(batched.map { [$0["match"]?["vector"]?["rank"], $0["match"]?["keyword"]?["rank"]] }
+                == single.map { [$0["match"]?["vector"]?["rank"], $0["match"]?["keyword"]?["rank"]] })
+        }
+    }
+
+    @Test func aBatchLineOfUpsertsIsWrittenTogetherWithAnOutcomePerCall() throws {
+        let daemon = try Daemon()
+        let c = try daemon.client()
+        _ = try c.call("sem.upsert", ["ns": "bulk", "id": "seed", "text": "seed", "vector": [1, 0, 0]])
+        let raw = try RawConnection(daemon.socket)
+        raw.send(#"{"jsonrpc":"2.0","id":0,"method":"session.hello","params":{"agent":"loader"}}"# + "\n")
+        #expect(raw.readJSON()?["result"] != nil)
+        var calls: [(String, JSON)] = (0..<20).map { i in
+            ("sem.upsert", ["ns": "bulk", "id": .string("r\(i)"), "text": .string("record \(i)"), "vector": Self.vector(i, dims: 3)])
+        }
+        calls[5].1 = ["ns": "bulk", "id": "bad-dims", "text": "x", "vector": [1, 0]]
+        calls[9].1 = ["ns": "bulk", "id": "bad-param", "text": "x", "vector": [1, 0, 0], "colour": "red"]
+        calls[12].1 = ["ns": "bulk", "id": "dup", "text": "near seed", "vector": [1, .number("0.001"), 0], "dedupe": "report"]
+        calls[14].1 = ["ns": "bulk/text", "id": "t1", "text": "embedded by the daemon"]
+        calls[15].1 = ["ns": "bulk/text", "id": "t2", "text": "also embedded, in the same call"]
+        calls.append(("wm.get", ["ns": "bulk", "key": "k"]))
+        calls.append(("sem.upsert", ["ns": "bulk", "id": "after", "text": "after the break", "vector": [0, 0, 1]]))
+        raw.send(Self.batchLine(calls))
+        let replies = try #require(raw.readJSON(timeoutMs: 10_000)?.arrayValue)
+        #expect(replies.map { $0["id"]?.int64Value } == (1...Int64(calls.count)).map { $0 })
+        var versions: [Int64] = []
+        for (i, reply) in replies.enumerated() {
+            switch i {
+            case 5: #expect(reply["error"]?["data"]?["code"] == "DIMENSION_MISMATCH")
+            case 9: #expect(reply["error"]?["code"] == -32602)
+            case 20: #expect(reply["result"]?["found"] == false)
+            default:
+                let v = try #require(reply["result"]?["version"]?.int64Value, "reply \(i): \(reply)")
+                versions.append(v)
+                #expect((reply["result"]?["similar"] != nil) == (i == 12), "reply \(i)")
+            }
+        }
+        #expect(versions == versions.sorted() && Set(versions).count == versions.count)
+        #expect(replies[12]["result"]?["similar"]?.arrayValue?.first?["id"] == "seed")
+        #expect(try c.call("sem.get", ["ns": "bulk", "id": "bad-dims"])["found"] == false)
+        #expect(try c.call("sem.get", ["ns": "bulk", "id": "bad-param"])["found"] == false)
+        #expect(try c.call("sem.get", ["ns": "bulk", "id": "r19"])["provenance"]?["agent"] == "loader")
+        #expect(try c.call("sem.get", ["ns": "bulk", "id": "after"])["found"] == true)
+        let t = try c.call("sem.search", ["ns": "bulk/text", "text": "embedded in the same call", "k": 1])
+        #expect(t["hits"]?.arrayValue?.first?["id"] == "t2")
+        #expect(try c.call("admin.stats")["semantic"]?["records"] == 20)  // the seed, 18 of the batch's 20 upserts, and "after"
+    }
 }

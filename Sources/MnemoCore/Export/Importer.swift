@@ -404,18 +404,19 @@ public enum Importer {
         return try sem.db.write { ctx throws -> (imported: Int, rev: Int64?) in
             let db = ctx.db
             var added: [(Fact, SemanticRecord)] = []
+            var index = KeywordIndexChanges()
             for f in chunk {
                 let ns = f.record.ns
-                if let row = try Row.fetchOne(db, sql: "SELECT dims, model, metric FROM collections WHERE ns = ?", arguments: [ns]) {
+                if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT dims, model, metric FROM collections WHERE ns = ?"), arguments: [ns]) {
                     try SemanticStore.check(ns: ns, dims: row[0], model: row[1], gotDims: f.dims, gotModel: f.model)
                     guard (row[2] as String) == f.metric.rawValue else {
                         throw WireError.app(.dimensionMismatch, "collection \(ns) uses metric \(row[2] as String); record \(f.record.id) has \(f.metric.rawValue)")
                     }
                 } else {
-                    try db.execute(sql: "INSERT INTO collections (ns, dims, metric, model) VALUES (?, ?, ?, ?)",
-                                   arguments: [ns, f.dims, f.metric.rawValue, f.model])
+                    try db.cachedStatement(sql: "INSERT INTO collections (ns, dims, metric, model) VALUES (?, ?, ?, ?)")
+                        .execute(arguments: [ns, f.dims, f.metric.rawValue, f.model])
                 }
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM facts WHERE ns = ? AND id = ?", arguments: [ns, f.record.id]) != nil {
+                if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM facts WHERE ns = ? AND id = ?"), arguments: [ns, f.record.id]) != nil {
                     continue
                 }
                 if sem.recordCount.load(ordering: .relaxed) + added.count >= maxRecords {
@@ -425,13 +426,16 @@ public enum Importer {
                 var r = f.record
                 r.version = rev
                 r.provenance.rev = rev
-                try db.execute(
-                    sql: "INSERT INTO facts (\(SemanticStore.columns), vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    arguments: [ns, r.id, r.text, r.data.map { String(decoding: $0, as: UTF8.self) }, SemanticStore.tagsJSON(r.tags),
-                                r.confidence, r.supersededBy, r.expiresAt, rev, r.provenance.agent, r.provenance.principal,
-                                Int64(r.provenance.uid), Int64(r.provenance.pid), r.provenance.at, VectorCodec.bytes(f.vector)])
+                try db.cachedStatement(sql: SemanticStore.insertSQL).execute(arguments: [
+                    ns, r.id, r.text, r.data.map { String(decoding: $0, as: UTF8.self) }, SemanticStore.tagsJSON(r.tags),
+                    r.confidence, r.supersededBy, r.expiresAt, rev, r.provenance.agent, r.provenance.principal,
+                    Int64(r.provenance.uid), Int64(r.provenance.pid), r.provenance.at, VectorCodec.bytes(f.vector),
+                    FTSQuery.subtreeKeys(ns),
+                ])
+                index.inserted(seq: db.lastInsertedRowID)
                 added.append((f, r))
             }
+            try index.apply(db)
             let committed = added
             ctx.afterCommit {
                 for (f, r) in committed {

@@ -33,6 +33,30 @@ public enum FTSQuery {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The `nskey` column of a row that a search by namespace PREFIX must find: one token
+    /// per ancestor prefix of `ns` (whole segments: `wf`, `wf/1`, `wf/1/a`), each as
+    /// ``namespaceKey(_:)`` writes it, separated by spaces. A prefix's token then selects
+    /// its whole subtree inside the index.
+    /// - Complexity: O(segments x bytes of `ns`).
+    public static func subtreeKeys(_ ns: String) -> String {
+        var keys: [String] = []
+        var prefix = ""
+        for segment in ns.split(separator: "/", omittingEmptySubsequences: false) {
+            prefix = keys.isEmpty ? String(segment) : prefix + "/" + segment
+            keys.append(namespaceKey(prefix))
+        }
+        return keys.joined(separator: " ")
+    }
+
+    /// The MATCH expression for ANY of `text`'s words (OR) in `column`, within the subtree
+    /// of namespace `prefix` (rows indexed with ``subtreeKeys(_:)``); nil when the text
+    /// holds nothing searchable. Ranking (BM25) favours rows matching more and rarer words.
+    public static func matchAny(text: String, column: String, prefix: String) -> String? {
+        let words = terms(text)
+        guard !words.isEmpty else { return nil }
+        return "nskey : \"" + namespaceKey(prefix) + "\" AND " + column + " : (" + words.joined(separator: " OR ") + ")"
+    }
+
     /// The full MATCH expression for `text` within namespace `ns`, or nil when the text
     /// holds nothing searchable. The namespace's token narrows the candidates inside the
     /// index (an AND of posting lists); the exact namespace is still checked on the row.

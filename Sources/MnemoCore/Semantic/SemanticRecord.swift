@@ -40,14 +40,6 @@ public struct SemanticRecord: Sendable, Equatable {
     public func isExpired(at now: Int64) -> Bool { expiresAt.map { $0 <= now } ?? false }
 }
 
-/// One search hit.
-public struct SemanticHit: Sendable {
-    /// The record.
-    public var record: SemanticRecord
-    /// Its score under the collection's metric (higher is more similar).
-    public var score: Float
-}
-
 /// What a search keeps, applied inside the scan (so `k` hits come back whenever `k` match).
 public struct SearchFilter: Sendable, Equatable {
     /// The record has all of these tags.
@@ -58,7 +50,8 @@ public struct SearchFilter: Sendable, Equatable {
     public var since: Int64?
     /// Keep superseded records.
     public var includeSuperseded = false
-    /// Drop hits scoring below this.
+    /// Drop hits scoring below this (the vector arm's score under the collection's metric;
+    /// the keyword arm has no such bar).
     public var minScore: Float?
 
     /// No filter.

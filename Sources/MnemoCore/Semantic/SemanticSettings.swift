@@ -6,6 +6,10 @@ public struct SemanticSettings: Sendable {
     public var metric: Metric = .cosine
     /// Score at or above which an existing record is reported in `sem.upsert`'s `similar`.
     public var similarScore: Float = 0.95
+    /// The mode of a `sem.search` with text and no `mode` (`semantic.search_mode`); a
+    /// search with a client vector is always `vector`. Hybrid for now: the final default is
+    /// to be chosen from retrieval measurements.
+    public var defaultMode: SearchMode = .hybrid
 
     /// The defaults.
     public init() {}

@@ -21,6 +21,8 @@ public final class SemanticStore: Sendable {
     public let defaultMetric: Metric
     /// Score at or above which an existing record is reported in `similar`.
     public let similarScore: Float
+    /// The mode of a `sem.search` with text and no `mode` (``SemanticSettings/defaultMode``).
+    public let defaultMode: SearchMode
     let limits: Limits
     let time: any TimeSource
     let logger: Logger
@@ -28,40 +30,35 @@ public final class SemanticStore: Sendable {
     let recordCount = Atomic<Int>(0)
     let observers = WatchObservers()
 
+    /// WAL pages (4 KiB) written between automatic checkpoints.
+    static let walCheckpointPages = 16_384
+
     /// Model name recorded for collections filled with client-sent vectors.
     public static let clientModel = "client"
 
     /// Opens `dir/semantic.sqlite` and loads every vector into memory.
     /// - Throws: when the database cannot be opened or holds an inconsistent record.
     public init(dir: String, durability: Durability, limits: Limits, time: any TimeSource, embedder: any Embedder,
-                defaultMetric: Metric = .cosine, similarScore: Float = 0.95, logger: Logger,
+                defaultMetric: Metric = .cosine, similarScore: Float = 0.95, defaultMode: SearchMode = .hybrid, logger: Logger,
                 nextRevision: @escaping @Sendable () throws(WireError) -> Int64) throws(StorageError) {
         self.limits = limits
         self.time = time
         self.embedder = embedder
         self.defaultMetric = defaultMetric
         self.similarScore = similarScore
+        self.defaultMode = defaultMode
         self.logger = logger
         db = try SQLiteStore(dir: dir, name: "semantic", durability: durability, migrator: Self.migrator, logger: logger,
                              nextRevision: nextRevision)
-        try load()
-    }
-
-    static var migrator: DatabaseMigrator {
-        var m = DatabaseMigrator()
-        m.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE collections (
-                    ns TEXT PRIMARY KEY, dims INTEGER NOT NULL, metric TEXT NOT NULL, model TEXT NOT NULL) STRICT;
-                CREATE TABLE facts (
-                    ns TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, data TEXT, tags TEXT NOT NULL,
-                    confidence REAL, superseded_by TEXT, expires_at INTEGER, version INTEGER NOT NULL,
-                    agent TEXT NOT NULL, principal TEXT NOT NULL, uid INTEGER NOT NULL, pid INTEGER NOT NULL,
-                    at INTEGER NOT NULL, vector BLOB NOT NULL,
-                    PRIMARY KEY (ns, id)) STRICT;
-                """)
+        // Checkpoint every 64 MiB of WAL rather than SQLite's 4 MiB: a bulk load writes
+        // about 2.3 KB per fact, and each checkpoint fsyncs twice on the writer thread
+        // (measured: about a third of a 100k-fact load over one connection).
+        do {
+            try db.writer.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_autocheckpoint = \(Self.walCheckpointPages)") }
+        } catch {
+            throw StorageError("cannot configure semantic.sqlite: \(error)")
         }
-        return m
+        try load()
     }
 
     private func load() throws(StorageError) {
@@ -128,6 +125,9 @@ public final class SemanticStore: Sendable {
     // MARK: rows
 
     static let columns = "ns, id, text, data, tags, confidence, superseded_by, expires_at, version, agent, principal, uid, pid, at"
+
+    /// Inserts one fact: ``columns``, `vector`, then `nskey` (``FTSQuery/subtreeKeys(_:)`` of its namespace).
+    static let insertSQL = "INSERT INTO facts (\(columns), vector, nskey) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
     static func record(_ row: Row) throws -> SemanticRecord {
         let tagsText: String = row["tags"]

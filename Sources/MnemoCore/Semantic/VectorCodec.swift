@@ -36,10 +36,15 @@ public enum VectorCodec {
     }
 
     /// Little-endian float32 bytes (the on-disk form).
+    /// - Complexity: O(n), one copy on a little-endian host.
     public static func bytes(_ v: [Float]) -> Data {
+        #if _endian(little)
+        return v.withUnsafeBytes { Data($0) }
+        #else
         var data = Data(capacity: v.count * 4)
         for x in v { withUnsafeBytes(of: x.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
         return data
+        #endif
     }
 
     /// Floats from little-endian float32 bytes (trailing bytes ignored).

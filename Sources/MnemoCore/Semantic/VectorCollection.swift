@@ -73,16 +73,23 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
     }
 
     /// Stores `record` with its vector (already prepared for the metric), replacing a
-    /// record with the same id.
+    /// record with the same id: one row copied into the matrix, which grows by half its
+    /// size when full (so the rows already there are copied O(1) times per row, amortised).
     /// - Complexity: O(dims) amortised.
     public func put(_ record: SemanticRecord, prepared vector: [Float]) {
         precondition(vector.count == dims, "vector length checked by the store")
         lock.write {
             if let old = rowByID[record.id] { tombstone(old) }
             if rows == capacity { grow() }
-            for (j, x) in vector.enumerated() { matrix[rows * dims + j] = x }
+            if rows % Self.rowAlign == 0 {
+                // A new group: BLAS reads all its rows, the ones not written yet as zeros.
+                (matrix + rows * dims).update(repeating: 0, count: min(Self.rowAlign, capacity - rows) * dims)
+            }
             var n2: Float = 0
-            for v in vector { n2 += v * v }
+            vector.withUnsafeBufferPointer { v in
+                if let base = v.baseAddress { (matrix + rows * dims).update(from: base, count: dims) }
+                for x in v { n2 += x * x }
+            }
             norms2.append(n2)
             records.append(record)
             flags.append(record.supersededBy == nil ? 0 : Self.superseded)
@@ -150,12 +157,17 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
         deadRows += 1
     }
 
+    /// Grows the matrix by half (at least 1024 rows) with `realloc`, which moves a large
+    /// block by remapping its pages rather than copying the rows.
+    /// - Complexity: O(new rows x dims) amortised.
     private func grow() {
         let newCapacity = (capacity + max(1024, capacity / 2)) / Self.rowAlign * Self.rowAlign
-        let bigger = Self.zeroed(newCapacity * dims)
-        bigger.update(from: matrix, count: rows * dims)
-        free(matrix)
-        matrix = bigger
+        guard let raw = realloc(matrix, newCapacity * dims * MemoryLayout<Float>.stride) else {
+            fatalError("out of memory for a \(newCapacity)-row vector matrix")
+        }
+        // The new rows are not zeroed here (which would commit their memory now): `put`
+        // zeroes each group of `rowAlign` rows as it starts writing into it.
+        matrix = raw.bindMemory(to: Float.self, capacity: newCapacity * dims)
         capacity = newCapacity
     }
 

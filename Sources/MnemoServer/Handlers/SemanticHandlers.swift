@@ -9,27 +9,12 @@ extension Dispatcher {
         let limits = engine.limits
         return [
             ("sem.upsert", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
-                try p.allowOnly(["ns", "id", "text", "vector", "vector_b64", "data", "tags", "confidence", "supersedes",
-                                 "ttl_ms", "dedupe"])
-                var u = SemanticStore.Upsert(ns: try p.namespace(), text: try p.string("text"))
-                guard !u.text.isEmpty else { throw .invalidParams("text", "must not be empty") }
-                u.id = try p.recordID("id")
-                u.vector = try p.vector(limits: limits, required: false)
-                u.data = p.has("data") ? try p.any("data").bytes : nil
-                if u.data == JSON.null.bytes { u.data = nil }
-                u.tags = try p.tags("tags")
-                if let c = p["confidence"] {
-                    guard let d = c.doubleValue, (0...1).contains(d) else { throw .invalidParams("confidence", "must be a number from 0 to 1") }
-                    u.confidence = d
+                let r: SemanticStore.UpsertResult
+                if let done = session.prefetchedUpserts.removeValue(forKey: session.batchIndex) {
+                    r = try done.get()  // written with the rest of its batch line (see prefetchUpserts)
+                } else {
+                    r = try sem.upsert(try p.semanticUpsert(limits: limits), by: session.callerOrThrow())
                 }
-                u.supersedes = try p.recordID("supersedes")
-                u.ttlMs = try p.optionalInt("ttl_ms", in: 1...limits.maxTTLms)
-                switch try p.optionalString("dedupe") ?? "none" {
-                case "none": u.merge = false
-                case "merge": u.merge = true
-                case let other: throw .invalidParams("dedupe", "must be \"none\" or \"merge\", not \"\(other)\"")
-                }
-                let r = try sem.upsert(u, by: session.callerOrThrow())
                 out.raw("{\"id\":")
                 out.string(r.id)
                 out.raw(",\"version\":")
@@ -38,9 +23,9 @@ extension Dispatcher {
                     out.raw(",\"merged\":")
                     out.bool(merged)
                 }
-                if !r.similar.isEmpty {
+                if let similar = r.similar {
                     out.raw(",\"similar\":[")
-                    for (i, s) in r.similar.enumerated() {
+                    for (i, s) in similar.enumerated() {
                         if i > 0 { out.byte(UInt8(ascii: ",")) }
                         out.raw("{\"id\":")
                         out.string(s.id)
@@ -50,6 +35,7 @@ extension Dispatcher {
                     }
                     out.byte(UInt8(ascii: "]"))
                 }
+                if r.truncated { out.raw(",\"truncated\":true") }
                 out.byte(UInt8(ascii: "}"))
             }),
             ("sem.search", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
@@ -67,9 +53,11 @@ extension Dispatcher {
                     if i > 0 { out.byte(UInt8(ascii: ",")) }
                     hit.record.writeFields(to: &out)
                     out.raw(",\"score\":")
-                    out.double(Double(hit.score))
+                    out.double(hit.score)
                     out.raw(",\"age_ms\":")
                     out.int(max(0, now - hit.record.provenance.at))
+                    out.raw(",\"match\":")
+                    hit.match.write(to: &out)
                     out.byte(UInt8(ascii: "}"))
                 }
                 out.byte(UInt8(ascii: "]"))
@@ -77,6 +65,7 @@ extension Dispatcher {
                     out.raw(",\"skipped\":")
                     out.value(.array(r.skipped.map(JSON.string)))
                 }
+                if r.truncated { out.raw(",\"truncated\":true") }
                 out.byte(UInt8(ascii: "}"))
             }),
             ("sem.get", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
@@ -130,7 +119,56 @@ extension SemanticRecord {
     }
 }
 
+extension SemanticHit.Match {
+    /// `{"vector": {rank, score}?, "keyword": {rank, score}?, "fused"?: number}`.
+    func write(to w: inout JSONWriter) {
+        var first = true
+        w.byte(UInt8(ascii: "{"))
+        for (name, arm) in [("vector", vector), ("keyword", keyword)] {
+            guard let arm else { continue }
+            if !first { w.byte(UInt8(ascii: ",")) }
+            first = false
+            w.string(name)
+            w.raw(":{\"rank\":")
+            w.int(Int64(arm.rank))
+            w.raw(",\"score\":")
+            w.double(arm.score)
+            w.byte(UInt8(ascii: "}"))
+        }
+        if let fused {
+            if !first { w.byte(UInt8(ascii: ",")) }
+            w.raw("\"fused\":")
+            w.double(fused)
+        }
+        w.byte(UInt8(ascii: "}"))
+    }
+}
+
 extension Params {
+    /// The parameters of `sem.upsert`.
+    func semanticUpsert(limits: Limits) throws(WireError) -> SemanticStore.Upsert {
+        try allowOnly(["ns", "id", "text", "vector", "vector_b64", "data", "tags", "confidence", "supersedes", "ttl_ms", "dedupe"])
+        var u = SemanticStore.Upsert(ns: try namespace(), text: try string("text"))
+        guard !u.text.isEmpty else { throw .invalidParams("text", "must not be empty") }
+        u.id = try recordID("id")
+        u.vector = try vector(limits: limits, required: false)
+        u.data = has("data") ? try any("data").bytes : nil
+        if u.data == JSON.null.bytes { u.data = nil }
+        u.tags = try tags("tags")
+        if let c = self["confidence"] {
+            guard let d = c.doubleValue, (0...1).contains(d) else { throw .invalidParams("confidence", "must be a number from 0 to 1") }
+            u.confidence = d
+        }
+        u.supersedes = try recordID("supersedes")
+        u.ttlMs = try optionalInt("ttl_ms", in: 1...limits.maxTTLms)
+        let dedupe = try optionalString("dedupe") ?? "none"
+        guard let mode = SemanticStore.Dedupe(rawValue: dedupe) else {
+            throw .invalidParams("dedupe", "must be \"none\", \"report\" or \"merge\", not \"\(dedupe)\"")
+        }
+        u.dedupe = mode
+        return u
+    }
+
     /// An optional record id (1 to 256 bytes).
     func recordID(_ key: String) throws(WireError) -> String? {
         guard let id = try optionalString(key) else { return nil }
@@ -171,7 +209,7 @@ extension Params {
 
     /// The parameters of `sem.search`.
     func semanticQuery(limits: Limits) throws(WireError) -> SemanticStore.Query {
-        try allowOnly(["ns", "vector", "vector_b64", "text", "k", "filter", "min_score", "include_superseded"])
+        try allowOnly(["ns", "vector", "vector_b64", "text", "k", "filter", "min_score", "include_superseded", "mode"])
         let prefix = try namespace()
         let vector = try vector(limits: limits, required: false)
         let text = try optionalString("text")
@@ -199,6 +237,11 @@ extension Params {
             filter.minScore = Float(d)
         }
         filter.includeSuperseded = try optionalBool("include_superseded") ?? false
-        return SemanticStore.Query(prefix: prefix, vector: vector, text: text, k: k, filter: filter)
+        var mode: SearchMode?
+        if let raw = try optionalString("mode") { mode = try SearchMode.parse(raw, field: name("mode"), fallback: .vector) }
+        if vector != nil, let mode, mode != .vector {
+            throw .invalidParams(name("mode"), "\(mode.rawValue) needs text; a client vector searches in vector mode only")
+        }
+        return SemanticStore.Query(prefix: prefix, vector: vector, text: text, k: k, filter: filter, mode: mode)
     }
 }

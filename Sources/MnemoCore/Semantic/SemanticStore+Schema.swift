@@ -1,0 +1,55 @@
+import GRDB
+
+extension SemanticStore {
+    /// The schema of `semantic.sqlite`, versioned.
+    ///
+    /// - `v1`: `collections` and `facts`.
+    /// - `v2`: the keyword arm. `facts` is rebuilt with an explicit `seq INTEGER PRIMARY KEY`
+    ///   (the old rowids, so the load order is kept; an explicit key also survives a
+    ///   `VACUUM`, which the external-content index relies on) and an `nskey` column: one
+    ///   token per ancestor prefix of the namespace (``FTSQuery/subtreeKeys(_:)``), so that
+    ///   `nskey : "<hex of prefix>"` selects a whole subtree inside the index. `facts_fts`
+    ///   is an external-content FTS5 index over `text` and `nskey`, filled from the existing
+    ///   rows and then kept by the store in the same transactions as `facts` (see
+    ///   ``KeywordIndexChanges``: no triggers, which would cost an FTS5 segment per row).
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE collections (
+                    ns TEXT PRIMARY KEY, dims INTEGER NOT NULL, metric TEXT NOT NULL, model TEXT NOT NULL) STRICT;
+                CREATE TABLE facts (
+                    ns TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, data TEXT, tags TEXT NOT NULL,
+                    confidence REAL, superseded_by TEXT, expires_at INTEGER, version INTEGER NOT NULL,
+                    agent TEXT NOT NULL, principal TEXT NOT NULL, uid INTEGER NOT NULL, pid INTEGER NOT NULL,
+                    at INTEGER NOT NULL, vector BLOB NOT NULL,
+                    PRIMARY KEY (ns, id)) STRICT;
+                """)
+        }
+        m.registerMigration("v2") { db in
+            // The backfill computes each row's nskey in Swift. The function stays on this
+            // connection (SQLite refuses to drop it while the migrator's statements are
+            // open); nothing in the schema refers to it.
+            db.add(function: DatabaseFunction("mnemo_subtree_keys", argumentCount: 1, pure: true) { values in
+                String.fromDatabaseValue(values[0]).map(FTSQuery.subtreeKeys)
+            })
+            try db.execute(sql: """
+                CREATE TABLE facts_v2 (
+                    seq INTEGER PRIMARY KEY,
+                    ns TEXT NOT NULL, id TEXT NOT NULL, text TEXT NOT NULL, data TEXT, tags TEXT NOT NULL,
+                    confidence REAL, superseded_by TEXT, expires_at INTEGER, version INTEGER NOT NULL,
+                    agent TEXT NOT NULL, principal TEXT NOT NULL, uid INTEGER NOT NULL, pid INTEGER NOT NULL,
+                    at INTEGER NOT NULL, vector BLOB NOT NULL, nskey TEXT NOT NULL,
+                    UNIQUE (ns, id)) STRICT;
+                INSERT INTO facts_v2 (seq, \(columns), vector, nskey)
+                    SELECT rowid, \(columns), vector, mnemo_subtree_keys(ns) FROM facts ORDER BY rowid;
+                DROP TABLE facts;
+                ALTER TABLE facts_v2 RENAME TO facts;
+                CREATE VIRTUAL TABLE facts_fts USING fts5(text, nskey, content='facts', content_rowid='seq',
+                                                          tokenize='unicode61');
+                INSERT INTO facts_fts(facts_fts) VALUES ('rebuild');
+                """)
+        }
+        return m
+    }
+}

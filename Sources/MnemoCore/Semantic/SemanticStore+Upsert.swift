@@ -1,0 +1,332 @@
+import Foundation
+import GRDB
+import MnemoProtocol
+
+extension SemanticStore {
+    /// What `sem.upsert` does about near-duplicates (`dedupe`).
+    public enum Dedupe: String, Sendable, CaseIterable {
+        /// No scan, no `similar` (the default: an upsert costs no search, so bulk loads are linear).
+        case none
+        /// Scan the collection and report near-duplicates in `similar`.
+        case report
+        /// Scan, report, and (without an `id`) update the best near-duplicate instead of adding a record.
+        case merge
+    }
+
+    /// What `sem.upsert` asks for.
+    public struct Upsert: Sendable {
+        /// The namespace (= the collection).
+        public var ns: String
+        /// The record's id; nil: the server assigns `f-<revision>`.
+        public var id: String?
+        /// The fact's text.
+        public var text: String
+        /// The client's vector; nil: the embedder embeds `text`.
+        public var vector: [Float]?
+        /// Raw JSON payload.
+        public var data: [UInt8]?
+        /// Tags.
+        public var tags: [String] = []
+        /// Confidence 0...1.
+        public var confidence: Double?
+        /// The id of the record (same namespace) this one replaces.
+        public var supersedes: String?
+        /// Time to live.
+        public var ttlMs: Int64?
+        /// Near-duplicate handling.
+        public var dedupe: Dedupe = .none
+
+        /// An upsert of `text` into `ns`.
+        public init(ns: String, text: String) {
+            self.ns = ns
+            self.text = text
+        }
+    }
+
+    /// What `sem.upsert` answers.
+    public struct UpsertResult: Sendable {
+        /// The record's id.
+        public var id: String
+        /// Its revision.
+        public var version: Int64
+        /// Set with `merge`: whether an existing record was updated.
+        public var merged: Bool?
+        /// Existing near-duplicates (score >= ``similarScore``), best first; nil with
+        /// `dedupe: none` (no scan was made).
+        public var similar: [(id: String, score: Float)]?
+        /// Whether the embedder cut the text to the model's maximum length.
+        public var truncated: Bool
+    }
+
+    /// Inserts or replaces a record. Blocks on the group commit: call from a worker.
+    /// - Throws: see ``upsert(_:by:)-batch``. Nothing is applied on error.
+    /// - Complexity: see ``upsert(_:by:)-batch`` (n = 1).
+    public func upsert(_ u: Upsert, by caller: Caller) throws(WireError) -> UpsertResult {
+        try upsert([u], by: caller)[0].get()
+    }
+
+    /// An upsert ready to be written: its vector, and the near-duplicate scan done.
+    private struct Planned: Sendable {
+        var index: Int
+        var upsert: Upsert
+        var vector: [Float]
+        var prepared: [Float]
+        var model: String
+        var similar: [(id: String, score: Float)]?
+        /// The id to write: the given one, the merge target, or nil (a new `f-<rev>`).
+        var target: String?
+        var truncated: Bool
+    }
+
+    /// What a planned upsert changed, for the in-memory collections once committed.
+    private struct Applied {
+        var record: SemanticRecord
+        var prepared: [Float]
+        var model: String
+        var isNew: Bool
+        var supersedes: String?
+        /// The facts row written, and the one it replaced (`seq`, `text`, `nskey`), for the keyword index.
+        var seq: Int64
+        var replaced: (seq: Int64, text: String, nskey: String)?
+    }
+
+    /// Inserts or replaces several records together: the texts without a vector are
+    /// embedded in ONE call of the embedder (one padded batch), and every upsert is
+    /// written in ONE SQLite transaction (checked before it writes anything, with its own
+    /// revision, in order). Each item has its own outcome: an item's error applies nothing
+    /// of it and does not stop the others. An embedder failure (`UNAVAILABLE`) fails every
+    /// item that needed it; a text with nothing to embed fails only its own item.
+    /// Near-duplicates (`dedupe` report / merge) are looked for among the records stored
+    /// before the batch, not among its other items.
+    /// A storage failure (disk full, I/O) fails every item of the batch: nothing applied.
+    /// - Returns: one outcome per upsert, in order. Errors: `DIMENSION_MISMATCH` when the
+    ///   vector (or the embedder's model) does not fit the namespace's collection;
+    ///   `NOT_FOUND` when `supersedes` names no record; `LIMIT_EXCEEDED` past
+    ///   `max_fact_text_bytes` or `max_semantic_records`; `-32602` for bad text or
+    ///   vectors; `UNAVAILABLE` when the embedder or the disk fails.
+    /// - Complexity: one embedder call, one group commit with O(1) indexed statements per
+    ///   item (plus its text's FTS5 postings), O(dims) per item in memory; plus one scan
+    ///   of the collection per item with `dedupe` report or merge.
+    public func upsert(_ batch: [Upsert], by caller: Caller) -> [Result<UpsertResult, WireError>] {
+        var results = [Result<UpsertResult, WireError>?](repeating: nil, count: batch.count)
+        for (i, u) in batch.enumerated() {
+            if u.text.utf8.count > limits.maxFactTextBytes {
+                results[i] = .failure(.limit("max_fact_text_bytes", max: limits.maxFactTextBytes,
+                                             "text longer than \(limits.maxFactTextBytes) bytes"))
+            } else if u.supersedes != nil && u.supersedes == u.id {
+                results[i] = .failure(.invalidParams("supersedes", "a record cannot supersede itself"))
+            }
+        }
+        let embedded = embedTexts(batch.indices.filter { results[$0] == nil && batch[$0].vector == nil },
+                                  of: batch.map(\.text), field: "text")
+        var planned: [Planned] = []
+        planned.reserveCapacity(batch.count)
+        let now = time.nowMs()
+        for (i, u) in batch.enumerated() where results[i] == nil {
+            do throws(WireError) {
+                planned.append(try plan(u, index: i, embedded: embedded[i], now: now))
+            } catch {
+                results[i] = .failure(error)
+            }
+        }
+        if !planned.isEmpty {
+            do throws(WireError) {
+                let written = try write(planned, by: caller, now: now)
+                for (p, w) in zip(planned, written) {
+                    results[p.index] = w.map { id, version, existed in
+                        UpsertResult(id: id, version: version,
+                                     merged: p.upsert.dedupe == .merge ? (existed && p.target != nil && p.upsert.id == nil) : nil,
+                                     similar: p.similar, truncated: p.truncated)
+                    }
+                }
+            } catch {
+                for p in planned { results[p.index] = .failure(error) }
+            }
+        }
+        return results.map { $0 ?? .failure(.internal("upsert result missing")) }
+    }
+
+    /// The vector of `u` checked against its collection, and its near-duplicates.
+    private func plan(_ u: Upsert, index: Int, embedded: Result<Embedding, WireError>?, now: Int64) throws(WireError) -> Planned {
+        let vector: [Float], model: String
+        var truncated = false
+        if let v = u.vector {
+            (vector, model) = (v, Self.clientModel)
+        } else {
+            guard let embedded else { throw .internal("upsert \(index) was not embedded") }
+            let e = try embedded.get()
+            (vector, model, truncated) = (e.vector, embedder.model, e.truncated)
+        }
+        let existing = collection(u.ns)
+        if let c = existing { try Self.check(c, dims: vector.count, model: model) }
+        let prepared = try VectorCodec.prepare(vector, for: existing?.metric ?? defaultMetric,
+                                               field: u.vector == nil ? "text" : "vector")
+        var similar: [(id: String, score: Float)]?
+        if u.dedupe != .none {
+            similar = []
+            if let c = existing {
+                var tops = [TopK<SemanticRecord>(k: 5)]
+                var filter = SearchFilter()
+                filter.minScore = similarScore
+                c.search([prepared], filter: filter, now: now, into: &tops)
+                similar = tops[0].sorted().filter { $0.item.id != u.id }.map { ($0.item.id, $0.score) }
+            }
+        }
+        let target = u.dedupe == .merge && u.id == nil ? similar?.first?.id : u.id
+        return Planned(index: index, upsert: u, vector: vector, prepared: prepared, model: model, similar: similar,
+                       target: target, truncated: truncated)
+    }
+
+    /// Writes the planned upserts in one group commit, each checked before it writes; then
+    /// (after the commit, on the writer thread) applies them to the collections in order
+    /// and emits their watch events.
+    /// - Returns: per planned upsert, `(id, version, whether it replaced a record)` or its error.
+    /// - Throws: `UNAVAILABLE` when the transaction could not commit (nothing applied).
+    private func write(_ planned: [Planned], by caller: Caller, now: Int64) throws(WireError)
+        -> [Result<(String, Int64, Bool), WireError>] {
+        let defaultMetric = self.defaultMetric
+        let maxRecords = limits.maxSemanticRecords
+        let storeName = db.name
+        return try db.write { [self] ctx in
+            var out: [Result<(String, Int64, Bool), WireError>] = []
+            out.reserveCapacity(planned.count)
+            var applied: [Applied] = []
+            applied.reserveCapacity(planned.count)
+            var added = 0
+            var index = KeywordIndexChanges()
+            var known: [String: (dims: Int, model: String)] = [:]
+            for p in planned {
+                // Every check reads, and comes before the item writes anything: a refused
+                // item leaves no trace, without a savepoint per item (a savepoint costs
+                // two statements, and makes FTS5 flush).
+                let checked: Checked
+                do {
+                    checked = try Self.check(p, ctx: ctx, known: &known) { isNew in
+                        if isNew && recordCount.load(ordering: .relaxed) + added >= maxRecords {
+                            throw WireError.limit("max_semantic_records", max: maxRecords, "semantic memory holds \(maxRecords) records")
+                        }
+                    }
+                } catch {
+                    out.append(.failure(SQLiteStore.wireError(error, name: storeName)))
+                    continue
+                }
+                // A failure while writing is the storage's: it fails the whole write
+                // (rolled back by its savepoint in the group commit), every item alike.
+                let done = try Self.apply(checked, ctx: ctx, caller: caller, now: now, defaultMetric: defaultMetric)
+                if checked.newCollection { known[p.upsert.ns] = (p.vector.count, p.model) }
+                if done.isNew { added += 1 }
+                if let r = done.replaced { index.deleted(seq: r.seq, text: r.text, nskey: r.nskey) }
+                index.inserted(seq: done.seq)
+                applied.append(done)
+                out.append(.success((done.record.id, done.record.version, !done.isNew)))
+            }
+            // An index failure fails the whole write (its savepoint in the group commit).
+            try index.apply(ctx.db)
+            let changes = applied
+            ctx.afterCommit { [self] in
+                var last: VectorCollection?
+                var events: [WatchEvent] = []
+                events.reserveCapacity(changes.count)
+                for a in changes {
+                    let ns = a.record.ns
+                    let c: VectorCollection
+                    if let l = last, l.ns == ns {
+                        c = l
+                    } else {
+                        c = collections.withLock { all in
+                            if let c = all[ns] { return c }
+                            let c = VectorCollection(ns: ns, dims: a.prepared.count, metric: defaultMetric, model: a.model)
+                            all[ns] = c
+                            return c
+                        }
+                        last = c
+                    }
+                    c.put(a.record, prepared: a.prepared)
+                    if a.isNew { recordCount.add(1, ordering: .relaxed) }
+                    if let sup = a.supersedes { c.update(sup) { $0.supersededBy = a.record.id } }
+                    events.append(WatchEvent(rev: a.record.version, tier: "sem", kind: "upsert", ns: ns, id: a.record.id))
+                }
+                observers.emit(events)
+            }
+            return out
+        }
+    }
+
+    /// An upsert whose checks passed, ready to write.
+    private struct Checked {
+        var planned: Planned
+        var rev: Int64
+        var id: String
+        var newCollection: Bool
+        var oldRow: Row?
+        var old: SemanticRecord?
+    }
+
+    /// One upsert's checks (reads only): its collection (`known` caches the collections
+    /// met in this write), `supersedes`, the record it replaces, and `admit` (the record limit).
+    /// - Throws: `DIMENSION_MISMATCH`, `NOT_FOUND`, what `admit` throws; nothing written.
+    private static func check(_ p: Planned, ctx: WriteContext, known: inout [String: (dims: Int, model: String)],
+                              admit: (_ isNew: Bool) throws -> Void) throws -> Checked {
+        let db = ctx.db
+        let u = p.upsert
+        var newCollection = false
+        if let c = known[u.ns] {
+            try check(ns: u.ns, dims: c.dims, model: c.model, gotDims: p.vector.count, gotModel: p.model)
+        } else if let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT dims, model FROM collections WHERE ns = ?"), arguments: [u.ns]) {
+            known[u.ns] = (row[0], row[1])
+            try check(ns: u.ns, dims: row[0], model: row[1], gotDims: p.vector.count, gotModel: p.model)
+        } else {
+            newCollection = true
+        }
+        if let sup = u.supersedes,
+           try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM facts WHERE ns = ? AND id = ?"), arguments: [u.ns, sup]) == nil {
+            throw WireError.app(.notFound, "supersedes: no record \(sup) in \(u.ns)", [JSONMember("id", .string(sup))])
+        }
+        let rev = try ctx.nextRevision()
+        let id = p.target ?? "f-\(rev)"
+        let oldRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, nskey, \(columns) FROM facts WHERE ns = ? AND id = ?"),
+                                      arguments: [u.ns, id])
+        let old = try oldRow.map(record)
+        try admit(old == nil)
+        return Checked(planned: p, rev: rev, id: id, newCollection: newCollection, oldRow: oldRow, old: old)
+    }
+
+    /// One checked upsert's writes.
+    /// - Throws: only storage errors.
+    private static func apply(_ c: Checked, ctx: WriteContext, caller: Caller, now: Int64, defaultMetric: Metric) throws -> Applied {
+        let db = ctx.db
+        let p = c.planned
+        let u = p.upsert
+        if c.newCollection {
+            try db.cachedStatement(sql: "INSERT INTO collections (ns, dims, metric, model) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [u.ns, p.vector.count, defaultMetric.rawValue, p.model])
+        }
+        var record = SemanticRecord(
+            id: c.id, ns: u.ns, text: u.text, data: u.data, tags: u.tags, confidence: u.confidence,
+            supersededBy: c.old?.supersededBy, expiresAt: u.ttlMs.map { now + $0 }, version: c.rev,
+            provenance: Provenance(caller: caller, at: now, rev: c.rev))
+        var replaced: (seq: Int64, text: String, nskey: String)?
+        if let oldRow = c.oldRow, let old = c.old {
+            if p.target != u.id {
+                // Merged into a near-duplicate: the new text and vector, the union of the
+                // tags, and the old data and confidence unless new ones were given.
+                record.tags = old.tags + u.tags.filter { !old.tags.contains($0) }
+                record.data = u.data ?? old.data
+                record.confidence = u.confidence ?? old.confidence
+            }
+            replaced = (oldRow["seq"], old.text, oldRow["nskey"])
+            try db.cachedStatement(sql: "DELETE FROM facts WHERE ns = ? AND id = ?").execute(arguments: [u.ns, c.id])
+        }
+        try db.cachedStatement(sql: insertSQL).execute(arguments: [
+            u.ns, c.id, record.text, record.data.map { String(decoding: $0, as: UTF8.self) }, tagsJSON(record.tags),
+            record.confidence, record.supersededBy, record.expiresAt, c.rev, caller.agent, caller.principal,
+            Int64(caller.uid), Int64(caller.pid), now, VectorCodec.bytes(p.vector), FTSQuery.subtreeKeys(u.ns),
+        ])
+        let seq = db.lastInsertedRowID
+        if let sup = u.supersedes {
+            try db.cachedStatement(sql: "UPDATE facts SET superseded_by = ? WHERE ns = ? AND id = ?").execute(arguments: [c.id, u.ns, sup])
+        }
+        return Applied(record: record, prepared: p.prepared, model: p.model, isNew: c.old == nil, supersedes: u.supersedes,
+                       seq: seq, replaced: replaced)
+    }
+}
