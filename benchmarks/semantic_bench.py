@@ -8,16 +8,15 @@ mnemo-bench calls two subcommands, on the same vectors (N unit vectors, d = 384,
 unit queries, drawn from numpy's generator seeded with (seed, N), so both calls draw the
 same ones):
 
-  load   writes the N vectors into the `semantic.sqlite` that a stopped mnemod created
-         (its schema), as records v0..v{N-1} of collection `bench/vectors` (cosine), then
-         mnemod is started and loads them, as after a restart (through `sem.upsert` every
-         write also reports near-duplicates, which scans the collection: O(N^2) to load);
-         writes the queries (base64 little-endian float32) and optionally the raw vectors.
-  peers  measures exact top-10 in-process: numpy (`X @ q` + argpartition), FAISS
-         `IndexFlatIP` (when `pip install faiss-cpu` works) and sqlite-vec (`vec0`
-         brute-force KNN through apsw, when installed): single-query latency samples (ns)
-         and 64-query batches, plus numpy's top-10 ids for the first 64 queries (mnemo-bench
-         checks mnemod returns the same: the search is exact).
+  vectors  writes the N vectors as raw little-endian float32 and the queries (base64);
+           mnemo-bench loads the vectors into mnemod through its socket (`sem.upsert`
+           batch lines of 400 `vector_b64` upserts) and times that ingest.
+  peers    measures the in-process peers on the same vectors: ingest (FAISS
+           `IndexFlatIP.add` of all N; sqlite-vec: N `vec0` inserts in one transaction)
+           and exact top-10: numpy (`X @ q` + argpartition), FAISS and sqlite-vec
+           (brute-force KNN through apsw): single-query latency samples (ns) and 64-query
+           batches, plus numpy's top-10 ids for the first 64 queries (mnemo-bench checks
+           mnemod returns the same: the search is exact).
 
 Needs numpy; optional: faiss-cpu, sqlite-vec + apsw. Missing peers are reported as such.
 """
@@ -26,7 +25,6 @@ import argparse
 import base64
 import json
 import os
-import sqlite3
 import time
 
 import numpy as np
@@ -45,23 +43,11 @@ def data(n, seed):
     return X, Q
 
 
-def load(args):
+def vectors(args):
     X, Q = data(args.n, args.seed)
-    db = sqlite3.connect(os.path.join(args.data, "semantic.sqlite"))
-    db.execute("PRAGMA synchronous = OFF")
-    db.execute("INSERT INTO collections (ns, dims, metric, model) VALUES (?, ?, 'cosine', 'client')", (args.ns, D))
-    now = int(time.time() * 1000)
-    rows = ((args.ns, f"v{i}", f"fact {i}", None, "[]", None, None, None, i + 1, "bench", "local", 0, 0, now,
-             X[i].astype("<f4").tobytes()) for i in range(len(X)))
-    db.executemany("INSERT INTO facts (ns, id, text, data, tags, confidence, superseded_by, expires_at, version, "
-                   "agent, principal, uid, pid, at, vector) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-    db.execute("UPDATE mnemo_meta SET value = ? WHERE key = 'max_rev'", (len(X),))
-    db.commit()
-    db.close()
+    X.astype("<f4").tofile(args.vectors_out)
     with open(args.queries_out, "w") as f:
         json.dump({"d": D, "b64": [base64.b64encode(q.astype("<f4").tobytes()).decode() for q in Q]}, f)
-    if args.vectors_out:
-        X.astype("<f4").tofile(args.vectors_out)
 
 
 def timed(fn, n):
@@ -99,13 +85,15 @@ def peer_faiss(X, Q, args):
     except ImportError:
         return {"missing": "pip install faiss-cpu"}
     index = faiss.IndexFlatIP(D)
+    t = time.perf_counter_ns()
     index.add(X)
+    add_ns = time.perf_counter_ns() - t
     for i in range(5):
         index.search(Q[i % QUERIES][None, :], K)
     single = timed(lambda i: index.search(Q[i % QUERIES][None, :], K), args.samples)
     index.search(Q, K)
     return {"single_ns": single, "batch64_ns": timed(lambda _: index.search(Q, K), args.batches),
-            "version": faiss.__version__}
+            "ingest_ns": add_ns, "version": faiss.__version__}
 
 
 def peer_sqlite_vec(X, Q, ids, args):
@@ -120,16 +108,18 @@ def peer_sqlite_vec(X, Q, ids, args):
     db.enable_load_extension(True)
     db.load_extension(sqlite_vec.loadable_path())
     db.execute(f"CREATE VIRTUAL TABLE v USING vec0(embedding float[{D}] distance_metric=cosine)")
+    t = time.perf_counter_ns()
     with db:
         db.executemany("INSERT INTO v (rowid, embedding) VALUES (?, ?)",
                        ((i, X[i].astype("<f4").tobytes()) for i in range(len(X))))
+    insert_ns = time.perf_counter_ns() - t
     sql = "SELECT rowid, distance FROM v WHERE embedding MATCH ? AND k = ? ORDER BY distance"
     qb = [q.astype("<f4").tobytes() for q in Q]
     list(db.execute(sql, (qb[0], K)))
     got = []
     single = timed(lambda i: got.append([r[0] for r in db.execute(sql, (qb[i % QUERIES], K))]), args.sqlite_vec_samples)
     same = sum(a == b for a, b in zip(got, ids)) / len(got)
-    return {"single_ns": single, "same_top10_as_numpy": same, "version": sqlite_vec.__version__ if hasattr(sqlite_vec, "__version__") else None}
+    return {"single_ns": single, "ingest_ns": insert_ns, "same_top10_as_numpy": same, "version": sqlite_vec.__version__ if hasattr(sqlite_vec, "__version__") else None}
 
 
 def peers(args):
@@ -147,13 +137,11 @@ def peers(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    lo = sub.add_parser("load", help="write N vectors into a stopped mnemod's semantic.sqlite")
-    lo.add_argument("--data", required=True, help="mnemod's data directory")
+    lo = sub.add_parser("vectors", help="write the N vectors (raw float32) and the queries")
     lo.add_argument("--n", type=int, required=True)
     lo.add_argument("--seed", type=int, default=7)
-    lo.add_argument("--ns", default="bench/vectors")
+    lo.add_argument("--vectors-out", required=True, help="raw little-endian float32, N x 384")
     lo.add_argument("--queries-out", required=True)
-    lo.add_argument("--vectors-out", help="also write the vectors as raw little-endian float32")
     pe = sub.add_parser("peers", help="measure numpy, FAISS and sqlite-vec on the same vectors")
     pe.add_argument("--n", type=int, required=True)
     pe.add_argument("--seed", type=int, default=7)
@@ -162,7 +150,7 @@ def main():
     pe.add_argument("--sqlite-vec-samples", type=int, default=10)
     pe.add_argument("--out", required=True)
     args = ap.parse_args()
-    load(args) if args.cmd == "load" else peers(args)
+    vectors(args) if args.cmd == "vectors" else peers(args)
 
 
 if __name__ == "__main__":

@@ -58,10 +58,17 @@ extension Bench {
                 batch.append(DispatchTime.now().uptimeNanoseconds - t0)
             }
             let note = "in-process, packed batch, cblas_sgemm"
-            results.append(RunResult(workload: "embed one 20-word text", system: "mnemo", role: "mnemo", clients: 1,
+            results.append(RunResult(workload: "embed one 20-word text", system: "mnemo", role: "mnemo", clients: 1, n: nil,
                                      note: note, samplesNs: single))
-            results.append(RunResult(workload: "embed 64-text batch", system: "mnemo", role: "mnemo", clients: 1,
+            results.append(RunResult(workload: "embed 64-text batch", system: "mnemo", role: "mnemo", clients: 1, n: nil,
                                      note: note, samplesNs: batch, opsPerSample: 64))
+            // Through mnemod: text upserts in batch lines of 64 (one packed batch each).
+            let m = try startMnemod("normal")
+            defer { m.stop() }
+            let ns = try socketTextIngest(texts: texts, perLine: 64, socket: m.socket)
+            results.append(RunResult(workload: "embed 64-text batch", system: "mnemo sem.upsert", role: "mnemo", clients: 1, n: nil,
+                                     note: "text upserts over the socket, 64 per batch line, one commit each",
+                                     samplesNs: [ns], opsPerSample: texts.count))
             // The peer, same texts, same model files.
             try pythonHelper("encoder_peer.py", ["--model-dir", modelDir, "--texts", dir + "/texts.json",
                                                  "--samples", String(samples), "--batches", String(batches),
@@ -74,12 +81,37 @@ extension Bench {
             let peerNote = "\(peer.version ?? "?"), \(peer.threads ?? 0) threads, in-process"
             if let ns = peer.single_ns {
                 results.append(RunResult(workload: "embed one 20-word text", system: "sentence-transformers", role: "peer",
-                                         clients: 1, note: peerNote, samplesNs: ns))
+                                         clients: 1, n: nil, note: peerNote, samplesNs: ns))
             }
             if let ns = peer.batch64_ns {
                 results.append(RunResult(workload: "embed 64-text batch", system: "sentence-transformers", role: "peer",
-                                         clients: 1, note: peerNote, samplesNs: ns, opsPerSample: 64))
+                                         clients: 1, n: nil, note: peerNote, samplesNs: ns, opsPerSample: 64))
             }
         }
+    }
+
+    /// Sends `texts` as `sem.upsert` batch lines of `perLine` (no vectors: mnemod embeds
+    /// them), one line at a time; the nanoseconds for all of them.
+    func socketTextIngest(texts: [String], perLine: Int, socket: String) throws -> UInt64 {
+        let s = try Connect.helloSocket(socket, agent: "embed")
+        var lines: [[UInt8]] = []
+        for start in stride(from: 0, to: texts.count, by: perLine) {
+            let items = texts[start..<min(texts.count, start + perLine)].enumerated().map { i, t in
+                "{\"jsonrpc\":\"2.0\",\"id\":\(start + i),\"method\":\"sem.upsert\",\"params\":{\"ns\":\"bench/text\",\"text\":\(Connect.json(t))}}"
+            }
+            lines.append(Array(("[" + items.joined(separator: ",") + "]\n").utf8))
+        }
+        // Warm-up line, not timed (the model's first pages, the collection's creation).
+        try s.send(lines[0])
+        _ = try s.readLine()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        for line in lines {
+            try s.send(line)
+            let reply = try s.readLine()
+            guard reply.first == UInt8(ascii: "["), !reply.contains(subsequence: Array("\"error\"".utf8)) else {
+                throw BenchError("text upserts failed: \(String(decoding: reply.prefix(400), as: UTF8.self))")
+            }
+        }
+        return DispatchTime.now().uptimeNanoseconds - t0
     }
 }

@@ -6,6 +6,8 @@ struct VectorPeers: Decodable {
         var single_ns: [UInt64]?
         var batch64_ns: [UInt64]?
         var ids: [[Int]]?
+        /// Time to add all N vectors (FAISS `add`; sqlite-vec: inserts in one transaction).
+        var ingest_ns: UInt64?
         var missing: String?
         var version: String?
         var same_top10_as_numpy: Double?
@@ -27,22 +29,27 @@ extension Bench {
         return size <= 10_000 ? (400, 20, 20) : size <= 100_000 ? (200, 20, 10) : (40, 3, 3)
     }
 
-    /// For each size: mnemod creates its database, the Python helper writes N vectors into
-    /// it, mnemod loads them at start; then `sem.search` (one query per request,
-    /// `vector_b64`, one client) and 64-query batch lines over the socket, mnemod's RSS,
-    /// a check that its top-10 ids equal numpy's, and the Python peers on the same vectors.
+    /// For each size: the N vectors are loaded into mnemod through its socket (`sem.upsert`
+    /// batch lines of 400 `vector_b64` upserts, timed as the ingest workload), then mnemod
+    /// restarts and loads them from its database; then `sem.search` (one query per
+    /// request, `vector_b64`, one client) and 64-query batch lines over the socket,
+    /// mnemod's RSS, a check that its top-10 ids equal numpy's, and the Python peers on the
+    /// same vectors.
     func semantic() throws {
         for size in semSizes {
             let dir = ServerProcess.tempDir("sem-\(size)")
             defer { try? FileManager.default.removeItem(atPath: dir) }
+            try pythonHelper("semantic_bench.py", ["vectors", "--n", String(size), "--vectors-out", dir + "/vectors.f32",
+                                                   "--queries-out", dir + "/queries.json"], log: dir + "/vectors.log")
             let empty = try startMnemod("normal", dir: dir)
             let baseline = empty.rssBytes
+            let ingestNs = try ingest(vectors: dir + "/vectors.f32", n: size, into: empty.socket)
+            results.append(RunResult(workload: "sem.upsert ingest, 400 per line", system: "mnemo", role: "mnemo", clients: 1,
+                                     n: size, note: "vector_b64 over the socket, one transaction per line", samplesNs: [ingestNs],
+                                     opsPerSample: size))
+            log("   ingested \(size) vectors through the socket in \(String(format: "%.2f", Double(ingestNs) / 1e9)) s")
             empty.stop()
             var t0 = Date()
-            try pythonHelper("semantic_bench.py", ["load", "--data", dir + "/data", "--n", String(size),
-                                                   "--queries-out", dir + "/queries.json"], log: dir + "/load.log")
-            log("   wrote \(size) vectors in \(Int(Date().timeIntervalSince(t0))) s")
-            t0 = Date()
             let m = try startMnemod("normal", dir: dir)
             defer { m.stop() }
             extraMeta["mnemod_load_\(size)_vectors_s"] = String(format: "%.1f", Date().timeIntervalSince(t0))
@@ -113,8 +120,66 @@ extension Bench {
                     results.append(RunResult(workload: "sem.search 64-query batch", system: name, role: "peer", clients: 1, n: size,
                                              note: note, samplesNs: ns, opsPerSample: 64))
                 }
+                if let ns = p.ingest_ns {
+                    results.append(RunResult(workload: "sem.upsert ingest, 400 per line", system: name, role: "peer", clients: 1,
+                                             n: size, note: name == "sqlite-vec" ? "vec0 inserts in one transaction, in-process"
+                                                 : "index.add of all vectors, in-process",
+                                             samplesNs: [ns], opsPerSample: size))
+                }
             }
         }
+    }
+}
+
+extension Bench {
+    /// Sends the raw float32 vectors of `path` as `sem.upsert` batch lines of 400 records
+    /// (`vector_b64`, ids `v0`...), two lines in flight, checking every reply; the
+    /// nanoseconds from the first send to the last reply.
+    func ingest(vectors path: String, n: Int, into socket: String, perLine: Int = 400) throws -> UInt64 {
+        let raw = try Data(contentsOf: URL(fileURLWithPath: path))
+        guard raw.count == n * 384 * 4 else { throw BenchError("\(path): \(raw.count) bytes for \(n) vectors") }
+        var lines: [[UInt8]] = []
+        var start = 0
+        while start < n {
+            let end = min(n, start + perLine)
+            var line = "["
+            for i in start..<end {
+                if i > start { line += "," }
+                let b64 = raw[(i * 1536)..<((i + 1) * 1536)].base64EncodedString()
+                line += "{\"jsonrpc\":\"2.0\",\"id\":\(i),\"method\":\"sem.upsert\",\"params\":{\"ns\":\"bench/vectors\","
+                    + "\"id\":\"v\(i)\",\"text\":\"fact \(i)\",\"vector_b64\":\"\(b64)\"}}"
+            }
+            lines.append(Array((line + "]\n").utf8))
+            start = end
+        }
+        let s = try Connect.helloSocket(socket, agent: "ingest")
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        var sent = 0, received = 0
+        while received < lines.count {
+            while sent < lines.count, sent - received < 2 {
+                try s.send(lines[sent])
+                sent += 1
+            }
+            let reply = try s.readLine()
+            guard reply.first == UInt8(ascii: "["), !reply.contains(subsequence: Array("\"error\"".utf8)) else {
+                throw BenchError("ingest line \(received) failed: \(String(decoding: reply.prefix(400), as: UTF8.self))")
+            }
+            received += 1
+        }
+        return DispatchTime.now().uptimeNanoseconds - t0
+    }
+}
+
+extension ArraySlice<UInt8> {
+    /// Whether `needle` occurs in the bytes.
+    func contains(subsequence needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, count >= needle.count else { return false }
+        var i = startIndex
+        while i <= endIndex - needle.count {
+            if self[i] == needle[0], self[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            i += 1
+        }
+        return false
     }
 }
 
