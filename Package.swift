@@ -79,7 +79,8 @@ let package = Package(
             ],
             swiftSettings: strict),
         .testTarget(name: "MnemoProtocolTests", dependencies: ["MnemoProtocol"], swiftSettings: strict),
-        .testTarget(name: "MnemoCoreTests", dependencies: ["MnemoCore"], swiftSettings: strict),
+        .testTarget(name: "MnemoCoreTests", dependencies: ["MnemoCore", .product(name: "GRDB", package: "GRDB.swift")],
+                    swiftSettings: strict),
         .testTarget(name: "MnemoServerTests", dependencies: ["MnemoServer", "MnemoCore", "MnemoProtocol"], swiftSettings: strict),
         .testTarget(
             name: "MnemoEndToEndTests",

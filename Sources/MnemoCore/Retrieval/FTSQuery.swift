@@ -2,8 +2,10 @@
 ///
 /// Every word (separated by whitespace or NUL) becomes a quoted FTS5 string (inner `"` doubled), so
 /// operators (`AND`, `OR`, `NOT`, `NEAR(`, `*`, `^`, `:`, parentheses) are plain words;
-/// the words must all match (implicit AND). Words with no letter or digit are dropped:
-/// the tokenizer would see no token in them, and an empty phrase matches nothing.
+/// any of the words matches (OR), and BM25 ranks documents holding more of them, and
+/// rarer ones, higher: a paraphrase that shares only some words still finds the record.
+/// Words with no letter or digit are dropped: the tokenizer would see no token in them,
+/// and an empty phrase matches nothing.
 public enum FTSQuery {
     /// The quoted words of `text`, at most `maxTerms` of them; empty when nothing searchable remains.
     public static func terms(_ text: String, maxTerms: Int = 64) -> [String] {
@@ -33,12 +35,30 @@ public enum FTSQuery {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// The full MATCH expression for `text` within namespace `ns`, or nil when the text
-    /// holds nothing searchable. The namespace's token narrows the candidates inside the
-    /// index (an AND of posting lists); the exact namespace is still checked on the row.
+    /// What a row's `nskey` column holds: the token (``namespaceKey(_:)``) of the
+    /// namespace and of each of its ancestors, space-separated (`wf/1/log` holds the keys
+    /// of `wf`, `wf/1` and `wf/1/log`), so a search under any prefix of whole segments
+    /// selects its subtree with one token inside the index.
+    /// - Complexity: O(segments x length).
+    public static func namespaceKeys(_ ns: String) -> String {
+        var out: [String] = []
+        var end = ns.startIndex
+        while let slash = ns[end...].firstIndex(of: "/") {
+            out.append(namespaceKey(String(ns[..<slash])))
+            end = ns.index(after: slash)
+        }
+        out.append(namespaceKey(ns))
+        return out.joined(separator: " ")
+    }
+
+    /// The full MATCH expression for `text` under the namespace prefix `ns`, or nil when
+    /// the text holds nothing searchable: the prefix's token (rows index every ancestor's,
+    /// ``namespaceKeys(_:)``) AND any of the words. The token narrows the candidates
+    /// inside the index (an AND of posting lists), so a search reads only its subtree's
+    /// postings.
     public static func match(text: String, ns: String) -> String? {
         let words = terms(text)
         guard !words.isEmpty else { return nil }
-        return "nskey : \"" + namespaceKey(ns) + "\" AND content : (" + words.joined(separator: " AND ") + ")"
+        return "nskey : \"" + namespaceKey(ns) + "\" AND content : (" + words.joined(separator: " OR ") + ")"
     }
 }
