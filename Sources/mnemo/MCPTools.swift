@@ -49,6 +49,7 @@ extension BridgeTool {
                 .init(name: "task", type: "string", description: "Task id this belongs to"),
                 .init(name: "data", type: "object", description: "Structured details"),
                 .init(name: "idempotency_key", type: "string", description: "Makes a retried call record once"),
+                .init(name: "embed", type: "boolean", description: "Also embed it, so recall by meaning (mode vector or hybrid) finds it"),
                 namespace,
             ],
             readOnly: false,
@@ -59,6 +60,7 @@ extension BridgeTool {
             arguments: [
                 .init(name: "text", type: "string", description: "Keywords to search for; omit for the latest records"),
                 .init(name: "limit", type: "integer", description: "Most records to return (default 20)"),
+                .init(name: "mode", type: "string", description: "With text: keyword (any of the words), vector (by meaning, embedded records only) or hybrid (both)"),
                 namespace,
             ],
             readOnly: true,
@@ -66,7 +68,8 @@ extension BridgeTool {
                 if args.contains(where: { $0.key == "text" }) {
                     return try forward("ep.search")(args, ns, call)
                 }
-                return try forward("ep.query", defaults: [JSONMember("order", "desc")])(args, ns, call)
+                // Without text there is nothing to rank: the latest records, whatever the mode.
+                return try forward("ep.query", defaults: [JSONMember("order", "desc")])(args.filter { $0.key != "mode" }, ns, call)
             }),
         BridgeTool(
             name: "remember_fact",
