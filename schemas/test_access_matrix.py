@@ -107,7 +107,7 @@ NEEDS = {
     "claim.acquire": "w", "claim.renew": "w", "claim.release": "w", "claim.list": "r",
     "result.put": "w", "task.transition": "w", "task.get": "r",
     "inbox.post": "w", "inbox.read": "r", "inbox.ack": "w",
-    "ep.append": "w", "ep.search": "r", "ep.summarize": "a", "ep.prune": "a",
+    "ep.append": "w", "ep.summarize": "a", "ep.prune": "a",
     "sem.upsert": "w", "sem.get": "r", "sem.delete": "w",
 }
 
@@ -233,6 +233,13 @@ def test_prefix_reads_show_only_granted_namespaces(daemon):
     # "wf" itself is outside wf/*; wf/42 holds records the matrix test appended.
     assert {"wf/7", "wf/7/sub"} <= set(seen) and not set(seen) & {"wf", "secret/x"}
     assert all(ns.startswith("wf/") for ns in seen)
+    # ep.search covers the prefix and leaves out what the grants do not cover, in every mode.
+    for mode in ["keyword", "vector", "hybrid"]:
+        hits = worker.call("ep.search", {"ns": "wf", "text": "hello world", "limit": 100, "mode": mode})["hits"]
+        assert all(h["ns"].startswith("wf/") for h in hits), mode
+        if mode == "keyword":
+            assert {"wf/7", "wf/7/sub"} <= {h["ns"] for h in hits}
+    assert worker.call("ep.search", {"ns": "secret", "text": "hello"})["hits"] == []
     hits = worker.call("sem.search", {"ns": "wf", "vector": [1.0, 0.5], "k": 10})["hits"]
     assert sorted(h["ns"] for h in hits if h["ns"].startswith("wf/7")) == ["wf/7", "wf/7/sub"]
     assert all(h["ns"].startswith("wf/") for h in hits)

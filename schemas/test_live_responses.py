@@ -1337,7 +1337,7 @@ def test_episodic_examples(server, ns):
             result = c.call(method, params)
             if method == "ep.append":
                 appended.append(result)
-    assert len(appended) == 2
+    assert len(appended) == 3 and appended[2].get("embedded") is True
 
 
 def test_watch_episodic_events(server, ns):
@@ -1399,9 +1399,19 @@ def test_episodic_scenario(server, ns):
     c.fail("ep.query", {"ns": ns, "cursor": "bm90IGEgY3Vyc29y"}, -32602)
     e = c.fail("ep.query", {"ns": ns, "since": "2026-11-22T00:00:00.000Z", "until": "2026-11-21T00:00:00.000Z"}, -32602)
     assert e["data"]["field"] == "until"
-    # Search: BM25 order, hostile text is plain words.
+    # Search: any word under the prefix (log and log/sub), BM25 order: the record with
+    # every word first; hostile text is plain words.
     hits = c.call("ep.search", {"ns": f"{ns}/log", "text": "sqlite migration failed"})["hits"]
-    assert [h["id"] for h in hits] == [ids[2]] and hits[0]["score"] > 0
+    assert hits[0]["id"] == ids[2] and sorted(h["id"] for h in hits) == sorted(ids)
+    assert all(h["score"] > 0 and h["match"] == {"keyword": {"rank": i + 1, "score": h["score"]}} for i, h in enumerate(hits))
+    assert sorted(h["id"] for h in c.call("ep.search", {"ns": f"{ns}/log/sub", "text": "sqlite"})["hits"]) == sorted(ids[5:])
+    # Nothing is embedded: the vector arm finds nothing, hybrid is the keyword arm fused.
+    assert c.call("ep.search", {"ns": f"{ns}/log", "text": "sqlite migration", "mode": "vector"})["hits"] == []
+    hybrid = c.call("ep.search", {"ns": f"{ns}/log", "text": "sqlite migration failed", "mode": "hybrid"})["hits"]
+    assert [h["id"] for h in hybrid] == [h["id"] for h in hits]
+    assert all(set(h["match"]) == {"keyword", "fused"} and h["score"] == h["match"]["fused"] for h in hybrid)
+    e = c.fail("ep.search", {"ns": ns, "text": "x", "mode": "semantic"}, -32602, check_params=False)
+    assert e["data"]["field"] == "mode"
     for text in ['"', "AND", "NEAR(", "((", "*", "sqlite*", "-x"]:
         assert "hits" in c.call("ep.search", {"ns": f"{ns}/log", "text": text})
     # Summarize, pin, prune (dry run first: it reports exactly what the real one deletes).

@@ -23,11 +23,13 @@ public final class Engine: Sendable {
     public let startedAtNs: UInt64
 
     /// An engine whose working memory lives in `dataDir/working` and episodic memory in
-    /// `dataDir/episodic.sqlite` (neither used when volatile).
+    /// `dataDir/episodic.sqlite` (neither used when volatile). Both SQLite tiers embed with
+    /// the one embedder of `settings`.
     /// - Throws: when the journal cannot be opened or recovered, or a database opened.
     public init(limits: Limits, durability: Durability, dataDir: String, time: any TimeSource = SystemTime(),
                 resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
                 semantic settings: SemanticSettings = SemanticSettings(), summarizer: Summarizer = Summarizer(),
+                episodic episodicSettings: EpisodicSettings = EpisodicSettings(),
                 principals: [Principal] = [], auditRetentionMs: Int64 = 30 * 86_400_000, auditMutations: Bool? = nil,
                 logger: Logger) throws(StorageError) {
         self.limits = limits
@@ -44,7 +46,7 @@ public final class Engine: Sendable {
         }
         let working = self.working
         episodic = try EpisodeStore(dir: dataDir, durability: durability, limits: limits, time: time,
-                                    summarizer: summarizer, logger: logger,
+                                    summarizer: summarizer, embedder: settings.embedder, settings: episodicSettings, logger: logger,
                                     nextRevision: { () throws(WireError) -> Int64 in try working.reserveRevision() })
         semantic = try SemanticStore(dir: dataDir, durability: durability, limits: limits, time: time,
                                      embedder: settings.embedder, defaultMetric: settings.metric,

@@ -36,7 +36,7 @@ enum MethodAccess: Sendable {
         "result.put": .ns(.write), "task.transition": .ns(.write), "task.get": .ns(.read),
         "inbox.post": .ns(.write), "inbox.read": .ns(.read), "inbox.ack": .ns(.write),
         "watch.subscribe": .prefixRead, "watch.cancel": .open,
-        "ep.append": .ns(.write), "ep.query": .prefixRead, "ep.search": .ns(.read), "ep.summarize": .ns(.admin),
+        "ep.append": .ns(.write), "ep.query": .prefixRead, "ep.search": .prefixRead, "ep.summarize": .ns(.admin),
         "ep.prune": .handler, "ep.pin": .handler,
         "sem.upsert": .ns(.write), "sem.search": .prefixRead, "sem.get": .ns(.read), "sem.delete": .ns(.write),
         "audit.query": .handlerRead,

@@ -49,6 +49,7 @@ extension BridgeTool {
                 .init(name: "task", type: "string", description: "Task id this belongs to"),
                 .init(name: "data", type: "object", description: "Structured details"),
                 .init(name: "idempotency_key", type: "string", description: "Makes a retried call record once"),
+                .init(name: "embed", type: "boolean", description: "Also embed it, so recall by meaning (mode vector or hybrid) finds it"),
                 namespace,
             ],
             readOnly: false,
@@ -58,8 +59,8 @@ extension BridgeTool {
             description: "Recall past episodes related to a situation (by meaning and keywords, best matches first, namespace and everything under it), or list the latest records when no text is given.",
             arguments: [
                 .init(name: "text", type: "string", description: "The situation or keywords to recall; omit for the latest records"),
-                .init(name: "mode", type: "string", description: "hybrid (meaning + keywords), vector (meaning) or keyword (default: the server's)"),
                 .init(name: "limit", type: "integer", description: "Most records to return (default 20)"),
+                .init(name: "mode", type: "string", description: "With text: keyword (any of the words), vector (by meaning, embedded records only) or hybrid (both)"),
                 namespace,
             ],
             readOnly: true,
@@ -67,7 +68,8 @@ extension BridgeTool {
                 if args.contains(where: { $0.key == "text" }) {
                     return try forward("ep.search")(args, ns, call)
                 }
-                return try forward("ep.query", defaults: [JSONMember("order", "desc")])(args, ns, call)
+                // Without text there is nothing to rank: the latest records, whatever the mode.
+                return try forward("ep.query", defaults: [JSONMember("order", "desc")])(args.filter { $0.key != "mode" }, ns, call)
             }),
         BridgeTool(
             name: "remember_fact",

@@ -8,6 +8,10 @@ import TOMLKit
 /// job_interval_ms = 3600000          # retention job schedule; 0 disables it
 /// summarizer_command = ["/usr/local/bin/summarize", "--model", "small"]
 /// summarizer_timeout_ms = 10000
+/// search_mode = "keyword"            # ep.search without `mode`: keyword | vector | hybrid
+///
+/// [[episodic.embed]]                 # one table per prefix whose every record is embedded
+/// ns = "wf"                          # prefix; omit for every namespace
 ///
 /// [[episodic.retention]]
 /// ns = "wf"                          # prefix; omit for every namespace
@@ -22,6 +26,8 @@ struct EpisodicConfig: Sendable {
     var summarizerCommand: [String]? = nil
     var summarizerTimeoutMs = 10_000
     var retention: [RetentionPolicy] = []
+    /// Embedding policies and the default search mode.
+    var settings = EpisodicSettings()
 
     var summarizer: Summarizer { Summarizer(command: summarizerCommand, timeoutMs: summarizerTimeoutMs) }
 
@@ -54,6 +60,17 @@ struct EpisodicConfig: Sendable {
                     throw ConfigError("\(file): episodic.summarizer_timeout_ms must be 100...600000")
                 }
                 summarizerTimeoutMs = v
+            case "search_mode":
+                guard let name = value?.string, let mode = SearchMode(rawValue: name) else {
+                    throw ConfigError("\(file): episodic.search_mode must be one of keyword, vector, hybrid")
+                }
+                settings.searchMode = mode
+            case "embed":
+                guard let list = value?.array else { throw ConfigError("\(file): episodic.embed must be an array of tables ([[episodic.embed]])") }
+                for (i, item) in list.enumerated() {
+                    guard let t = item.table else { throw ConfigError("\(file): episodic.embed[\(i)] must be a table") }
+                    settings.embedPrefixes.append(try Self.embedPrefix(t, at: "\(file): episodic.embed[\(i)]"))
+                }
             case "retention":
                 guard let list = value?.array else { throw ConfigError("\(file): episodic.retention must be an array of tables ([[episodic.retention]])") }
                 for (i, item) in list.enumerated() {
@@ -64,6 +81,23 @@ struct EpisodicConfig: Sendable {
                 throw ConfigError("\(file): unknown key episodic.\(key)")
             }
         }
+    }
+
+    /// One `[[episodic.embed]]` table: its `ns` prefix ("" when omitted: every namespace).
+    static func embedPrefix(_ t: TOMLTable, at place: String) throws(ConfigError) -> String {
+        var prefix = ""
+        for key in t.keys {
+            switch key {
+            case "ns":
+                guard let ns = t[key]?.string, (try? Validate.namespace(ns)) != nil else {
+                    throw ConfigError("\(place).ns must be a namespace prefix such as \"wf/42\"")
+                }
+                prefix = ns
+            default:
+                throw ConfigError("\(place): unknown key \(key)")
+            }
+        }
+        return prefix
     }
 
     static func policy(_ t: TOMLTable, at place: String) throws(ConfigError) -> RetentionPolicy {

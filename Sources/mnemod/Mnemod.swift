@@ -67,7 +67,7 @@ struct Mnemod: AsyncParsableCommand {
         do {
             engine = try Engine(limits: cfg.limits, durability: cfg.durability, dataDir: cfg.dataDir,
                                 resultRetentionMs: cfg.resultRetentionMs, inboxRetentionMs: cfg.inboxRetentionMs,
-                                semantic: cfg.semantic.settings, summarizer: cfg.episodic.summarizer,
+                                semantic: cfg.semantic.settings, summarizer: cfg.episodic.summarizer, episodic: cfg.episodic.settings,
                                 principals: cfg.principals, auditRetentionMs: cfg.auditRetentionMs,
                                 auditMutations: cfg.auditMutations, logger: logger)
         } catch {

@@ -2,7 +2,7 @@ import MnemoCore
 import MnemoProtocol
 import Testing
 
-@Suite("episodic search: FTS5, BM25, hostile text")
+@Suite("episodic search: FTS5 any-word BM25 under a prefix, visibility, hostile text")
 struct EpisodeSearchTests {
     func corpus() throws -> EpisodeStore {
         let (ep, _) = try makeEpisodes()
@@ -15,17 +15,39 @@ struct EpisodeSearchTests {
         return ep
     }
 
-    @Test func ranksByBM25AndMatchesAllWordsInOneNamespace() throws {
+    @Test func ranksByBM25AndMatchesAnyWordUnderThePrefix() throws {
         let ep = try corpus()
-        let hits = try ep.search(ns: "kb", text: "sqlite", limit: 10)
-        #expect(hits.map(\.record.id) == ["ep_3", "ep_2", "ep_1"])
+        let hits = try ep.search(ns: "kb", text: "sqlite", limit: 10).hits
+        // kb and kb/other (whole segments), never kb2; the most "sqlite" first.
+        #expect(Set(hits.map(\.record.id)) == ["ep_1", "ep_2", "ep_3", "ep_5"] && hits.first?.record.id == "ep_3")
         #expect(hits.map(\.score) == hits.map(\.score).sorted(by: >))
-        #expect(hits.allSatisfy { $0.score > 0 })
-        #expect(try ep.search(ns: "kb", text: "WAL sqlite", limit: 10).map(\.record.id) == ["ep_3", "ep_1"])
-        #expect(try ep.search(ns: "kb", text: "sqlite", limit: 1).map(\.record.id) == ["ep_3"])
-        #expect(try ep.search(ns: "kb", text: "kubernetes", limit: 10).isEmpty)
-        #expect(try ep.search(ns: "kb/other", text: "sqlite", limit: 10).map(\.record.id) == ["ep_5"])
-        #expect(try ep.search(ns: "kb2", text: "sqlite", limit: 10).map(\.record.id) == ["ep_6"])
+        #expect(hits.allSatisfy { $0.score > 0 && $0.match.keyword?.score == $0.score && $0.match.vector == nil })
+        #expect(hits.map { $0.match.keyword?.rank } == Array(1...hits.count))
+        #expect(hits.first { $0.record.id == "ep_5" }?.record.ns == "kb/other", "hits carry their namespace")
+        #expect(try ep.ids("kb", "sqlite", limit: 1) == ["ep_3"])
+        #expect(try ep.ids("kb", "kubernetes").isEmpty)
+        #expect(try ep.ids("kb/other", "sqlite") == ["ep_5"])
+        #expect(try ep.ids("kb2", "sqlite") == ["ep_6"])
+        #expect(try ep.ids("k", "sqlite").isEmpty, "a prefix is whole segments")
+        // Any word: a paraphrase sharing one word still finds the record; records holding
+        // more of the words rank first.
+        #expect(try ep.ids("kb", "postgres or redis").sorted() == ["ep_2", "ep_4"])
+        #expect(try ep.ids("kb", "checkpoint wal sqlite").first == "ep_3")
+        #expect(try ep.ids("kb", "wal sqlite").sorted() == ["ep_1", "ep_2", "ep_3", "ep_5"])
+    }
+
+    @Test func recordsOfNamespacesTheCallerCannotReadAreNeverReturned() throws {
+        let ep = try corpus()
+        let notOther: @Sendable (String) -> Bool = { $0 != "kb/other" }
+        #expect(try ep.ids("kb", "sqlite", visible: notOther).sorted() == ["ep_1", "ep_2", "ep_3"])
+        // The hidden best hits do not make a page short.
+        let onlyOther: @Sendable (String) -> Bool = { $0 == "kb/other" }
+        #expect(try ep.ids("kb", "sqlite", limit: 1, visible: onlyOther) == ["ep_5"])
+        #expect(try ep.ids("kb", "sqlite", visible: { _ in false }).isEmpty)
+        for mode in SearchMode.allCases {
+            let ids = try ep.ids("kb", "sqlite wal", mode: mode, visible: notOther)
+            #expect(!ids.contains("ep_5") && !ids.contains("ep_6"), "\(mode)")
+        }
     }
 
     @Test(arguments: [
@@ -38,24 +60,28 @@ struct EpisodeSearchTests {
     ])
     func hostileTextIsNeverAnFTSSyntaxError(text: String) throws {
         let ep = try corpus()
-        _ = try ep.search(ns: "kb", text: text, limit: 10)
+        for mode in SearchMode.allCases where mode != .vector {
+            _ = try ep.search(ns: "kb", text: text, limit: 10, mode: mode)
+        }
         #expect(try ep.all("kb").count == 5, "kb and kb/other")
     }
 
     @Test func aNULSeparatesWords() throws {
         let ep = try corpus()
-        #expect(try ep.search(ns: "kb", text: "wal\u{0}sqlite", limit: 10).map(\.record.id) == ["ep_3", "ep_1"])
+        #expect(try ep.ids("kb", "wal\u{0}sqlite") == ep.ids("kb", "wal sqlite"))
         #expect(FTSQuery.terms("a\u{0}b") == ["\"a\"", "\"b\""])
     }
 
     @Test func operatorsArePlainWords() throws {
         let ep = try corpus()
-        // "AND" is a word that must appear, not an operator: no record has "and".
-        #expect(try ep.search(ns: "kb", text: "sqlite AND wal", limit: 10).isEmpty)
+        // "AND", "NOT" are words, not operators: no record has them, so they add nothing.
+        #expect(try ep.ids("kb", "AND").isEmpty && ep.ids("kb", "NOT").isEmpty)
+        #expect(try ep.ids("kb", "sqlite AND wal") == ep.ids("kb", "sqlite wal"))
+        #expect(try ep.ids("kb", "NOT sqlite") == ep.ids("kb", "sqlite"))
         // Punctuation-only words are dropped; quotes inside a word are kept as text.
-        #expect(try ep.search(ns: "kb", text: "sqlite * ((", limit: 10).count == 3)
-        #expect(try ep.search(ns: "kb", text: "\"sqlite\"", limit: 10).count == 3)
-        #expect(try ep.search(ns: "kb", text: "*** ((", limit: 10).isEmpty)
+        #expect(try ep.ids("kb", "sqlite * ((").count == 4)
+        #expect(try ep.ids("kb", "\"sqlite\"").count == 4)
+        #expect(try ep.ids("kb", "*** ((").isEmpty)
     }
 
     @Test func badSearchArgumentsNameTheField() throws {
@@ -68,7 +94,9 @@ struct EpisodeSearchTests {
 
     @Test func ftsQueryQuotesEveryWord() {
         #expect(FTSQuery.terms("a \"b\" NEAR( ** c*") == ["\"a\"", "\"\"\"b\"\"\"", "\"NEAR(\"", "\"c*\""])
-        #expect(FTSQuery.match(text: "x y", ns: "wf/4.a") == "nskey : \"77662F342E61\" AND content : (\"x\" AND \"y\")")
-        #expect(FTSQuery.match(text: "*", ns: "wf") == nil)
+        #expect(FTSQuery.matchAny(text: "x y", column: "content", prefix: "wf/4.a") == "nskey : \"77662F342E61\" AND content : (\"x\" OR \"y\")")
+        #expect(FTSQuery.subtreeKeys("wf/4.a/b") == "7766 77662F342E61 77662F342E612F62")
+        #expect(FTSQuery.subtreeKeys("wf") == "7766")
+        #expect(FTSQuery.matchAny(text: "*", column: "content", prefix: "wf") == nil)
     }
 }

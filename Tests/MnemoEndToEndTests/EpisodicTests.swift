@@ -64,6 +64,9 @@ struct EpisodicTests {
             ("ep.query", ["ns": "wf", "limit": 1001], "limit"),
             ("ep.search", ["ns": "wf", "text": ""], "text"),
             ("ep.search", ["ns": "wf", "text": "x", "colour": "red"], "colour"),
+            ("ep.search", ["ns": "wf", "text": "x", "mode": "fuzzy"], "mode"),
+            ("ep.append", ["ns": "wf", "kind": "note", "content": "x", "embed": "yes"], "embed"),
+            ("ep.append", ["ns": "wf", "kind": "note", "content": " \t ", "embed": true], "content"),
             ("ep.summarize", ["ns": "wf", "max_records": 0], "max_records"),
             ("ep.summarize", ["ns": "wf", "older_than_ms": -5], "older_than_ms"),
             ("ep.prune", ["ns": "wf"], "policy"),
@@ -96,6 +99,100 @@ struct EpisodicTests {
         for text in ["\"", "cache AND", "NEAR(cache", "((", "*", "cache*", "^cache", "ns:kb"] {
             #expect(throws: Never.self) { _ = try c.call("ep.search", ["ns": "kb", "text": .string(text)]) }
         }
+    }
+
+    /// The `match` of a hit as `[arm: rank]`, plus `fused` when present.
+    func arms(_ hit: JSON) -> [String: Int64] {
+        var out: [String: Int64] = [:]
+        for arm in ["vector", "keyword"] { if let r = hit["match"]?[arm]?["rank"]?.int64Value { out[arm] = r } }
+        if hit["match"]?["fused"] != nil { out["fused"] = 1 }
+        return out
+    }
+
+    @Test func searchCoversAPrefixInEveryModeAndEmbedsByFlagOrPolicy() throws {
+        let daemon = try Daemon(config: "[[episodic.embed]]\nns = \"t/wf\"\n")
+        let c = try daemon.client()
+        func append(_ ns: String, _ content: String, embed: Bool? = nil) throws -> JSON {
+            var p: JSON = ["ns": .string(ns), "kind": "note", "content": .string(content)]
+            if let embed { p = ["ns": .string(ns), "kind": "note", "content": .string(content), "embed": .bool(embed)] }
+            return try c.call("ep.append", p)
+        }
+        let backup = try append("t/wf/1", "the nightly backup of the orders database failed")  // policy
+        let host = try append("t/wf/2/log", "orders database moved to a new host")  // policy
+        let other = try append("t/kb", "backups failing every night", embed: true)
+        let plain = try append("t/kb", "nightly backup report")
+        #expect(backup["embedded"] == true && host["embedded"] == true && other["embedded"] == true)
+        #expect(plain["embedded"] == nil && plain["truncated"] == nil && backup["truncated"] == nil)
+        #expect(try c.call("admin.stats")["episodic"]?["vectors"] == 3)
+        func hits(_ ns: String, _ text: String, _ mode: String? = nil) throws -> [JSON] {
+            var p: JSON = ["ns": .string(ns), "text": .string(text)]
+            if let mode { p = ["ns": .string(ns), "text": .string(text), "mode": .string(mode)] }
+            let r = try c.call("ep.search", p)
+            #expect(r["skipped"] == nil)
+            return r["hits"]?.arrayValue ?? []
+        }
+        // A prefix: t/wf finds t/wf/1 and t/wf/2/log, never t/kb; hits are whole records with their ns.
+        let keyword = try hits("t/wf", "orders database")
+        #expect(Set(keyword.compactMap { $0["ns"]?.stringValue }) == ["t/wf/1", "t/wf/2/log"])
+        #expect(keyword.allSatisfy { arms($0) == ["keyword": arms($0)["keyword"] ?? 0] && $0["match"]?["keyword"]?["score"] == $0["score"] })
+        #expect(keyword.first?["provenance"]?["agent"] == "tester" && keyword.first?["content"] != nil)
+        // Default keyword = any word: one shared word is enough.
+        #expect(try hits("t/wf", "restore the orders").count == 2)
+        let vector = try hits("t", "nightly backup failed", "vector")
+        // Both failing-backup records are nearer by meaning than the host move.
+        #expect(Set(vector.prefix(2).compactMap { $0["id"] }) == Set([backup["id"], other["id"]].compactMap { $0 }) && vector.count == 3,
+                "only embedded records")
+        #expect(vector.allSatisfy { arms($0).keys.sorted() == ["vector"] && ($0["score"]?.doubleValue ?? 2) <= 1 })
+        let hybrid = try hits("t", "nightly backup failed", "hybrid")
+        #expect(hybrid.first?["id"] == backup["id"] && arms(hybrid[0]).keys.sorted() == ["fused", "keyword", "vector"])
+        #expect(hybrid.first?["score"] == hybrid.first?["match"]?["fused"])
+        #expect(hybrid.contains { $0["id"] == plain["id"] && arms($0).keys.sorted() == ["fused", "keyword"] })
+        // Pruning drops the vectors: from the table and the search.
+        _ = try c.call("ep.prune", ["ns": "t/wf", "policy": ["max_count": 0]])
+        #expect(try c.call("admin.stats")["episodic"]?["vectors"] == 1)
+        #expect(try hits("t", "nightly backup failed", "vector").compactMap { $0["id"] } == [other["id"]!])
+    }
+
+    @Test func visibilityHidesNamespacesUnderThePrefix() throws {
+        let config = """
+            [[principals]]
+            name = "ops"
+            token_sha256 = "\(try AuditTests.sha256Hex("ops-secret"))"
+            grants = [{ ns = "**", perms = "rwa" }]
+            [[principals]]
+            name = "worker"
+            token_sha256 = "\(try AuditTests.sha256Hex("worker-secret"))"
+            grants = [{ ns = "wf/open", perms = "r" }]
+            """
+        let daemon = try Daemon(config: config)
+        let ops = try MnemoClient(socketPath: daemon.socket, agent: "ops", token: "ops-secret")
+        for ns in ["wf/open", "wf/open/sub", "wf/secret", "wf"] {
+            _ = try ops.call("ep.append", ["ns": .string(ns), "kind": "note", "content": "the launch codes", "embed": true])
+        }
+        let worker = try MnemoClient(socketPath: daemon.socket, agent: "w", token: "worker-secret")
+        for mode in ["keyword", "vector", "hybrid"] {
+            let hits = try worker.call("ep.search", ["ns": "wf", "text": "launch codes", "mode": .string(mode)])["hits"]?.arrayValue ?? []
+            #expect(Set(hits.compactMap { $0["ns"]?.stringValue }) == ["wf/open", "wf/open/sub"], "\(mode)")
+        }
+        #expect(try worker.call("ep.search", ["ns": "wf/secret", "text": "launch"])["hits"] == [])
+    }
+
+    @Test func vectorsSurviveARestartAndTheRetryIsNotStoredTwice() throws {
+        let daemon = try Daemon()
+        let c = try daemon.client()
+        let p: JSON = ["ns": "mem", "kind": "note", "content": "the cache was cold after the deploy", "embed": true, "idempotency_key": "k"]
+        let first = try c.call("ep.append", p)
+        #expect(try c.call("ep.append", p) == first && first["embedded"] == true)
+        _ = try c.call("ep.append", ["ns": "mem", "kind": "note", "content": "disk full on the build host", "embed": true])
+        let search: JSON = ["ns": "mem", "text": "cold cache", "mode": "vector"]
+        let before = try c.call("ep.search", search)
+        #expect(try c.call("admin.stats")["episodic"]?["vectors"] == 2)
+        daemon.kill()
+        let again = try daemon.restarted()
+        let d = try again.client()
+        #expect(try d.call("ep.search", search) == before && before["hits"]?.arrayValue?.count == 2)
+        #expect(try d.call("admin.stats")["episodic"]?["vectors"] == 2)
+        #expect(try d.call("ep.append", p) == first)
     }
 
     @Test func summarizeThenPruneWithPinsAndDryRun() throws {
@@ -184,7 +281,8 @@ struct EpisodicTests {
         let d = try again.client()
         #expect(try d.call("ep.query", ["ns": "keep", "limit": 1000]) == before)
         #expect((try d.call("admin.health")["rev"]?.int64Value ?? 0) >= rev)
-        #expect(try d.call("ep.search", ["ns": "keep", "text": "memory 7"])["hits"]?.arrayValue?.count == 1)
+        let recalled = try d.call("ep.search", ["ns": "keep", "text": "memory 7"])["hits"]?.arrayValue ?? []
+        #expect(recalled.first?["content"] == "memory 7" && recalled.count == 10, "any word matches; both words rank first")
         let replay = try d.call("ep.append", ["ns": "keep", "kind": "note", "content": "memory 3", "idempotency_key": "k3"])
         #expect((replay["rev"]?.int64Value ?? 0) < rev, "the replay answers the original append")
         let next = try d.call("ep.append", ["ns": "keep", "kind": "note", "content": "after"])
@@ -222,10 +320,29 @@ struct EpisodicTests {
             "[episodic]\nbogus = 1", "[episodic]\njob_interval_ms = 5", "[episodic]\nsummarizer_command = \"relative/path\"",
             "[[episodic.retention]]\nns = \"wf\"", "[[episodic.retention]]\nns = \"bad//ns\"\nmax_count = 1",
             "[[episodic.retention]]\nmax_age_ms = 0", "[[episodic.retention]]\nmax_count = 5\nkeep_pinned = \"no\"",
+            "[episodic]\nsearch_mode = \"fuzzy\"", "[episodic]\nsearch_mode = 1", "[[episodic.embed]]\nns = \"wf\"\nmodel = \"x\"",
+            "[[episodic.embed]]\nns = \"bad//ns\"", "[episodic]\nembed = \"wf\"",
         ] {
-            #expect(throws: (any Error).self, "\(config)") { _ = try Daemon(config: config) }
+            #expect(throws: (any Error).self, "\(config)") {
+                do {
+                    _ = try Daemon(config: config)
+                } catch let e as DaemonError {
+                    #expect(e.description.contains("status 78"), "\(config): \(e)")
+                    throw e
+                }
+            }
         }
-        _ = try Daemon(config: "[episodic]\njob_interval_ms = 0\nsummarizer_command = [\"/bin/cat\"]\n[[episodic.retention]]\nmax_count = 5\n")
+        _ = try Daemon(config: """
+            [episodic]
+            job_interval_ms = 0
+            summarizer_command = ["/bin/cat"]
+            search_mode = "hybrid"
+            [[episodic.retention]]
+            max_count = 5
+            [[episodic.embed]]
+            ns = "wf"
+            [[episodic.embed]]
+            """)
     }
 
     @Test func cliSummarizeAndPruneTalkToTheDaemon() throws {

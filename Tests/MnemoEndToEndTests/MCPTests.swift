@@ -27,8 +27,12 @@ struct MCPTests {
         _ = try a.tool("remember_episode", ["content": "the login page test failed twice", "kind": "decision"])
         let found = try a.tool("recall_episodes", ["text": "billing staging"])
         #expect(found["hits"]?.arrayValue?.first?["content"] == "deployed the billing service to staging")
+        _ = try a.tool("remember_episode", ["content": "the nightly backup failed", "embed": true])
+        let meaning = try a.tool("recall_episodes", ["text": "backup failing at night", "mode": "vector"])
+        #expect(meaning["hits"]?.arrayValue?.map { $0["content"] } == ["the nightly backup failed"], "only the embedded record")
+        #expect(try a.tool("recall_episodes", ["limit": 1, "mode": "hybrid"])["records"]?.arrayValue?.count == 1)
         let latest = try a.tool("recall_episodes", ["limit": 1])
-        #expect(latest["records"]?.arrayValue?.map { $0["content"] } == ["the login page test failed twice"])
+        #expect(latest["records"]?.arrayValue?.map { $0["content"] } == ["the nightly backup failed"])
 
         // Semantic: the closest fact comes first, stamped with the bridge's agent.
         _ = try a.tool("remember_fact", ["text": "the user prefers tea over coffee", "id": "drink"])

@@ -295,4 +295,33 @@ struct TransferTests {
     }
 
     static func trimmed(_ s: String) -> String { s.trimmingCharacters(in: .whitespacesAndNewlines) }
+
+    @Test func episodeVectorsTravelWithTheRecordsAndASnapshot() throws {
+        let a = try Daemon()
+        let c = try a.client()
+        for (i, text) in ["the cache was cold after the deploy", "disk full on the build host", "cold starts after deploys"].enumerated() {
+            _ = try c.call("ep.append", ["ns": "mem/x", "kind": "note", "content": .string(text), "embed": .bool(i != 1)])
+        }
+        let file = a.dir.appendingPathComponent("ep.jsonl").path
+        _ = try c.call("admin.export", ["ns": "mem", "path": .string(file)])
+        let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").dropFirst().map { try JSONParser.parse(String($0)) }
+        #expect(lines.map { $0["vector_b64"] != nil } == [true, false, true])
+        #expect(lines[0]["model"] == "all-MiniLM-L6-v2" && lines[0]["dims"] == 384 && lines[0]["truncated"] == false)
+        let search: JSON = ["ns": "mem", "text": "cold cache deploy", "mode": "vector"]
+        let before = try c.call("ep.search", search)["hits"]?.arrayValue ?? []
+        func summary(_ hits: [JSON]) -> [String] { hits.map { "\($0["id"]?.text ?? "") \($0["score"]?.text ?? "")" } }
+
+        let b = try Daemon()
+        let cb = try b.client()
+        #expect(try cb.call("admin.import", ["path": .string(file)])["imported"] == 3)
+        let after = try cb.call("ep.search", search)["hits"]?.arrayValue ?? []
+        #expect(summary(after) == summary(before) && before.count == 2, "the same vectors, bit for bit")
+        #expect(try cb.call("admin.stats")["episodic"]?["vectors"] == 2)
+
+        let target = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-snap-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        _ = try c.call("admin.snapshot", ["path": .string(target.appendingPathComponent("data").path)])
+        let restored = try Daemon(dir: target)  // removes the directory when released
+        #expect(summary(try restored.client().call("ep.search", search)["hits"]?.arrayValue ?? []) == summary(before))
+    }
 }

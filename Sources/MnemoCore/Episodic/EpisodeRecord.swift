@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import MnemoProtocol
 
@@ -32,6 +33,14 @@ public struct EpisodeRecord: Sendable, Equatable {
 
     /// The columns every record query selects, in ``init(row:)``'s order.
     static let columns = "rev, id, ns, kind, content, data, task, tags, at, agent, principal, uid, pid, derived_from, summarized, pinned"
+
+    /// How many ``columns`` there are (the index of the first column selected after them).
+    static let columnCount = 16
+
+    /// ``columns`` qualified by a table alias (`e.rev, e.id, ...`), for joins.
+    static func qualifiedColumns(_ alias: String) -> String {
+        columns.split(separator: ",").map { alias + "." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
+    }
 
     /// Decodes a row selected with ``columns``.
     init(row: Row) {

@@ -20,10 +20,14 @@ extension EpisodeStore {
         public var idempotencyKey: String?
         /// Ids this record was derived from.
         public var derivedFrom: [String]?
+        /// Embed the content (`embed: true`); a namespace under an embed policy is
+        /// embedded without asking. Not part of the payload an idempotent retry compares.
+        public var embed: Bool
 
         /// An append.
         public init(ns: String, kind: String, content: String, data: [UInt8]? = nil, task: String? = nil,
-                    tags: [String] = [], idempotencyKey: String? = nil, derivedFrom: [String]? = nil) {
+                    tags: [String] = [], idempotencyKey: String? = nil, derivedFrom: [String]? = nil, embed: Bool = false) {
+            self.embed = embed
             self.ns = ns
             self.kind = kind
             self.content = content
@@ -45,6 +49,10 @@ extension EpisodeStore {
         public var at: Int64
         /// True when an earlier append with the same idempotency key was replayed.
         public var replayed: Bool
+        /// Whether the record has an embedding (for a replay: whether the first append made one).
+        public var embedded = false
+        /// Whether the embedder cut the content to fit its model.
+        public var truncated = false
     }
 
     /// Appends a record stamped with `caller`'s provenance, in the next group commit.
@@ -52,11 +60,28 @@ extension EpisodeStore {
     /// content, data as JSON, task, the set of tags, derived_from) returns the first
     /// append's `{id, rev, at}`; another payload is `IDEMPOTENCY_MISMATCH`. A key whose
     /// record was pruned is free again.
+    ///
+    /// With `embed`, or under a namespace an embed policy covers, the content is embedded
+    /// on the calling thread before the write and the vector stored with the record in the
+    /// same commit. A retry whose key exists is not embedded again (it answers what the
+    /// first append did). Content with nothing to embed (no letters or digits) is refused
+    /// when the client asked, and stored without a vector under a policy.
     /// - Throws: -32602 / `LIMIT_EXCEEDED` for bad input (nothing written), `UNAVAILABLE`
-    ///   when the commit fails.
-    /// - Complexity: O(log n) B-tree and FTS inserts; one fsync per group of appends.
+    ///   when the embedder or the commit fails (nothing written).
+    /// - Complexity: O(log n) B-tree and FTS inserts, one embedding when asked; one fsync
+    ///   per group of appends.
     public func append(_ a: Append, by caller: Caller) throws(WireError) -> AppendResult {
         try validate(a)
+        var made: ContentEmbedding?
+        if a.embed || settings.embeds(a.ns), try !idempotencyKeyExists(a) {
+            do throws(WireError) {
+                made = try embed(a.content, field: "content")
+            } catch {
+                // Nothing to embed, and the client did not ask: stored without a vector.
+                guard !a.embed && error.code == -32602 else { throw error }
+            }
+        }
+        let embedding = made
         let time = self.time
         let tags = EpisodeRecord.encodeList(a.tags)
         let derived = a.derivedFrom.map(EpisodeRecord.encodeList)
@@ -77,25 +102,40 @@ extension EpisodeStore {
                                         "idempotency_key \"\(key)\" was used in \(a.ns) with another payload",
                                         [JSONMember("id", .string(row["id"]))])
                 }
-                return AppendResult(id: row["id"], rev: row["rev"], at: row["at"], replayed: true)
+                let rev: Int64 = row["rev"]
+                let truncated = try Bool.fetchOne(ctx.db.cachedStatement(sql: "SELECT truncated FROM episode_vectors WHERE rev = ?"),
+                                                  arguments: [rev])
+                return AppendResult(id: row["id"], rev: rev, at: row["at"], replayed: true, embedded: truncated != nil,
+                                    truncated: truncated ?? false)
             }
             let rev = try ctx.nextRevision()
             let at = time.nowMs()
             let id = "ep_\(rev)"
             try ctx.db.cachedStatement(sql: """
                 INSERT INTO episodes (rev, id, ns, kind, content, data, task, tags, at, agent, principal, uid, pid,
-                                      derived_from, idem_key)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      derived_from, idem_key, nskey)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [rev, id, a.ns, a.kind, a.content, data, a.task, tags, at, caller.agent,
                                          caller.principal, Int64(caller.uid), Int64(caller.pid), derived,
-                                         a.idempotencyKey])
-            return AppendResult(id: id, rev: rev, at: at, replayed: false)
+                                         a.idempotencyKey, FTSQuery.subtreeKeys(a.ns)])
+            if let embedding { try self.storeVector(embedding, rev: rev, id: id, ns: a.ns, in: ctx) }
+            return AppendResult(id: id, rev: rev, at: at, replayed: false, embedded: embedding != nil,
+                                truncated: embedding?.truncated ?? false)
         }
         if !result.replayed {
             counters.withLock { $0.records += 1 }
             emit([WatchEvent(rev: result.rev, tier: "ep", kind: "append", ns: a.ns, id: result.id)])
         }
         return result
+    }
+
+    /// Whether `a`'s idempotency key was used in its namespace already (its retry is
+    /// answered from the first append, so it is not embedded again).
+    func idempotencyKeyExists(_ a: Append) throws(WireError) -> Bool {
+        guard let key = a.idempotencyKey else { return false }
+        return try store.read { db in
+            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM episodes WHERE ns = ? AND idem_key = ?"), arguments: [a.ns, key]) ?? false
+        }
     }
 
     /// Whether two stored `data` payloads are the same JSON (member order and number

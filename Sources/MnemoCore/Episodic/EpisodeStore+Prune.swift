@@ -46,11 +46,12 @@ extension EpisodeStore {
         return ("(ns = ? OR (ns >= ? AND ns < ?))", [ns.databaseValue, (ns + "/").databaseValue, (ns + "0").databaseValue])
     }
 
-    /// The condition for records the policy may delete at all.
-    static func unprotected(_ policy: RetentionPolicy) -> String {
+    /// The condition for records the policy may delete at all (columns of `table` when given).
+    static func unprotected(_ policy: RetentionPolicy, table: String? = nil) -> String {
+        let t = table.map { $0 + "." } ?? ""
         var c = "1"
-        if policy.keepPinned { c += " AND pinned = 0" }
-        if policy.keepSummaries { c += " AND kind != 'summary'" }
+        if policy.keepPinned { c += " AND \(t)pinned = 0" }
+        if policy.keepSummaries { c += " AND \(t)kind != 'summary'" }
         return c
     }
 
@@ -98,9 +99,19 @@ extension EpisodeStore {
             let end = min(start + Self.pruneChunk, revs.count)
             let list = revs[start..<end].map(String.init).joined(separator: ",")
             start = end
+            let vectors = self.vectors
             let done = try store.write { ctx throws -> (Int, Int64?, [String]) in
                 let namespaces = try String.fetchAll(ctx.db, sql: "SELECT DISTINCT ns FROM episodes WHERE rev IN (\(list)) AND \(unprotected)")
                 guard !namespaces.isEmpty else { return (0, nil, []) }
+                // Their vectors go with them (the delete trigger, same transaction), and
+                // from memory once this commits.
+                let embedded = try Row.fetchAll(ctx.db, sql: """
+                    SELECT e.ns, e.id, v.model, v.dims FROM episodes e JOIN episode_vectors v ON v.rev = e.rev
+                    WHERE e.rev IN (\(list)) AND \(Self.unprotected(policy, table: "e"))
+                    """).map { (ns: $0[0] as String, id: $0[1] as String, model: $0[2] as String, dims: $0[3] as Int) }
+                if !embedded.isEmpty {
+                    ctx.afterCommit { for v in embedded { vectors.remove(ns: v.ns, id: v.id, model: v.model, dims: v.dims) } }
+                }
                 let rev = try ctx.nextRevision()
                 try ctx.db.execute(sql: """
                     INSERT INTO episode_deletions (id, ns, kind, rev, at, deleted_at, deleted_rev, reason, requested_by)

@@ -35,7 +35,10 @@ extension EpisodeStore {
     }
 
     /// Summarizes exactly `sources` (records of one namespace, oldest first). The caller
-    /// holds ``jobLock``.
+    /// holds ``jobLock``. Summaries are embedded (before the commit) when their namespace
+    /// is embedded: an embed policy covers it, or some of the sources have a vector; an
+    /// embedder failure fails the run with nothing written (`UNAVAILABLE`), so a retention
+    /// job prunes nothing until the embedder is back.
     func writeSummaries(ns: String, sources: [EpisodeRecord], by caller: Caller) throws(WireError) -> SummarizeResult {
         guard !sources.isEmpty else { return SummarizeResult(summaries: [], summarized: 0) }
         var groups: [[EpisodeRecord]] = []
@@ -54,11 +57,23 @@ extension EpisodeStore {
             drafts.append(made.draft)
             if made.externalFailed { failures += 1 }
         }
+        var made: [ContentEmbedding?] = Array(repeating: nil, count: drafts.count)
+        let embedded = try settings.embeds(ns) ? true : anyEmbedded(sources.map(\.rev))
+        if embedded {
+            for (i, d) in drafts.enumerated() {
+                do throws(WireError) {
+                    made[i] = try embed(d.content, field: "content")
+                } catch {
+                    guard error.code == -32602 else { throw error }  // nothing to embed: no vector
+                }
+            }
+        }
+        let embeddings = made
         let time = self.time
-        let work = zip(groups, drafts).map { (group, draft) in (group.map(\.id), group.map(\.rev), draft) }
+        let work = zip(zip(groups, drafts), embeddings).map { (gd, e) in (gd.0.map(\.id), gd.0.map(\.rev), gd.1, e) }
         let written = try store.write { ctx throws -> [EpisodeRecord] in
             var out: [EpisodeRecord] = []
-            for (ids, revs, draft) in work {
+            for (ids, revs, draft, embedding) in work {
                 let list = revs.map(String.init).joined(separator: ",")
                 try ctx.db.execute(sql: "UPDATE episodes SET summarized = 1 WHERE rev IN (\(list)) AND summarized = 0")
                 guard ctx.db.changesCount == revs.count else {
@@ -69,10 +84,11 @@ extension EpisodeStore {
                 let id = "ep_\(rev)"
                 let derived = EpisodeRecord.encodeList(ids)
                 try ctx.db.execute(sql: """
-                    INSERT INTO episodes (rev, id, ns, kind, content, data, task, tags, at, agent, principal, uid, pid, derived_from)
-                    VALUES (?, ?, ?, 'summary', ?, ?, NULL, '[]', ?, ?, ?, ?, ?, ?)
+                    INSERT INTO episodes (rev, id, ns, kind, content, data, task, tags, at, agent, principal, uid, pid, derived_from, nskey)
+                    VALUES (?, ?, ?, 'summary', ?, ?, NULL, '[]', ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [rev, id, ns, draft.content, draft.data.text, at, caller.agent, caller.principal,
-                                     Int64(caller.uid), Int64(caller.pid), derived])
+                                     Int64(caller.uid), Int64(caller.pid), derived, FTSQuery.subtreeKeys(ns)])
+                if let embedding { try self.storeVector(embedding, rev: rev, id: id, ns: ns, in: ctx) }
                 let row = try Row.fetchOne(ctx.db, sql: "SELECT \(EpisodeRecord.columns) FROM episodes WHERE rev = ?", arguments: [rev])
                 if let row { out.append(EpisodeRecord(row: row)) }
             }

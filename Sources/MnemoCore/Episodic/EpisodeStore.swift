@@ -26,16 +26,26 @@ public final class EpisodeStore: Sendable {
     let counters: Mutex<EpisodicStats>
     /// Who is told about committed changes (the watch hub).
     let observers = WatchObservers()
+    /// Embeds records' content (the semantic tier's embedder); nil: nothing can be embedded.
+    public let embedder: (any Embedder)?
+    /// Which namespaces are embedded without asking, and the default search mode.
+    public let settings: EpisodicSettings
+    /// The embeddings, in memory for exact search (mirror of `episode_vectors`).
+    let vectors = EpisodeVectors()
 
-    /// Opens (creating and migrating) `dir/episodic.sqlite`.
-    /// - Throws: when the database cannot be opened or migrated.
+    /// Opens (creating and migrating) `dir/episodic.sqlite` and loads the stored
+    /// embeddings into memory.
+    /// - Throws: when the database cannot be opened or migrated, or holds a bad vector.
     public init(dir: String, durability: Durability, limits: Limits, time: any TimeSource, summarizer: Summarizer = Summarizer(),
+                embedder: (any Embedder)? = nil, settings: EpisodicSettings = EpisodicSettings(),
                 logger: Logger = Logger(label: "mnemo.episodic"), nextRevision: @escaping @Sendable () throws(WireError) -> Int64) throws(StorageError) {
         store = try SQLiteStore(dir: dir, name: "episodic", durability: durability, migrator: EpisodeStore.migrator,
                                 logger: logger, nextRevision: nextRevision)
         self.limits = limits
         self.time = time
         self.summarizer = summarizer
+        self.embedder = embedder
+        self.settings = settings
         self.logger = logger
         let counts: (Int, Int)
         do {
@@ -47,13 +57,18 @@ public final class EpisodeStore: Sendable {
             throw StorageError("cannot count episodic records: \(error)")
         }
         counters = Mutex(EpisodicStats(records: counts.0, deletionsLogged: counts.1))
+        try loadVectors()
     }
 
     /// The highest revision stored (the engine resumes the global counter above it).
     public var maxRevAtOpen: Int64 { store.maxRevAtOpen }
 
     /// Counters for admin.stats.
-    public var stats: EpisodicStats { counters.withLock { $0 } }
+    public var stats: EpisodicStats {
+        var s = counters.withLock { $0 }
+        s.vectors = vectors.count
+        return s
+    }
 
     /// Registers `observer` for the watch events of committed changes (tier `ep`: kinds
     /// `append`, `summarize`, `pin`, `unpin` with the record's id; `prune` per namespace).
@@ -122,6 +137,47 @@ public final class EpisodeStore: Sendable {
                 CREATE INDEX episode_deletions_ns ON episode_deletions(ns, seq);
                 """)
         }
+        m.registerMigration("episodic_v2_prefix_keys_vectors") { db in
+            // nskey becomes a stored column holding the token of the namespace and of each
+            // ancestor (FTSQuery.subtreeKeys, written by the store on insert), so that a
+            // search under a prefix selects its subtree inside the index. The index is
+            // rebuilt for the rows already there.
+            try db.execute(sql: """
+                DROP TRIGGER episodes_fts_insert;
+                DROP TRIGGER episodes_fts_delete;
+                DROP TABLE episodes_fts;
+                ALTER TABLE episodes DROP COLUMN nskey;
+                ALTER TABLE episodes ADD COLUMN nskey TEXT NOT NULL DEFAULT '';
+                """)
+            for ns in try String.fetchAll(db, sql: "SELECT DISTINCT ns FROM episodes") {
+                try db.execute(sql: "UPDATE episodes SET nskey = ? WHERE ns = ?", arguments: [FTSQuery.subtreeKeys(ns), ns])
+            }
+            try db.execute(sql: """
+                CREATE VIRTUAL TABLE episodes_fts USING fts5(content, nskey, content='episodes', content_rowid='rev',
+                                                             tokenize='unicode61');
+                CREATE TRIGGER episodes_fts_insert AFTER INSERT ON episodes BEGIN
+                  INSERT INTO episodes_fts(rowid, content, nskey) VALUES (new.rev, new.content, new.nskey);
+                END;
+                CREATE TRIGGER episodes_fts_delete AFTER DELETE ON episodes BEGIN
+                  INSERT INTO episodes_fts(episodes_fts, rowid, content, nskey) VALUES ('delete', old.rev, old.content, old.nskey);
+                END;
+                INSERT INTO episodes_fts(episodes_fts) VALUES ('rebuild');
+                -- A record's embedding, keyed by its revision: the model and length it was
+                -- made with, little-endian float32, and whether the content was cut to fit
+                -- the model. Deleting the record deletes it (the trigger), in the same
+                -- transaction.
+                CREATE TABLE episode_vectors (
+                  rev INTEGER PRIMARY KEY,
+                  model TEXT NOT NULL,
+                  dims INTEGER NOT NULL,
+                  vector BLOB NOT NULL,
+                  truncated INTEGER NOT NULL DEFAULT 0
+                ) STRICT;
+                CREATE TRIGGER episode_vectors_delete AFTER DELETE ON episodes BEGIN
+                  DELETE FROM episode_vectors WHERE rev = old.rev;
+                END;
+                """)
+        }
         return m
     }
 }
@@ -142,4 +198,6 @@ public struct EpisodicStats: Sendable, Equatable {
     public var lastJobMs: Int64 = 0
     /// Times the external summarizer failed and the built-in one was used.
     public var externalSummarizerFailures = 0
+    /// Records with an embedding (held in memory for vector search).
+    public var vectors = 0
 }

@@ -112,10 +112,16 @@ public enum Exporter {
     private static func episodes(_ store: EpisodeStore, ns: String?, rev: Int64,
                                  emit: (_ line: [UInt8]) throws(WireError) -> Void) throws(WireError) -> Int {
         let filter = nsFilter(ns)
-        return try stream(store.store, sql: "SELECT \(EpisodeRecord.columns) FROM episodes WHERE rev <= ?\(filter.sql) ORDER BY rev",
-                          arguments: StatementArguments([rev]) + filter.args, line: { row in
+        // The embedding, when the record has one, rides along: model, dims, vector_b64
+        // (little-endian float32, bit-exact) and truncated.
+        return try stream(store.store, sql: """
+            SELECT \(EpisodeRecord.qualifiedColumns("e")), v.model, v.dims, v.vector, v.truncated
+            FROM episodes e LEFT JOIN episode_vectors v ON v.rev = e.rev WHERE e.rev <= ?\(filter.sql) ORDER BY e.rev
+            """, arguments: StatementArguments([rev]) + filter.args, line: { row in
             let r = EpisodeRecord(row: row)
-            var w = JSONWriter(capacity: 256 + r.content.utf8.count + (r.data?.count ?? 0))
+            let model: String? = row[EpisodeRecord.columnCount]
+            let vector: Data? = row[EpisodeRecord.columnCount + 2]
+            var w = JSONWriter(capacity: 256 + r.content.utf8.count + (r.data?.count ?? 0) + (vector?.count ?? 0) * 2)
             w.raw("{\"tier\":\"ep\",\"ns\":")
             w.string(r.ns)
             w.raw(",\"id\":")
@@ -144,6 +150,16 @@ public enum Exporter {
             w.bool(r.pinned)
             w.raw(",\"provenance\":")
             r.provenance.write(to: &w)
+            if let model, let vector {
+                w.raw(",\"model\":")
+                w.string(model)
+                w.raw(",\"dims\":")
+                w.int(row[EpisodeRecord.columnCount + 1] as Int)
+                w.raw(",\"vector_b64\":")
+                w.string(vector.base64EncodedString())
+                w.raw(",\"truncated\":")
+                w.bool(row[EpisodeRecord.columnCount + 3])
+            }
             w.byte(UInt8(ascii: "}"))
             return w.bytes
         }, emit: emit)

@@ -26,6 +26,8 @@ public enum Importer {
     struct Episode: Sendable {
         var ns: String, id: String, kind: String, content: String, data: String?, task: String?
         var tags: String, at: Int64, provenance: Provenance, derivedFrom: String?, summarized: Bool, pinned: Bool
+        /// The record's embedding, when the line carries one (stored as it is, not re-embedded).
+        var embedding: EpisodeStore.ContentEmbedding?
     }
 
     struct Fact: Sendable {
@@ -170,7 +172,8 @@ public enum Importer {
                         ns: ns, id: id, kind: kind, content: content, data: data, task: task,
                         tags: EpisodeRecord.encodeList(tags), at: prov.at, provenance: prov,
                         derivedFrom: prov.derivedFrom.map(EpisodeRecord.encodeList),
-                        summarized: try bool(json, "summarized"), pinned: try bool(json, "pinned")))
+                        summarized: try bool(json, "summarized"), pinned: try bool(json, "pinned"),
+                        embedding: try episodeEmbedding(json, maxDims: limits.maxVectorDims)))
                     parsed.maxIDNumber = max(parsed.maxIDNumber, idNumber(id, prefix: "ep_"))
                 case .sem:
                     let id = try string(json, "id")
@@ -225,6 +228,21 @@ public enum Importer {
         }
         if !sawHeader { throw WireError.invalidParams("path", "\(path) is empty: no export header; nothing was imported") }
         return parsed
+    }
+
+    /// The embedding of an `ep` line (`model`, `dims`, `vector_b64`, `truncated`), nil
+    /// when it has no `vector_b64`.
+    /// - Throws: -32602 naming the field for a malformed vector or one that does not match `dims`.
+    static func episodeEmbedding(_ json: JSON, maxDims: Int) throws(WireError) -> EpisodeStore.ContentEmbedding? {
+        guard let b64 = try optionalString(json, "vector_b64") else { return nil }
+        let model = try string(json, "model")
+        try Validate.identifier(model, field: "model")
+        let vector = try VectorCodec.decode(base64: b64, field: "vector_b64", maxDims: maxDims)
+        guard let dims = json["dims"]?.int64Value, dims == Int64(vector.count) else {
+            throw .invalidParams("dims", "must be the vector's length, \(vector.count)")
+        }
+        let prepared = try VectorCodec.prepare(vector, for: .cosine, field: "vector_b64")
+        return EpisodeStore.ContentEmbedding(vector: vector, prepared: prepared, model: model, truncated: try bool(json, "truncated"))
     }
 
     /// `field: reason` of a -32602 error, the message of any other.
@@ -383,11 +401,12 @@ public enum Importer {
                 let rev = try ctx.nextRevision()
                 try ctx.db.cachedStatement(sql: """
                     INSERT INTO episodes (rev, id, ns, kind, content, data, task, tags, at, agent, principal, uid, pid,
-                                          derived_from, summarized, pinned)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                          derived_from, summarized, pinned, nskey)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """).execute(arguments: [rev, e.id, e.ns, e.kind, e.content, e.data, e.task, e.tags, e.at, e.provenance.agent,
                                              e.provenance.principal, Int64(e.provenance.uid), Int64(e.provenance.pid),
-                                             e.derivedFrom, e.summarized, e.pinned])
+                                             e.derivedFrom, e.summarized, e.pinned, FTSQuery.subtreeKeys(e.ns)])
+                if let embedding = e.embedding { try store.storeVector(embedding, rev: rev, id: e.id, ns: e.ns, in: ctx) }
                 done.append((e.id, e.ns, rev))
             }
             return done

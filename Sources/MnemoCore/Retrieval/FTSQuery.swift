@@ -2,8 +2,10 @@
 ///
 /// Every word (separated by whitespace or NUL) becomes a quoted FTS5 string (inner `"` doubled), so
 /// operators (`AND`, `OR`, `NOT`, `NEAR(`, `*`, `^`, `:`, parentheses) are plain words;
-/// the words must all match (implicit AND). Words with no letter or digit are dropped:
-/// the tokenizer would see no token in them, and an empty phrase matches nothing.
+/// any of the words matches (OR), and BM25 ranks documents holding more of them, and
+/// rarer ones, higher: a paraphrase that shares only some words still finds the record.
+/// Words with no letter or digit are dropped: the tokenizer would see no token in them,
+/// and an empty phrase matches nothing.
 public enum FTSQuery {
     /// The quoted words of `text`, at most `maxTerms` of them; empty when nothing searchable remains.
     public static func terms(_ text: String, maxTerms: Int = 64) -> [String] {
@@ -55,14 +57,5 @@ public enum FTSQuery {
         let words = terms(text)
         guard !words.isEmpty else { return nil }
         return "nskey : \"" + namespaceKey(prefix) + "\" AND " + column + " : (" + words.joined(separator: " OR ") + ")"
-    }
-
-    /// The full MATCH expression for `text` within namespace `ns`, or nil when the text
-    /// holds nothing searchable. The namespace's token narrows the candidates inside the
-    /// index (an AND of posting lists); the exact namespace is still checked on the row.
-    public static func match(text: String, ns: String) -> String? {
-        let words = terms(text)
-        guard !words.isEmpty else { return nil }
-        return "nskey : \"" + namespaceKey(ns) + "\" AND content : (" + words.joined(separator: " AND ") + ")"
     }
 }

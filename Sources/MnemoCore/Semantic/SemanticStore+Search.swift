@@ -197,8 +197,8 @@ extension SemanticStore {
             }
             return RankFusion.fuse([vectorKeys, keywordKeys], k: RankFusion.defaultK, limit: k).compactMap { f in
                 guard let record = records[f.key] else { return nil }
-                let v = f.ranks[0].map { SemanticHit.Match.Arm(rank: $0, score: Double(vector[$0 - 1].score)) }
-                let kw = f.ranks[1].map { SemanticHit.Match.Arm(rank: $0, score: keyword[$0 - 1].score) }
+                let v = f.ranks[0].map { SearchMatch.Arm(rank: $0, score: Double(vector[$0 - 1].score)) }
+                let kw = f.ranks[1].map { SearchMatch.Arm(rank: $0, score: keyword[$0 - 1].score) }
                 return SemanticHit(record: record, score: f.score, match: .init(vector: v, keyword: kw, fused: f.score))
             }
         }

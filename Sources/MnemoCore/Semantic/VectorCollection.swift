@@ -39,14 +39,15 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
     /// The matrix is allocated and scanned in whole groups of this many rows.
     static let rowAlign = 16
 
-    /// An empty collection.
-    public init(ns: String, dims: Int, metric: Metric, model: String, scratchFloats: Int = 1 << 20) {
+    /// An empty collection with room for `initialRows` rows (rounded up to ``rowAlign``)
+    /// before it first grows.
+    public init(ns: String, dims: Int, metric: Metric, model: String, scratchFloats: Int = 1 << 20, initialRows: Int = 64) {
         self.scratchFloats = scratchFloats
         self.ns = ns
         self.dims = dims
         self.metric = metric
         self.model = model
-        capacity = 64
+        capacity = max(1, (initialRows + Self.rowAlign - 1) / Self.rowAlign) * Self.rowAlign
         matrix = Self.zeroed(capacity * dims)
     }
 

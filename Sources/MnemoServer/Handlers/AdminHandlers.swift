@@ -58,6 +58,8 @@ extension Dispatcher {
                 out.int(ep.records)
                 out.raw(",\"deletions_logged\":")
                 out.int(ep.deletionsLogged)
+                out.raw(",\"vectors\":")
+                out.int(ep.vectors)
                 out.raw("},\"jobs\":{\"episodic_retention\":{\"runs\":")
                 out.int(ep.jobRuns)
                 out.raw(",\"last_ms\":")

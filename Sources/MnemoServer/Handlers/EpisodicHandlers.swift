@@ -8,13 +8,14 @@ extension Dispatcher {
         let limits = engine.limits
         return [
             ("ep.append", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
-                try p.allowOnly(["ns", "kind", "content", "data", "task", "tags", "idempotency_key", "derived_from"])
+                try p.allowOnly(["ns", "kind", "content", "data", "task", "tags", "idempotency_key", "derived_from", "embed"])
                 let links = try p.links()
                 let data = p["data"].map(\.bytes)
                 let key = try p.optionalString("idempotency_key")
                 let a = EpisodeStore.Append(ns: try p.namespace(), kind: try p.string("kind"), content: try p.string("content"),
                                             data: data, task: links.task, tags: try p.stringList("tags") ?? [],
-                                            idempotencyKey: key, derivedFrom: links.derivedFrom)
+                                            idempotencyKey: key, derivedFrom: links.derivedFrom,
+                                            embed: try p.optionalBool("embed") ?? false)
                 let r = try ep.append(a, by: session.callerOrThrow())
                 out.raw("{\"id\":")
                 out.string(r.id)
@@ -22,6 +23,8 @@ extension Dispatcher {
                 out.int(r.rev)
                 out.raw(",\"at\":")
                 Timestamp.write(r.at, to: &out)
+                if r.embedded { out.raw(",\"embedded\":true") }
+                if r.truncated { out.raw(",\"truncated\":true") }
                 out.byte(UInt8(ascii: "}"))
             }),
             ("ep.query", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
@@ -56,16 +59,23 @@ extension Dispatcher {
                 }
                 out.byte(UInt8(ascii: "}"))
             }),
-            ("ep.search", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
-                try p.allowOnly(["ns", "text", "limit"])
-                let hits = try ep.search(ns: try p.namespace(), text: try p.string("text"),
-                                         limit: Int(try p.optionalInt("limit", in: 1...Int64(limits.maxListLimit)) ?? 10))
+            ("ep.search", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
+                try p.allowOnly(["ns", "text", "limit", "mode"])
+                let r = try ep.search(ns: try p.namespace(), text: try p.string("text"),
+                                      limit: Int(try p.optionalInt("limit", in: 1...Int64(limits.maxListLimit)) ?? 10),
+                                      mode: try SearchMode.parse(p.optionalString("mode"), fallback: ep.settings.searchMode),
+                                      visible: session.readable)
                 out.raw("{\"hits\":[")
-                for (i, h) in hits.enumerated() {
+                for (i, h) in r.hits.enumerated() {
                     if i > 0 { out.byte(UInt8(ascii: ",")) }
-                    h.record.write(to: &out, score: h.score)
+                    h.record.write(to: &out, score: h.score, match: h.match)
                 }
-                out.raw("]}")
+                out.byte(UInt8(ascii: "]"))
+                if !r.skipped.isEmpty {
+                    out.raw(",\"skipped\":")
+                    out.value(.array(r.skipped.map(JSON.string)))
+                }
+                out.byte(UInt8(ascii: "}"))
             }),
             ("ep.summarize", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
                 try p.allowOnly(["ns", "older_than_ms", "max_records"])
@@ -134,8 +144,8 @@ extension Dispatcher {
 }
 
 extension EpisodeRecord {
-    /// Writes the `ep_record` object of the contract (plus `score` for a search hit).
-    func write(to w: inout JSONWriter, score: Double? = nil) {
+    /// Writes the `ep_record` object of the contract (plus `score` and `match` for a search hit).
+    func write(to w: inout JSONWriter, score: Double? = nil, match: SearchMatch? = nil) {
         w.raw("{\"id\":")
         w.string(id)
         w.raw(",\"ns\":")
@@ -165,6 +175,10 @@ extension EpisodeRecord {
         if let score {
             w.raw(",\"score\":")
             w.double(score)
+        }
+        if let match {
+            w.raw(",\"match\":")
+            match.write(to: &w)
         }
         w.byte(UInt8(ascii: "}"))
     }

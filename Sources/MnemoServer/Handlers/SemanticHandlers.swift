@@ -119,31 +119,6 @@ extension SemanticRecord {
     }
 }
 
-extension SemanticHit.Match {
-    /// `{"vector": {rank, score}?, "keyword": {rank, score}?, "fused"?: number}`.
-    func write(to w: inout JSONWriter) {
-        var first = true
-        w.byte(UInt8(ascii: "{"))
-        for (name, arm) in [("vector", vector), ("keyword", keyword)] {
-            guard let arm else { continue }
-            if !first { w.byte(UInt8(ascii: ",")) }
-            first = false
-            w.string(name)
-            w.raw(":{\"rank\":")
-            w.int(Int64(arm.rank))
-            w.raw(",\"score\":")
-            w.double(arm.score)
-            w.byte(UInt8(ascii: "}"))
-        }
-        if let fused {
-            if !first { w.byte(UInt8(ascii: ",")) }
-            w.raw("\"fused\":")
-            w.double(fused)
-        }
-        w.byte(UInt8(ascii: "}"))
-    }
-}
-
 extension Params {
     /// The parameters of `sem.upsert`.
     func semanticUpsert(limits: Limits) throws(WireError) -> SemanticStore.Upsert {

@@ -130,8 +130,8 @@ final class EpisodicSQL {
     init(path: String) throws {
         db = try SQLiteDB(path: path)
         insert = try db.prepare("""
-            INSERT INTO episodes (id, ns, kind, content, data, task, tags, at, agent, principal, uid, pid, derived_from, idem_key)
-            VALUES (?, ?, ?, ?, NULL, NULL, '[]', ?, ?, 'local', ?, ?, NULL, NULL)
+            INSERT INTO episodes (id, ns, kind, content, data, task, tags, at, agent, principal, uid, pid, derived_from, idem_key, nskey)
+            VALUES (?, ?, ?, ?, NULL, NULL, '[]', ?, ?, 'local', ?, ?, NULL, NULL, ?)
             """)
         begin = try db.prepare("BEGIN IMMEDIATE")
         commit = try db.prepare("COMMIT")
@@ -143,7 +143,7 @@ final class EpisodicSQL {
         search = try db.prepare("""
             SELECT \(cols), bm25(episodes_fts, 1.0, 0.0) AS rank FROM episodes_fts
             JOIN episodes e ON e.rev = episodes_fts.rowid
-            WHERE episodes_fts MATCH ? AND e.ns = ?
+            WHERE episodes_fts MATCH ? AND (e.ns = ? OR (e.ns >= ? AND e.ns < ?))
             ORDER BY rank, e.rev DESC LIMIT ?
             """)
     }
@@ -153,7 +153,7 @@ final class EpisodicSQL {
         try begin.run([])
         do {
             try insert.run([id, ns, "observation", content, Int64(Date().timeIntervalSince1970 * 1000), agent,
-                            Int64(getuid()), Int64(getpid())])
+                            Int64(getuid()), Int64(getpid()), Self.namespaceKeys(ns)])
             try commit.run([])
         } catch {
             try? db.exec("ROLLBACK")
@@ -168,15 +168,29 @@ final class EpisodicSQL {
         return min(a + b, limit)
     }
 
-    /// FTS5 search of `text` (words ANDed) in `ns`, ranked by BM25, as mnemod's `ep.search`.
+    /// FTS5 search of `text` (any word) under the prefix `ns`, ranked by BM25, as mnemod's
+    /// `ep.search` in keyword mode.
     func search(ns: String, text: String, limit: Int) throws -> Int {
-        try search.rows([Self.match(text: text, ns: ns), ns, limit])
+        try search.rows([Self.match(text: text, ns: ns), ns, ns + "/", ns + "0", limit])
     }
 
-    /// mnemod's FTS5 expression: the namespace's hex token AND the quoted words.
+    /// mnemod's FTS5 expression: the prefix's hex token AND any of the quoted words.
     static func match(text: String, ns: String) -> String {
         let words = text.split(separator: " ").map { "\"" + $0 + "\"" }
-        let hex = ns.utf8.map { String(format: "%02X", $0) }.joined()
-        return "nskey : \"" + hex + "\" AND content : (" + words.joined(separator: " AND ") + ")"
+        return "nskey : \"" + hex(ns) + "\" AND content : (" + words.joined(separator: " OR ") + ")"
+    }
+
+    /// The namespace in upper-case hex (one FTS5 token).
+    static func hex(_ ns: some StringProtocol) -> String { ns.utf8.map { String(format: "%02X", $0) }.joined() }
+
+    /// What mnemod writes into `nskey`: the token of the namespace and of each ancestor.
+    static func namespaceKeys(_ ns: String) -> String {
+        var keys: [String] = []
+        var prefix = ""
+        for segment in ns.split(separator: "/") {
+            prefix += (prefix.isEmpty ? "" : "/") + segment
+            keys.append(hex(prefix))
+        }
+        return keys.joined(separator: " ")
     }
 }
