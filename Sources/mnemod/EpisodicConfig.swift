@@ -8,7 +8,7 @@ import TOMLKit
 /// job_interval_ms = 3600000          # retention job schedule; 0 disables it
 /// summarizer_command = ["/usr/local/bin/summarize", "--model", "small"]
 /// summarizer_timeout_ms = 10000
-/// search_mode = "keyword"            # ep.search without `mode`: keyword | vector | hybrid
+/// search_mode = "hybrid"             # ep.search without `mode`: hybrid (default) | keyword | vector
 ///
 /// [[episodic.embed]]                 # one table per prefix whose every record is embedded
 /// ns = "wf"                          # prefix; omit for every namespace

@@ -28,7 +28,7 @@ struct EpisodeEmbeddingTests {
         #expect(try ep.ids("ops/web", "staging database", mode: .vector) == ["ep_3"], "the prefix bounds the vector arm")
     }
 
-    @Test func hybridFusesBothArmsByReciprocalRank() throws {
+    @Test func hybridFusesBothArmsByScoreOrByReciprocalRank() throws {
         let (ep, _) = try makeEpisodes()
         let both = try ep.add("kb", "nightly backup of the orders database failed", embed: true)
         let keywordOnly = try ep.add("kb", "orders database migrated to a new host")  // no vector
@@ -37,7 +37,10 @@ struct EpisodeEmbeddingTests {
         let byID = Dictionary(uniqueKeysWithValues: r.hits.map { ($0.record.id, $0) })
         let top = try #require(r.hits.first)
         #expect(top.record.id == both.id && top.match.vector?.rank == 1 && top.match.keyword?.rank == 1)
-        #expect(top.score == 2.0 / 61 && top.match.fused == top.score)
+        // First in both arms: the top of each min-max scale, weights 0.8 + 0.2.
+        #expect(abs(top.score - 1.0) < 1e-12 && top.match.fused == top.score)
+        let rrf = try ep.search(ns: "kb", text: "nightly backup failed", limit: 10, mode: .hybrid, fusion: .rrf)
+        #expect(rrf.hits.first?.record.id == both.id && rrf.hits.first?.score == 2.0 / 61)
         #expect(byID[vectorOnly.id]?.match.vector != nil && byID[vectorOnly.id]?.match.keyword == nil)
         #expect(byID[keywordOnly.id] == nil, "shares no word with the query and has no vector")
         #expect(r.hits.map(\.score) == r.hits.map(\.score).sorted(by: >))
@@ -47,14 +50,14 @@ struct EpisodeEmbeddingTests {
         #expect(e?.code == -32602 && e?.detail("field") == "text")
     }
 
-    @Test func theDefaultModeIsKeywordUnlessConfigured() throws {
+    @Test func theDefaultModeIsHybridUnlessConfigured() throws {
         let (ep, _) = try makeEpisodes()
         try ep.add("kb", "alpha beta", embed: true)
-        #expect(try ep.search(ns: "kb", text: "alpha", limit: 5).mode == .keyword)
-        let (hybrid, _) = try makeEpisodes(settings: EpisodicSettings(searchMode: .hybrid))
-        try hybrid.add("kb", "alpha beta", embed: true)
-        let r = try hybrid.search(ns: "kb", text: "alpha", limit: 5)
+        let r = try ep.search(ns: "kb", text: "alpha", limit: 5)
         #expect(r.mode == .hybrid && r.hits.first?.match.fused != nil)
+        let (keyword, _) = try makeEpisodes(settings: EpisodicSettings(searchMode: .keyword))
+        try keyword.add("kb", "alpha beta", embed: true)
+        #expect(try keyword.search(ns: "kb", text: "alpha", limit: 5).mode == .keyword)
     }
 
     @Test func aPolicyEmbedsEveryRecordUnderItsPrefix() throws {
@@ -95,7 +98,10 @@ struct EpisodeEmbeddingTests {
         }
         #expect(try ep.all("kb").isEmpty && ep.all("wf").isEmpty && storedVectors(ep) == 0 && ep.stats.records == 0)
         #expect(try !ep.add("kb", "not asked, not under a policy").embedded, "appends that embed nothing still work")
-        let e = wireError { () throws(WireError) in try ep.search(ns: "kb", text: "deploy", limit: 5, mode: .hybrid) }
+        // Nothing under kb has a vector: hybrid search does not embed the query (keyword
+        // recall needs no model); vector search does, and fails.
+        #expect(try ep.search(ns: "kb", text: "asked", limit: 5, mode: .hybrid).hits.count == 1)
+        let e = wireError { () throws(WireError) in try ep.search(ns: "kb", text: "deploy", limit: 5, mode: .vector) }
         #expect(e?.appCode == .unavailable)
         embedder.fail(false)
         #expect(try ep.add("wf/1", "the deploy went fine").embedded)

@@ -17,7 +17,7 @@ struct EpisodeSearchTests {
 
     @Test func ranksByBM25AndMatchesAnyWordUnderThePrefix() throws {
         let ep = try corpus()
-        let hits = try ep.search(ns: "kb", text: "sqlite", limit: 10).hits
+        let hits = try ep.search(ns: "kb", text: "sqlite", limit: 10, mode: .keyword).hits
         // kb and kb/other (whole segments), never kb2; the most "sqlite" first.
         #expect(Set(hits.map(\.record.id)) == ["ep_1", "ep_2", "ep_3", "ep_5"] && hits.first?.record.id == "ep_3")
         #expect(hits.map(\.score) == hits.map(\.score).sorted(by: >))

@@ -30,4 +30,21 @@ import Testing
         #expect(try SearchMode.parse("keyword", fallback: .hybrid) == .keyword)
         #expect(throws: (any Error).self) { try SearchMode.parse("fuzzy", fallback: .hybrid) }
     }
+
+    @Test func minmaxScalesEachArmAndWeighsTheVectorArmMore() throws {
+        let vector: [(key: String, score: Double)] = [("a", 0.9), ("b", 0.7), ("c", 0.5)]
+        let keyword: [(key: String, score: Double)] = [("c", 12), ("d", 4)]
+        let fused = RankFusion.fuse(vector: vector, keyword: keyword, method: .minmax, limit: 10)
+        // a: 0.8 * 1; b: 0.8 * 0.5; c: 0.8 * 0 + 0.2 * 1; d: 0.2 * 0.
+        #expect(fused.map(\.key) == ["a", "b", "c", "d"])
+        #expect(zip(fused.map(\.score), [0.8, 0.4, 0.2, 0]).allSatisfy { abs($0 - $1) < 1e-12 })
+        #expect(fused[2].ranks == [3, 1])
+        // One candidate in an arm is that arm's best.
+        let single = RankFusion.fuse(vector: [("x", 0.1)], keyword: [], method: .minmax, limit: 10)
+        #expect(single.first?.score == 0.8)
+        // The same inputs by reciprocal rank.
+        #expect(RankFusion.fuse(vector: vector, keyword: keyword, method: .rrf, limit: 10).map(\.key) == ["c", "a", "b", "d"])
+        #expect(throws: (any Error).self) { try RankFusion.Method.parse("borda") }
+        #expect(try RankFusion.Method.parse(nil) == .minmax)
+    }
 }

@@ -25,8 +25,9 @@ private func putText(_ f: SemanticFixture, _ ns: String, _ id: String, _ text: S
 }
 
 private func search(_ f: SemanticFixture, _ prefix: String, _ text: String, k: Int = 10, mode: SearchMode? = nil,
-                    filter: SearchFilter = SearchFilter(), visible: (@Sendable (String) -> Bool)? = nil) throws -> SemanticStore.SearchResult {
-    var q = SemanticStore.Query(prefix: prefix, vector: nil, text: text, k: k, filter: filter, mode: mode)
+                    fusion: RankFusion.Method = .minmax, filter: SearchFilter = SearchFilter(),
+                    visible: (@Sendable (String) -> Bool)? = nil) throws -> SemanticStore.SearchResult {
+    var q = SemanticStore.Query(prefix: prefix, vector: nil, text: text, k: k, filter: filter, mode: mode, fusion: fusion)
     q.visible = visible
     return try f.store.search(q)
 }
@@ -152,18 +153,32 @@ struct SemanticHybridTests {
         let keyword = try search(f, "kb", question, k: depth, mode: .keyword).hits
         let hybrid = try search(f, "kb", question, k: k, mode: .hybrid)
         let key = { (h: SemanticHit) in SemanticStore.RecordKey(ns: h.record.ns, id: h.record.id) }
-        let expected = RankFusion.fuse([vector.map(key), keyword.map(key)], k: 60, limit: k)
-        #expect(hybrid.hits.map(key) == expected.map(\.key))
-        #expect(hybrid.hits.first?.record.id == "t0")
-        for (h, e) in zip(hybrid.hits, expected) {
-            #expect(h.score == e.score)
-            #expect(h.match.fused == e.score)
-            #expect(h.match.vector?.rank == e.ranks[0])
-            #expect(h.match.keyword?.rank == e.ranks[1])
-            if let r = e.ranks[0] { #expect(h.match.vector?.score == vector[r - 1].score) }
-            if let r = e.ranks[1] { #expect(h.match.keyword?.score == keyword[r - 1].score) }
-            let sum = (e.ranks[0].map { 1 / Double(60 + $0) } ?? 0) + (e.ranks[1].map { 1 / Double(60 + $0) } ?? 0)
-            #expect(abs(h.score - sum) < 1e-12)
+        for fusion in RankFusion.Method.allCases {
+            let hybrid = try search(f, "kb", question, k: k, mode: .hybrid, fusion: fusion)
+            let expected = RankFusion.fuse(vector: vector.map { (key: key($0), score: $0.score) },
+                                           keyword: keyword.map { (key: key($0), score: $0.score) }, method: fusion, limit: k)
+            #expect(hybrid.hits.map(key) == expected.map(\.key))
+            #expect(hybrid.hits.first?.record.id == "t0")
+            for (h, e) in zip(hybrid.hits, expected) {
+                #expect(h.score == e.score)
+                #expect(h.match.fused == e.score)
+                #expect(h.match.vector?.rank == e.ranks[0])
+                #expect(h.match.keyword?.rank == e.ranks[1])
+                if let r = e.ranks[0] { #expect(h.match.vector?.score == vector[r - 1].score) }
+                if let r = e.ranks[1] { #expect(h.match.keyword?.score == keyword[r - 1].score) }
+                let sum: Double
+                switch fusion {
+                case .rrf:
+                    sum = (e.ranks[0].map { 1 / Double(60 + $0) } ?? 0) + (e.ranks[1].map { 1 / Double(60 + $0) } ?? 0)
+                case .minmax:
+                    func scaled(_ list: [SemanticHit], _ rank: Int?) -> Double {
+                        guard let rank, let hi = list.first?.score, let lo = list.last?.score else { return 0 }
+                        return hi > lo ? (list[rank - 1].score - lo) / (hi - lo) : 1
+                    }
+                    sum = 0.8 * scaled(vector, e.ranks[0]) + 0.2 * scaled(keyword, e.ranks[1])
+                }
+                #expect(abs(h.score - sum) < 1e-12)
+            }
         }
         // The same query twice gives the same order (ties are deterministic).
         #expect(try search(f, "kb", question, k: k, mode: .hybrid).hits.map(key) == hybrid.hits.map(key))
@@ -223,7 +238,9 @@ struct SemanticHybridTests {
             #expect(batch.hits.map { [$0.match.vector?.rank, $0.match.keyword?.rank] } == alone.hits.map { [$0.match.vector?.rank, $0.match.keyword?.rank] })
             for (a, b) in zip(batch.hits, alone.hits) {
                 #expect(abs((a.match.vector?.score ?? 0) - (b.match.vector?.score ?? 0)) < 1e-5)
-                #expect(a.match.keyword?.score == b.match.keyword?.score && a.match.fused == b.match.fused)
+                #expect(a.match.keyword?.score == b.match.keyword?.score)
+                // The fused score scales the vector scores: the same float rounding.
+                #expect(abs((a.match.fused ?? 0) - (b.match.fused ?? 0)) < 1e-5)
             }
         }
     }

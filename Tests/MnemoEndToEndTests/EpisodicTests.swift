@@ -132,12 +132,12 @@ struct EpisodicTests {
             return r["hits"]?.arrayValue ?? []
         }
         // A prefix: t/wf finds t/wf/1 and t/wf/2/log, never t/kb; hits are whole records with their ns.
-        let keyword = try hits("t/wf", "orders database")
+        let keyword = try hits("t/wf", "orders database", "keyword")
         #expect(Set(keyword.compactMap { $0["ns"]?.stringValue }) == ["t/wf/1", "t/wf/2/log"])
         #expect(keyword.allSatisfy { arms($0) == ["keyword": arms($0)["keyword"] ?? 0] && $0["match"]?["keyword"]?["score"] == $0["score"] })
         #expect(keyword.first?["provenance"]?["agent"] == "tester" && keyword.first?["content"] != nil)
-        // Default keyword = any word: one shared word is enough.
-        #expect(try hits("t/wf", "restore the orders").count == 2)
+        // Keyword = any word: one shared word is enough.
+        #expect(try hits("t/wf", "restore the orders", "keyword").count == 2)
         let vector = try hits("t", "nightly backup failed", "vector")
         // Both failing-backup records are nearer by meaning than the host move.
         #expect(Set(vector.prefix(2).compactMap { $0["id"] }) == Set([backup["id"], other["id"]].compactMap { $0 }) && vector.count == 3,

@@ -210,9 +210,13 @@ struct SemanticTests {
         }
         let question: JSON = "when is the staging database reset?"
         let hybrid = try c.call("sem.search", ["ns": "kb", "text": question, "k": 3])
-        let hits = try #require(hybrid["hits"]?.arrayValue)
-        #expect(hits.first?["id"] == "reset")
+        #expect(hybrid["hits"]?.arrayValue?.first?["id"] == "reset")
         #expect(hybrid["truncated"] == nil)
+        // Default fusion (minmax): first in both arms is the top of both scales, 0.8 + 0.2.
+        #expect(abs((hybrid["hits"]?.arrayValue?.first?["score"]?.doubleValue ?? 0) - 1) < 1e-9)
+        let rrf = try c.call("sem.search", ["ns": "kb", "text": question, "k": 3, "fusion": "rrf"])
+        let hits = try #require(rrf["hits"]?.arrayValue)
+        #expect(hits.first?["id"] == "reset")
         for h in hits {
             let fused = try #require(h["match"]?["fused"]?.doubleValue)
             #expect(h["score"]?.doubleValue == fused)

@@ -46,13 +46,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 K = 10
-ALL = ["hash", "local-vector", "keyword", "hybrid", "hybrid-hash", "tfidf", "minilm-st"]
-SERVER_RUNS = {  # retriever -> (embedder kind, mode)
-    "hash": ("hash", "vector"),
-    "hybrid-hash": ("hash", "hybrid"),
-    "keyword": ("hash", "keyword"),
-    "local-vector": ("local", "vector"),
-    "hybrid": ("local", "hybrid"),
+ALL = ["hash", "local-vector", "keyword", "hybrid", "hybrid-rrf", "hybrid-hash", "tfidf", "minilm-st"]
+SERVER_RUNS = {  # retriever -> (embedder kind, mode, fusion or None for the server's default)
+    "hash": ("hash", "vector", None),
+    "hybrid-hash": ("hash", "hybrid", None),
+    "keyword": ("hash", "keyword", None),
+    "local-vector": ("local", "vector", None),
+    "hybrid": ("local", "hybrid", None),
+    "hybrid-rrf": ("local", "hybrid", "rrf"),
 }
 
 
@@ -81,6 +82,13 @@ def metrics(ranked: Sequence[Sequence[str]], targets: Sequence[str]) -> Dict[str
             h10 += 1
             rr += 1.0 / r
     return {"hit@1": h1 / n, "hit@10": h10 / n, "mrr@10": rr / n}
+
+
+def halves(ranked: Sequence[Sequence[str]], targets: Sequence[str]) -> Dict[str, float]:
+    """MRR@10 on the even- and odd-numbered questions: the fusion weights were chosen on the
+    even half, so the odd half is held out."""
+    return {"mrr@10_even": metrics(ranked[0::2], targets[0::2])["mrr@10"],
+            "mrr@10_odd": metrics(ranked[1::2], targets[1::2])["mrr@10"]}
 
 
 # -- a minimal JSON-RPC client over the Unix socket (batch lines, a timeout on every read) ----------
@@ -215,7 +223,7 @@ def load_facts(rpc: Rpc, facts: Sequence[Dict[str, Any]], batch: int) -> Dict[st
 
 
 def run_mode(rpc: Rpc, questions: Sequence[Dict[str, Any]], mode: str, batch: int,
-             fallback_without_mode: bool) -> Tuple[List[List[str]], Dict[str, Any]]:
+             fallback_without_mode: bool, fusion: Optional[str] = None) -> Tuple[List[List[str]], Dict[str, Any]]:
     """Every question through sem.search in ``mode``; the ranked ids and notes."""
     notes: Dict[str, Any] = {}
     send_mode: Optional[str] = mode
@@ -229,6 +237,8 @@ def run_mode(rpc: Rpc, questions: Sequence[Dict[str, Any]], mode: str, batch: in
             p: Dict[str, Any] = {"ns": q["ns_prefix"], "text": q["q"], "k": K}
             if send_mode is not None:
                 p["mode"] = send_mode
+            if fusion is not None:
+                p["fusion"] = fusion
             calls.append(("sem.search", p))
         replies = rpc.batch(calls)
         errs = [r["error"] for r in replies if "error" in r]
@@ -285,14 +295,15 @@ def server_retrievers(args: argparse.Namespace, wanted: Sequence[str], facts: Se
             load = load_facts(rpc, facts, args.batch)
             print(f"[{kind}] loaded {len(facts)} facts in {load['load_s']} s", file=sys.stderr)
             for n in names:
-                mode = SERVER_RUNS[n][1]
+                mode, fusion = SERVER_RUNS[n][1], SERVER_RUNS[n][2]
                 try:
-                    ranked, notes = run_mode(rpc, questions, mode, args.batch, fallback_without_mode=(mode == "vector"))
+                    ranked, notes = run_mode(rpc, questions, mode, args.batch, fallback_without_mode=(mode == "vector"),
+                                             fusion=fusion)
                 except Unavailable as e:
                     out[n] = {"status": "unavailable", "reason": str(e)}
                     print(f"[{kind}] {n}: unavailable: {e}", file=sys.stderr)
                     continue
-                m = metrics(ranked, [q["target"] for q in questions])
+                m = {**metrics(ranked, [q["target"] for q in questions]), **halves(ranked, [q["target"] for q in questions])}
                 out[n] = {"status": "ok", **m, "embedder": embedder, "mode": mode,
                           "server": server, **load, **notes}
                 out[n]["ranked"] = ranked
@@ -353,7 +364,8 @@ def tfidf_retriever(facts: Sequence[Dict[str, Any]], questions: Sequence[Dict[st
             sims.append([sum(w * dv.get(t, 0.0) for t, w in qv.items()) for dv in dvs])
         impl = "hand-written TF-IDF (sublinear tf, smoothed idf), cosine"
     ranked = rank_by_scores(sims, facts, questions)
-    return {"status": "ok", **metrics(ranked, [q["target"] for q in questions]), "impl": impl, "ranked": ranked}
+    targets = [q["target"] for q in questions]
+    return {"status": "ok", **metrics(ranked, targets), **halves(ranked, targets), "impl": impl, "ranked": ranked}
 
 
 ST_SCRIPT = r"""
@@ -397,7 +409,8 @@ def minilm_retriever(args: argparse.Namespace, facts_path: Path, questions_path:
     if p.returncode != 0:
         return {"status": "unavailable", "reason": f"{py} exited {p.returncode}: {p.stderr.strip()[-400:]}"}
     res = json.loads(p.stdout.strip().splitlines()[-1])
-    return {"status": "ok", **metrics(res["ranked"], [q["target"] for q in questions]),
+    targets = [q["target"] for q in questions]
+    return {"status": "ok", **metrics(res["ranked"], targets), **halves(res["ranked"], targets),
             "impl": f"sentence-transformers all-MiniLM-L6-v2 from {args.model_dir} (max_seq_length "
                     f"{res['max_seq_length']}), cosine, via {py}", "ranked": res["ranked"]}
 
@@ -411,8 +424,9 @@ DESCRIPTIONS = {
     "hash": "mnemod, vector mode, embedder kind=hash (mnemo-hash-v1)",
     "local-vector": "mnemod, vector mode, embedder kind=local (all-MiniLM-L6-v2)",
     "keyword": "mnemod, keyword mode (FTS5 bm25)",
-    "hybrid": "mnemod, hybrid mode (RRF k=60), embedder kind=local",
-    "hybrid-hash": "mnemod, hybrid mode (RRF k=60), embedder kind=hash",
+    "hybrid": "mnemod, hybrid mode (default fusion: minmax, 0.8 vector + 0.2 keyword), embedder kind=local",
+    "hybrid-rrf": "mnemod, hybrid mode, fusion rrf (k=60), embedder kind=local",
+    "hybrid-hash": "mnemod, hybrid mode (default fusion), embedder kind=hash",
     "tfidf": "in process: TF-IDF cosine",
     "minilm-st": "in process: sentence-transformers all-MiniLM-L6-v2",
 }
@@ -424,8 +438,10 @@ def markdown(report: Dict[str, Any]) -> str:
              f"mean word Jaccard question/target {report['jaccard_mean']:.3f}), k = {K}.", "",
              f"hit@10 is also given for the {report['low_overlap_questions']} questions sharing few words with "
              "their fact (Jaccard < 0.1) and for the others.", "",
-             "| retriever | what | hit@1 | hit@10 | MRR@10 | hit@10 J<0.1 | hit@10 J>=0.1 | notes |",
-             "|---|---|---|---|---|---|---|---|"]
+             "MRR@10 is also given for the even- and odd-numbered questions: the hybrid fusion's "
+             "weights were chosen on the even half, so the odd half is held out.", "",
+             "| retriever | what | hit@1 | hit@10 | MRR@10 | MRR@10 even | MRR@10 odd | hit@10 J<0.1 | hit@10 J>=0.1 | notes |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in report["order"]:
         r = report["retrievers"][name]
         if r["status"] == "ok":
@@ -434,11 +450,12 @@ def markdown(report: Dict[str, Any]) -> str:
                 note = (note + "; " if note else "") + r["impl"]
             split = r.get("hit@10_by_overlap", {})
             cells = " | ".join("-" if split.get(x) is None else f"{split[x]:.3f}" for x in ("low_overlap", "high_overlap"))
+            half = " | ".join("-" if r.get(x) is None else f"{r[x]:.3f}" for x in ("mrr@10_even", "mrr@10_odd"))
             lines.append(f"| {name} | {DESCRIPTIONS[name]} | {r['hit@1']:.3f} | {r['hit@10']:.3f} | "
-                         f"{r['mrr@10']:.3f} | {cells} | {note} |")
+                         f"{r['mrr@10']:.3f} | {half} | {cells} | {note} |")
         else:
             reason = r["reason"].replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {name} | {DESCRIPTIONS[name]} | - | - | - | - | - | unavailable: {reason} |")
+            lines.append(f"| {name} | {DESCRIPTIONS[name]} | - | - | - | - | - | - | - | unavailable: {reason} |")
     if "local_vs_minilm_st_same_target_rank" in report:
         lines += ["", "local-vector and minilm-st put the target at the same rank (or both miss it) for "
                   f"{report['local_vs_minilm_st_same_target_rank']} questions."]

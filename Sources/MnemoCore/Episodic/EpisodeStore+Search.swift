@@ -44,7 +44,7 @@ extension EpisodeStore {
     /// - Complexity: keyword: the posting lists of the words and the prefix token (plus the
     ///   hidden rows skipped when `visible` is set); vector: O(vectors under the prefix x
     ///   dims) plus one embedding; hybrid: both.
-    public func search(ns: String, text: String, limit: Int, mode: SearchMode? = nil,
+    public func search(ns: String, text: String, limit: Int, mode: SearchMode? = nil, fusion: RankFusion.Method = .minmax,
                        visible: (@Sendable (String) -> Bool)? = nil) throws(WireError) -> SearchResult {
         try Validate.namespace(ns)
         guard !text.isEmpty else { throw .invalidParams("text", "must not be empty") }
@@ -75,7 +75,8 @@ extension EpisodeStore {
             var records: [Int64: EpisodeRecord] = [:]
             for h in keyword { records[h.record.rev] = h.record }
             for h in vector { records[h.record.rev] = h.record }
-            let fused = RankFusion.fuse([vector.map(\.record.rev), keyword.map(\.record.rev)], k: RankFusion.defaultK, limit: limit)
+            let fused = RankFusion.fuse(vector: vector.map { (key: $0.record.rev, score: $0.score) },
+                                        keyword: keyword.map { (key: $0.record.rev, score: $0.score) }, method: fusion, limit: limit)
             let hits = fused.compactMap { f -> Hit? in
                 guard let record = records[f.key] else { return nil }
                 let v = f.ranks[0].map { SearchMatch.Arm(rank: $0, score: vector[$0 - 1].score) }
@@ -123,10 +124,13 @@ extension EpisodeStore {
     }
 
     /// The `depth` records under `prefix` (visible ones) nearest to the embedding of
-    /// `text`, and the namespaces skipped for holding other vectors. When not `required`,
-    /// a text with nothing to embed gives no hits instead of -32602.
+    /// `text`, and the namespaces skipped for holding other vectors. When not `required`
+    /// (hybrid mode), a text with nothing to embed gives no hits instead of -32602, and
+    /// when no episode under the prefix has a vector the text is not embedded at all (so
+    /// keyword recall of unembedded episodes works without the model).
     func vectorArm(prefix: String, text: String, depth: Int, visible: (@Sendable (String) -> Bool)?,
                    required: Bool) throws(WireError) -> (hits: [ArmHit], skipped: [String]) {
+        if !required && !vectors.any(under: prefix, visible: visible) { return ([], []) }
         let query: ContentEmbedding
         do throws(WireError) {
             query = try embed(text, field: "text")

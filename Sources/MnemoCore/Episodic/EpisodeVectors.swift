@@ -77,6 +77,15 @@ final class EpisodeVectors: Sendable {
     /// first (ties by namespace, then id); and the namespaces under the prefix holding
     /// vectors of another model or length, which were not searched (sorted).
     /// - Complexity: O(rows under the prefix x dims) in BLAS, plus O(rows log k).
+    /// Whether any vector lies under `prefix` in a namespace `visible` admits.
+    /// - Complexity: O(collections).
+    func any(under prefix: String, visible: (@Sendable (String) -> Bool)?) -> Bool {
+        let under = collections.withLock { all in
+            all.filter { Validate.covers(prefix, $0.key.ns) && (visible?($0.key.ns) ?? true) }.map(\.value)
+        }
+        return under.contains { $0.count > 0 }
+    }
+
     func search(prefix: String, model: String, query: [Float], k: Int,
                 visible: (@Sendable (String) -> Bool)?) -> (hits: [Hit], skipped: [String]) {
         let under = collections.withLock { all in

@@ -6,10 +6,11 @@ public struct EpisodicSettings: Sendable, Equatable {
     /// client asks (`embed: true`) or not; `""` covers every namespace.
     public var embedPrefixes: [String] = []
     /// The mode of an `ep.search` that names none.
-    public var searchMode: SearchMode = .keyword
+    public var searchMode: SearchMode = .hybrid
 
-    /// The defaults: nothing embedded unless asked, keyword search.
-    public init(embedPrefixes: [String] = [], searchMode: SearchMode = .keyword) {
+    /// The defaults: nothing embedded unless asked, hybrid search (keyword alone while
+    /// nothing under the prefix is embedded).
+    public init(embedPrefixes: [String] = [], searchMode: SearchMode = .hybrid) {
         self.embedPrefixes = embedPrefixes
         self.searchMode = searchMode
     }

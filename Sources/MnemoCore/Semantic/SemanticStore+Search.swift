@@ -19,16 +19,19 @@ extension SemanticStore {
         /// Which arms run; nil: `vector` with a client vector, the store's
         /// ``SemanticStore/defaultMode`` with text. Only `vector` goes with a client vector.
         public var mode: SearchMode?
+        /// How hybrid mode merges the arms.
+        public var fusion: RankFusion.Method
 
         /// A query for the `k` records under `prefix` nearest to `vector` (or `text`).
         public init(prefix: String, vector: [Float]?, text: String?, k: Int, filter: SearchFilter = SearchFilter(),
-                    mode: SearchMode? = nil) {
+                    mode: SearchMode? = nil, fusion: RankFusion.Method = .minmax) {
             self.prefix = prefix
             self.vector = vector
             self.text = text
             self.k = k
             self.filter = filter
             self.mode = mode
+            self.fusion = fusion
         }
     }
 
@@ -152,7 +155,7 @@ extension SemanticStore {
                     keywordArm = try self.keywordArm(prefix: q.prefix, text: q.text ?? "", limit: depth, filter: q.filter,
                                                      visible: q.visible, now: now)
                 }
-                let hits = Self.hits(mode: modes[i], k: q.k, vector: vectorArm[i], keyword: keywordArm)
+                let hits = Self.hits(mode: modes[i], fusion: q.fusion, k: q.k, vector: vectorArm[i], keyword: keywordArm)
                 results[i] = .success(SearchResult(hits: hits, skipped: skipped[i], truncated: truncated[i]))
             } catch {
                 results[i] = .failure(error)
@@ -169,9 +172,9 @@ extension SemanticStore {
     }
 
     /// The hits of one query from its arms' candidates (each best first): one arm's list
-    /// as it is, or both fused by reciprocal rank.
+    /// as it is, or both fused (``RankFusion``).
     /// - Complexity: O(n log n) in the candidates.
-    static func hits(mode: SearchMode, k: Int, vector: [(score: Float, item: SemanticRecord)],
+    static func hits(mode: SearchMode, fusion: RankFusion.Method, k: Int, vector: [(score: Float, item: SemanticRecord)],
                      keyword: [KeywordCandidate]) -> [SemanticHit] {
         switch mode {
         case .vector:
@@ -185,17 +188,17 @@ extension SemanticStore {
             }
         case .hybrid:
             var records: [RecordKey: SemanticRecord] = [:]
-            let vectorKeys = vector.map { c in
+            let vectorArm = vector.map { c in
                 let key = RecordKey(ns: c.item.ns, id: c.item.id)
                 records[key] = c.item
-                return key
+                return (key: key, score: Double(c.score))
             }
-            let keywordKeys = keyword.map { c in
+            let keywordArm = keyword.map { c in
                 let key = RecordKey(ns: c.record.ns, id: c.record.id)
                 if records[key] == nil { records[key] = c.record }
-                return key
+                return (key: key, score: c.score)
             }
-            return RankFusion.fuse([vectorKeys, keywordKeys], k: RankFusion.defaultK, limit: k).compactMap { f in
+            return RankFusion.fuse(vector: vectorArm, keyword: keywordArm, method: fusion, limit: k).compactMap { f in
                 guard let record = records[f.key] else { return nil }
                 let v = f.ranks[0].map { SearchMatch.Arm(rank: $0, score: Double(vector[$0 - 1].score)) }
                 let kw = f.ranks[1].map { SearchMatch.Arm(rank: $0, score: keyword[$0 - 1].score) }

@@ -60,10 +60,11 @@ extension Dispatcher {
                 out.byte(UInt8(ascii: "}"))
             }),
             ("ep.search", Method(requiresSession: true, offLoop: true) { p, session, out throws(WireError) in
-                try p.allowOnly(["ns", "text", "limit", "mode"])
+                try p.allowOnly(["ns", "text", "limit", "mode", "fusion"])
                 let r = try ep.search(ns: try p.namespace(), text: try p.string("text"),
                                       limit: Int(try p.optionalInt("limit", in: 1...Int64(limits.maxListLimit)) ?? 10),
                                       mode: try SearchMode.parse(p.optionalString("mode"), fallback: ep.settings.searchMode),
+                                      fusion: try RankFusion.Method.parse(p.optionalString("fusion")),
                                       visible: session.readable)
                 out.raw("{\"hits\":[")
                 for (i, h) in r.hits.enumerated() {

@@ -184,7 +184,7 @@ extension Params {
 
     /// The parameters of `sem.search`.
     func semanticQuery(limits: Limits) throws(WireError) -> SemanticStore.Query {
-        try allowOnly(["ns", "vector", "vector_b64", "text", "k", "filter", "min_score", "include_superseded", "mode"])
+        try allowOnly(["ns", "vector", "vector_b64", "text", "k", "filter", "min_score", "include_superseded", "mode", "fusion"])
         let prefix = try namespace()
         let vector = try vector(limits: limits, required: false)
         let text = try optionalString("text")
@@ -217,6 +217,7 @@ extension Params {
         if vector != nil, let mode, mode != .vector {
             throw .invalidParams(name("mode"), "\(mode.rawValue) needs text; a client vector searches in vector mode only")
         }
-        return SemanticStore.Query(prefix: prefix, vector: vector, text: text, k: k, filter: filter, mode: mode)
+        let fusion = try RankFusion.Method.parse(optionalString("fusion"), field: name("fusion"))
+        return SemanticStore.Query(prefix: prefix, vector: vector, text: text, k: k, filter: filter, mode: mode, fusion: fusion)
     }
 }
