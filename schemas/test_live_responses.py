@@ -1401,7 +1401,7 @@ def test_episodic_scenario(server, ns):
     assert e["data"]["field"] == "until"
     # Search: any word under the prefix (log and log/sub), BM25 order: the record with
     # every word first; hostile text is plain words.
-    hits = c.call("ep.search", {"ns": f"{ns}/log", "text": "sqlite migration failed"})["hits"]
+    hits = c.call("ep.search", {"ns": f"{ns}/log", "text": "sqlite migration failed", "mode": "keyword"})["hits"]
     assert hits[0]["id"] == ids[2] and sorted(h["id"] for h in hits) == sorted(ids)
     assert all(h["score"] > 0 and h["match"] == {"keyword": {"rank": i + 1, "score": h["score"]}} for i, h in enumerate(hits))
     assert sorted(h["id"] for h in c.call("ep.search", {"ns": f"{ns}/log/sub", "text": "sqlite"})["hits"]) == sorted(ids[5:])
