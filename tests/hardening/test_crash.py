@@ -369,7 +369,9 @@ def searcher(sock: str, mode: str, rnd: int, stop: threading.Event, led: Ledger,
                 floor = led.sem_max_rev[ns]
                 led.operations += 1
             try:
-                r = c.call("sem.search", ns=ns, text=text, k=10)
+                # Vector mode: its scores do not depend on k (hybrid's are scaled over the
+                # candidates, which the k=1000 check after the restart would change).
+                r = c.call("sem.search", ns=ns, text=text, k=10, mode="vector")
             except DROPPED:
                 return
             except MnemoError as e:
@@ -487,7 +489,7 @@ def check_after_restart(c: Client, mode: str, led: Ledger, rounds_searches: List
     for s in rounds_searches:
         key = (s.ns, s.text)
         if key not in by_ns:
-            r = c.call("sem.search", ns=s.ns, text=s.text, k=1000)
+            r = c.call("sem.search", ns=s.ns, text=s.text, k=1000, mode="vector")
             by_ns[key] = [(h["id"], h["score"], h["provenance"]["rev"]) for h in r["hits"]]
         problems.extend(search_mismatch(s, by_ns[key]))
     return problems, lost
