@@ -123,11 +123,9 @@ final class BertEncoder: Sendable {
         var qkv = [Float](repeating: 0, count: total * 3 * h)
         var context = [Float](repeating: 0, count: total * h)
         var upped = [Float](repeating: 0, count: total * f)
-        let maxLen = seqs.map(\.count).max() ?? 0
-        var scores = [Float](repeating: 0, count: maxLen * maxLen)
         for layer in layers {
             linear(x, rows: total, inDims: h, weight: layer.qkv, bias: layer.qkvBias, outDims: 3 * h, into: &qkv)
-            attention(qkv, seqs: seqs, into: &context, scratch: &scores)
+            attention(qkv, seqs: seqs, into: &context)
             // x = LayerNorm(context W_o^T + b_o + x): the residual rides in as sgemm's C.
             addBias(layer.attnOutBias, to: &x, rows: total)
             gemm(context, rows: total, inDims: h, weight: layer.attnOut, outDims: h, into: &x, accumulate: true)
@@ -170,45 +168,42 @@ final class BertEncoder: Sendable {
     }
 
     /// Scaled dot-product attention of each sequence with itself, head by head:
-    /// `softmax(Q K^T / sqrt(d)) V`, read from the stacked `qkv` rows.
-    private func attention(_ qkv: [Float], seqs: [[Int32]], into context: inout [Float], scratch: inout [Float]) {
+    /// `softmax(Q K^T / sqrt(d)) V`, read from the stacked `qkv` rows. Sequences are
+    /// independent: with several, two threads take every other one (each call of BLAS on
+    /// these small matrices runs on one thread).
+    private func attention(_ qkv: [Float], seqs: [[Int32]], into context: inout [Float]) {
         let h = config.hidden, heads = config.heads, d = h / heads
         let scale = 1 / Float(d).squareRoot()
+        var offsets: [Int] = []
+        var t = 0
+        for s in seqs {
+            offsets.append(t)
+            t += s.count
+        }
+        let starts = offsets
+        let maxLen = seqs.map(\.count).max() ?? 0
+        let parts = seqs.count > 1 ? Self.threads : 1
         qkv.withUnsafeBufferPointer { q in
             context.withUnsafeMutableBufferPointer { c in
-                scratch.withUnsafeMutableBufferPointer { s in
-                    let sp = s.baseAddress!
-                    var t0 = 0
-                    for seq in seqs {
-                        let n = seq.count
-                        let rows = q.baseAddress! + t0 * 3 * h
+                let qBase = SharedFloats(UnsafeMutablePointer(mutating: q.baseAddress!)), cBase = SharedFloats(c.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: parts) { part in
+                    let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLen * maxLen)
+                    defer { scores.deallocate() }
+                    for i in stride(from: part, to: seqs.count, by: parts) {
+                        let n = seqs[i].count, t0 = starts[i]
+                        let rows = UnsafePointer(qBase.base + t0 * 3 * h)
                         for head in 0..<heads {
                             let qh = rows + head * d, kh = rows + h + head * d, vh = rows + 2 * h + head * d
                             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d), scale,
-                                        qh, Int32(3 * h), kh, Int32(3 * h), 0, sp, Int32(n))
-                            for i in 0..<n { softmax(sp + i * n, count: n) }
+                                        qh, Int32(3 * h), kh, Int32(3 * h), 0, scores, Int32(n))
+                            for r in 0..<n { VectorMath.softmax(scores + r * n, count: n) }
                             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(d), Int32(n), 1,
-                                        sp, Int32(n), vh, Int32(3 * h), 0, c.baseAddress! + t0 * h + head * d, Int32(h))
+                                        scores, Int32(n), vh, Int32(3 * h), 0, cBase.base + t0 * h + head * d, Int32(h))
                         }
-                        t0 += n
                     }
                 }
             }
         }
-    }
-
-    @inline(__always)
-    private func softmax(_ row: UnsafeMutablePointer<Float>, count n: Int) {
-        var m = -Float.infinity
-        for i in 0..<n { m = max(m, row[i]) }
-        var sum: Float = 0
-        for i in 0..<n {
-            let e = expf(row[i] - m)
-            row[i] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for i in 0..<n { row[i] *= inv }
     }
 
     /// In place, per row: `(x - mean) / sqrt(var + eps) * weight + bias`.
@@ -219,14 +214,8 @@ final class BertEncoder: Sendable {
                 bias.withUnsafeBufferPointer { b in
                     for r in 0..<rows {
                         let row = xp.baseAddress! + r * h
-                        var mean: Float = 0
-                        for j in 0..<h { mean += row[j] }
-                        mean /= Float(h)
-                        var variance: Float = 0
-                        for j in 0..<h {
-                            let c = row[j] - mean
-                            variance += c * c
-                        }
+                        let mean = VectorMath.sum(row, count: h) / Float(h)
+                        let variance = VectorMath.squaredDeviations(row, count: h, mean: mean)
                         let inv = 1 / (variance / Float(h) + eps).squareRoot()
                         for j in 0..<h { row[j] = (row[j] - mean) * inv * w[j] + b[j] }
                     }
@@ -235,16 +224,22 @@ final class BertEncoder: Sendable {
         }
     }
 
-    /// BERT's GELU, exact (erf) form: `x/2 (1 + erf(x / sqrt 2))`.
+    /// BERT's GELU, exact (erf) form, in place (``VectorMath/gelu(_:count:)``), in two
+    /// halves on two threads when there is enough of it.
     private func gelu(_ x: inout [Float]) {
-        let r = Float(0.5).squareRoot()
         x.withUnsafeMutableBufferPointer { p in
-            for i in 0..<p.count {
-                let v = p[i]
-                p[i] = 0.5 * v * (1 + erff(v * r))
+            let base = SharedFloats(p.baseAddress!), count = p.count
+            let parts = count >= 1 << 16 ? Self.threads : 1
+            let chunk = (count + parts - 1) / parts
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let lo = part * chunk
+                VectorMath.gelu(base.base + lo, count: max(0, min(chunk, count - lo)))
             }
         }
     }
+
+    /// Threads for the work BLAS does not do (attention of separate texts, GELU).
+    static let threads = max(1, min(2, ProcessInfo.processInfo.activeProcessorCount))
 
     /// Mean of each sequence's token vectors (or its `[CLS]` vector), scaled to unit length.
     private func pool(_ x: [Float], seqs: [[Int32]]) -> [[Float]] {
@@ -272,4 +267,13 @@ final class BertEncoder: Sendable {
         }
         return out
     }
+}
+
+/// A buffer shared by the threads of one step of the forward pass.
+/// @unchecked Sendable: each thread reads what no thread writes and writes a range no other
+/// thread touches (its own sequences' rows, its own half), and the step waits for all of
+/// them (`concurrentPerform`) before the buffer is used again.
+struct SharedFloats: @unchecked Sendable {
+    let base: UnsafeMutablePointer<Float>
+    init(_ base: UnsafeMutablePointer<Float>) { self.base = base }
 }
