@@ -65,10 +65,10 @@ extension Bench {
             // Through mnemod: text upserts in batch lines of 64 (one packed batch each).
             let m = try startMnemod("normal")
             defer { m.stop() }
-            let ns = try socketTextIngest(texts: texts, perLine: 64, socket: m.socket)
+            let perLine = try socketTextIngest(texts: texts, perLine: 64, socket: m.socket)
             results.append(RunResult(workload: "embed 64-text batch", system: "mnemo sem.upsert", role: "mnemo", clients: 1, n: nil,
-                                     note: "text upserts over the socket, 64 per batch line, one commit each",
-                                     samplesNs: [ns], opsPerSample: texts.count))
+                                     note: "text upserts over the socket, a batch line of 64 (embedded together, one commit)",
+                                     samplesNs: perLine, opsPerSample: 64))
             // The peer, same texts, same model files.
             try pythonHelper("encoder_peer.py", ["--model-dir", modelDir, "--texts", dir + "/texts.json",
                                                  "--samples", String(samples), "--batches", String(batches),
@@ -91,8 +91,8 @@ extension Bench {
     }
 
     /// Sends `texts` as `sem.upsert` batch lines of `perLine` (no vectors: mnemod embeds
-    /// them), one line at a time; the nanoseconds for all of them.
-    func socketTextIngest(texts: [String], perLine: Int, socket: String) throws -> UInt64 {
+    /// them), one line at a time; the nanoseconds of each line, from send to reply.
+    func socketTextIngest(texts: [String], perLine: Int, socket: String) throws -> [UInt64] {
         let s = try Connect.helloSocket(socket, agent: "embed")
         var lines: [[UInt8]] = []
         for start in stride(from: 0, to: texts.count, by: perLine) {
@@ -104,14 +104,16 @@ extension Bench {
         // Warm-up line, not timed (the model's first pages, the collection's creation).
         try s.send(lines[0])
         _ = try s.readLine()
-        let t0 = DispatchTime.now().uptimeNanoseconds
+        var samples: [UInt64] = []
         for line in lines {
+            let t0 = DispatchTime.now().uptimeNanoseconds
             try s.send(line)
             let reply = try s.readLine()
             guard reply.first == UInt8(ascii: "["), !reply.contains(subsequence: Array("\"error\"".utf8)) else {
                 throw BenchError("text upserts failed: \(String(decoding: reply.prefix(400), as: UTF8.self))")
             }
+            samples.append(DispatchTime.now().uptimeNanoseconds - t0)
         }
-        return DispatchTime.now().uptimeNanoseconds - t0
+        return samples
     }
 }
