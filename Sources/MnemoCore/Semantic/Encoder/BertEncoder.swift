@@ -128,12 +128,12 @@ final class BertEncoder: Sendable {
             attention(qkv, seqs: seqs, into: &context)
             // x = LayerNorm(context W_o^T + b_o + x): the residual rides in as sgemm's C.
             addBias(layer.attnOutBias, to: &x, rows: total)
-            gemm(context, rows: total, inDims: h, weight: layer.attnOut, outDims: h, into: &x, accumulate: true)
+            gemm(context, rows: total, inDims: h, weight: layer.attnOut, outDims: h, into: &x)
             layerNorm(&x, rows: total, weight: layer.norm1, bias: layer.norm1Bias)
             linear(x, rows: total, inDims: h, weight: layer.up, bias: layer.upBias, outDims: f, into: &upped)
             gelu(&upped)
             addBias(layer.downBias, to: &x, rows: total)
-            gemm(upped, rows: total, inDims: f, weight: layer.down, outDims: h, into: &x, accumulate: true)
+            gemm(upped, rows: total, inDims: f, weight: layer.down, outDims: h, into: &x)
             layerNorm(&x, rows: total, weight: layer.norm2, bias: layer.norm2Bias)
         }
         return pool(x, seqs: seqs)
@@ -146,13 +146,13 @@ final class BertEncoder: Sendable {
                 for r in 0..<rows { (o.baseAddress! + r * outDims).update(from: b.baseAddress!, count: outDims) }
             }
         }
-        gemm(a, rows: rows, inDims: inDims, weight: weight, outDims: outDims, into: &out, accumulate: true)
+        gemm(a, rows: rows, inDims: inDims, weight: weight, outDims: outDims, into: &out)
     }
 
-    /// `out (+)= a W^T`.
-    private func gemm(_ a: [Float], rows: Int, inDims: Int, weight: [Float], outDims: Int, into out: inout [Float], accumulate: Bool) {
+    /// `out += a W^T` (what `out` holds first: the bias, or the residual and the bias).
+    private func gemm(_ a: [Float], rows: Int, inDims: Int, weight: [Float], outDims: Int, into out: inout [Float]) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(outDims), Int32(inDims), 1,
-                    a, Int32(inDims), weight, Int32(inDims), accumulate ? 1 : 0, &out, Int32(outDims))
+                    a, Int32(inDims), weight, Int32(inDims), 1, &out, Int32(outDims))
     }
 
     private func addBias(_ bias: [Float], to x: inout [Float], rows: Int) {
