@@ -178,17 +178,19 @@ class ApiMixin:
         vector_b64: Optional[str] = None,
         k: Optional[int] = None,
         mode: Optional[str] = None,
+        fusion: Optional[str] = None,
         filter: Optional[Mapping[str, Any]] = None,  # noqa: A002 (contract name)
         min_score: Optional[float] = None,
         include_superseded: Optional[bool] = None,
     ) -> Any:
         """``sem.search`` under the namespace prefix ``ns`` with ``text`` (or ``vector``/
         ``vector_b64``). ``mode``: ``"vector"``, ``"keyword"`` or ``"hybrid"``; ``None`` lets
-        the server pick its default. The result is returned as the server sent it (each hit's
+        the server pick its default. ``fusion`` (hybrid): ``"minmax"`` (the server's default)
+        or ``"rrf"``. The result is returned as the server sent it (each hit's
         ``match`` and ``score``, and ``skipped``/``truncated`` when present)."""
         return self._invoke("sem.search", _clean(
             ns=ns, text=text, vector=list(vector) if vector is not None else None,
-            vector_b64=vector_b64, k=k, mode=mode, filter=dict(filter) if filter is not None else None,
+            vector_b64=vector_b64, k=k, mode=mode, fusion=fusion, filter=dict(filter) if filter is not None else None,
             min_score=min_score, include_superseded=include_superseded))
 
     search = sem_search  # the short name
@@ -238,11 +240,13 @@ class ApiMixin:
             ns=ns, since=since, until=until, kind=kind, agent=agent, task=task,
             tags=list(tags) if tags is not None else None, limit=limit, cursor=cursor, order=order))
 
-    def ep_search(self, ns: str, text: str, *, limit: Optional[int] = None, mode: Optional[str] = None) -> Any:
+    def ep_search(self, ns: str, text: str, *, limit: Optional[int] = None, mode: Optional[str] = None,
+                  fusion: Optional[str] = None) -> Any:
         """``ep.search`` under the namespace prefix ``ns``. ``mode``: ``"keyword"`` (FTS5
         bm25), ``"vector"`` (episodes appended with ``embed=True``) or ``"hybrid"``; ``None``
-        lets the server pick its default. Hits are returned as sent (``match`` included)."""
-        return self._invoke("ep.search", _clean(ns=ns, text=text, limit=limit, mode=mode))
+        lets the server pick its default; ``fusion`` as for ``sem_search``. Hits are returned
+        as sent (``match`` included)."""
+        return self._invoke("ep.search", _clean(ns=ns, text=text, limit=limit, mode=mode, fusion=fusion))
 
 
 def watch_params(ns: str, prefix: Optional[str], from_rev: Optional[int],

@@ -73,6 +73,8 @@ def test_methods_send_contract_params() -> None:
     r.sem_upsert("kb/ops", "t", id="f-1", data={"a": 1}, ttl_ms=5, supersedes="f-0", confidence=0.5)
     r.ep_search("runs", "deploy failed", limit=5, mode="vector")
     r.ep_search("runs", "deploy failed")
+    r.sem_search("kb", "x", mode="hybrid", fusion="rrf")
+    r.ep_search("runs", "x", fusion="minmax")
     r.ep_append("runs/1", "tool", "deploy failed", tags=["x"], embed=True)
     r.ep_query("runs/1", kind="tool", limit=2, order="desc")
     r.sem_get("kb/ops", "f-1")
@@ -88,6 +90,8 @@ def test_methods_send_contract_params() -> None:
                         "supersedes": "f-0", "ttl_ms": 5}),
         ("ep.search", {"ns": "runs", "text": "deploy failed", "limit": 5, "mode": "vector"}),
         ("ep.search", {"ns": "runs", "text": "deploy failed"}),
+        ("sem.search", {"ns": "kb", "text": "x", "mode": "hybrid", "fusion": "rrf"}),
+        ("ep.search", {"ns": "runs", "text": "x", "fusion": "minmax"}),
         ("ep.append", {"ns": "runs/1", "kind": "tool", "content": "deploy failed", "tags": ["x"], "embed": True}),
         ("ep.query", {"ns": "runs/1", "kind": "tool", "limit": 2, "order": "desc"}),
         ("sem.get", {"ns": "kb/ops", "id": "f-1"}),
