@@ -16,9 +16,9 @@ import Testing
     static let modelDir = ProcessInfo.processInfo.environment["MNEMO_MODEL_DIR"]
         ?? LocalEmbedder.defaultModelsDirectory() + "/" + LocalEmbedder.defaultModel
 
-    static func reference() throws -> (maxLength: Int, cases: [Case]) {
+    static func reference(_ name: String = "all-MiniLM-L6-v2") throws -> (maxLength: Int, cases: [Case]) {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("EncoderReference/all-MiniLM-L6-v2.json").path
+            .appendingPathComponent("EncoderReference/\(name).json").path
         let json = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
         let cases = try #require(json["cases"]?.arrayValue).map { c in
             Case(text: c["text"]?.stringValue ?? "",
@@ -89,5 +89,28 @@ import Testing
                 #expect(error.code == -32602)
             }
         }
+    }
+
+    /// The same model with CLS pooling (how BGE models pool), against sentence-transformers
+    /// loading the same variant (`make_reference.py` builds it the same way).
+    @Test func clsPoolingAgreesWithSentenceTransformers() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-cls-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/1_Pooling", withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: Self.modelDir) where name != "1_Pooling" {
+            try FileManager.default.createSymbolicLink(atPath: dir + "/" + name, withDestinationPath: Self.modelDir + "/" + name)
+        }
+        try #"{"word_embedding_dimension": 384, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#
+            .write(toFile: dir + "/1_Pooling/config.json", atomically: true, encoding: .utf8)
+        let cls = try LocalEmbedder(directory: dir, name: "minilm-cls")
+        let ref = try Self.reference("all-MiniLM-L6-v2-cls")
+        #expect(cls.model == "minilm-cls" && ref.cases.count >= 18)
+        let got = try cls.embed(ref.cases.map(\.text), field: "text")
+        for (c, g) in zip(ref.cases, got) {
+            #expect(Self.cosine(g.vector, c.vector) >= 0.9999, "\(c.text): cosine \(Self.cosine(g.vector, c.vector))")
+        }
+        // CLS pooling really is another vector than mean pooling.
+        let mean = try Self.load().embed([ref.cases[0].text], field: "text")[0].vector
+        #expect(Self.cosine(mean, got[0].vector) < 0.99)
     }
 }

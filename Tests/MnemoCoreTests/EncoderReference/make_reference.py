@@ -44,13 +44,33 @@ def default_dir():
     return os.path.join(base, "mnemo", "models", "all-MiniLM-L6-v2")
 
 
+def cls_variant(model_dir, tmp):
+    """The same model with CLS pooling (as BGE models pool): the directory's files linked,
+    1_Pooling/config.json replaced. Exercises the encoder's other pooling path."""
+    os.makedirs(os.path.join(tmp, "1_Pooling"))
+    for name in os.listdir(model_dir):
+        if name != "1_Pooling":
+            os.symlink(os.path.join(model_dir, name), os.path.join(tmp, name))
+    with open(os.path.join(tmp, "1_Pooling", "config.json"), "w") as f:
+        json.dump({"word_embedding_dimension": 384, "pooling_mode_cls_token": True,
+                   "pooling_mode_mean_tokens": False}, f)
+    return tmp
+
+
 def main():
     model_dir = sys.argv[1] if len(sys.argv) > 1 else default_dir()
-    model = SentenceTransformer(model_dir, device="cpu")
+    write(model_dir, SentenceTransformer(model_dir, device="cpu"), "all-MiniLM-L6-v2")
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        cls_dir = cls_variant(model_dir, os.path.join(tmp, "cls"))
+        write(cls_dir, SentenceTransformer(cls_dir, device="cpu"), "all-MiniLM-L6-v2-cls")
+
+
+def write(model_dir, model, name):
     vectors = model.encode(SENTENCES, normalize_embeddings=True, convert_to_numpy=True, batch_size=len(SENTENCES))
     tok = model.tokenizer
     out = {
-        "model": os.path.basename(os.path.normpath(model_dir)),
+        "model": name,
         "max_seq_length": model.max_seq_length,
         "made_with": "sentence-transformers " + __import__("sentence_transformers").__version__
         + ", torch " + __import__("torch").__version__,
@@ -63,7 +83,7 @@ def main():
             for s, v in zip(SENTENCES, vectors)
         ],
     }
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), out["model"] + ".json")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".json")
     cases = out.pop("cases")
     with open(path, "w", encoding="utf-8") as f:  # one case a line: readable diffs
         head = json.dumps(out, ensure_ascii=False)[:-1]
