@@ -8,7 +8,7 @@ extension EpisodeStore {
         /// The record.
         public var record: EpisodeRecord
         /// The mode's score, higher is better: -bm25 (keyword), cosine (vector) or the
-        /// fused reciprocal-rank score (hybrid).
+        /// fused score (hybrid, ``RankFusion``).
         public var score: Double
         /// The hit's rank and score in each arm that found it (and the fused score).
         public var match: SearchMatch
@@ -36,7 +36,8 @@ extension EpisodeStore {
     ///   embedded with the same model and length (records without a vector are not
     ///   candidates; namespaces with other vectors are named in `skipped`).
     /// - `hybrid`: both arms, each `RankFusion.armDepth(for: limit)` deep, fused by
-    ///   reciprocal rank (k = 60). A text with nothing to embed leaves the vector arm empty.
+    ///   ``RankFusion`` (`fusion`: weighted min-max by default, or RRF). A text with
+    ///   nothing to embed, or a prefix with no vectors, leaves the vector arm empty.
     ///
     /// `mode` nil is the configured default (``EpisodicSettings/searchMode``).
     /// - Throws: -32602 for a bad namespace, text or limit (and, in vector mode, a text

@@ -21,7 +21,7 @@ public protocol Embedder: Sendable {
     /// Vector length.
     var dims: Int { get }
     /// The embeddings of `texts`, in order, computed together (the local model runs them
-    /// as one padded batch). All or nothing: one failing text fails the call.
+    /// as one packed batch). All or nothing: one failing text fails the call.
     /// - Throws: `-32602` for a text with nothing to embed (naming `field`); `UNAVAILABLE`
     ///   when the model is missing or an external embedder fails (never a silent switch to
     ///   another model).

@@ -74,7 +74,8 @@ extension SemanticStore {
     /// of all queries are embedded in one call. The keyword arm (BM25 over FTS5, see
     /// ``keywordArm(prefix:text:limit:filter:visible:now:)``) runs per query. In hybrid
     /// mode each arm returns its best ``RankFusion/armDepth(for:)`` and the lists are fused
-    /// by reciprocal rank (k = 60; ties by best rank, then namespace and id).
+    /// as `fusion` says (``RankFusion``: weighted min-max by default, or RRF; ties by best
+    /// rank, then namespace and id).
     /// - Complexity: O(rows under the prefixes x dims x queries) for the vector arms, plus
     ///   the keyword arms' posting lists.
     public func search(_ queries: [Query]) -> [Result<SearchResult, WireError>] {
@@ -208,7 +209,7 @@ extension SemanticStore {
     }
 
     /// The embeddings of the texts at `indices` of `texts`, computed in one call of the
-    /// embedder (one padded batch for a local model), keyed by index. When that call is
+    /// embedder (one packed batch for the built-in encoder), keyed by index. When that call is
     /// refused with -32602 (a text with nothing to embed), each text is embedded alone so
     /// that the error lands on its own item; any other failure (`UNAVAILABLE`) fails them all.
     /// - Complexity: one embedder call (n on a -32602 refusal).

@@ -91,7 +91,7 @@ extension SemanticStore {
     }
 
     /// Inserts or replaces several records together: the texts without a vector are
-    /// embedded in ONE call of the embedder (one padded batch), and every upsert is
+    /// embedded in ONE call of the embedder (one packed batch), and every upsert is
     /// written in ONE SQLite transaction (checked before it writes anything, with its own
     /// revision, in order). Each item has its own outcome: an item's error applies nothing
     /// of it and does not stop the others. An embedder failure (`UNAVAILABLE`) fails every
