@@ -122,7 +122,7 @@ struct SemanticConfig: Sendable {
             return e
         case .local(let configured, let name, let dims):
             let dir = override ?? configured ?? LocalEmbedder.defaultModelsDirectory() + "/" + LocalEmbedder.defaultModel
-            let model = name ?? URL(fileURLWithPath: dir).standardizedFileURL.lastPathComponent
+            let model = name ?? LocalEmbedder.modelName(directory: dir)
             let present = LocalEmbedder.requiredFiles.filter { FileManager.default.fileExists(atPath: dir + "/" + $0) }
             if present.isEmpty {
                 let reason = "no model files in \(dir); \(LocalEmbedder.fetchHint), or set semantic.embedder.model_dir"

@@ -80,17 +80,19 @@ final class EpisodeVectors: Sendable {
     /// Whether any vector lies under `prefix` in a namespace `visible` admits.
     /// - Complexity: O(collections).
     func any(under prefix: String, visible: (@Sendable (String) -> Bool)?) -> Bool {
-        let under = collections.withLock { all in
-            all.filter { Validate.covers(prefix, $0.key.ns) && (visible?($0.key.ns) ?? true) }.map(\.value)
+        collections(under: prefix, visible: visible).contains { $0.value.count > 0 }
+    }
+
+    /// The collections of the namespaces under `prefix` that `visible` admits.
+    private func collections(under prefix: String, visible: (@Sendable (String) -> Bool)?) -> [Key: VectorCollection] {
+        collections.withLock { all in
+            all.filter { Validate.covers(prefix, $0.key.ns) && (visible?($0.key.ns) ?? true) }
         }
-        return under.contains { $0.count > 0 }
     }
 
     func search(prefix: String, model: String, query: [Float], k: Int,
                 visible: (@Sendable (String) -> Bool)?) -> (hits: [Hit], skipped: [String]) {
-        let under = collections.withLock { all in
-            all.filter { Validate.covers(prefix, $0.key.ns) && (visible?($0.key.ns) ?? true) }
-        }
+        let under = collections(under: prefix, visible: visible)
         var tops = [TopK<SemanticRecord>(k: k)]
         var skipped = Set<String>()
         for (key, c) in under {

@@ -214,9 +214,7 @@ extension Params {
         filter.includeSuperseded = try optionalBool("include_superseded") ?? false
         var mode: SearchMode?
         if let raw = try optionalString("mode") { mode = try SearchMode.parse(raw, field: name("mode"), fallback: .vector) }
-        if vector != nil, let mode, mode != .vector {
-            throw .invalidParams(name("mode"), "\(mode.rawValue) needs text; a client vector searches in vector mode only")
-        }
+        // A mode other than vector with a client vector: the store refuses it (`mode(of:)`).
         let fusion = try RankFusion.Method.parse(optionalString("fusion"), field: name("fusion"))
         return SemanticStore.Query(prefix: prefix, vector: vector, text: text, k: k, filter: filter, mode: mode, fusion: fusion)
     }

@@ -34,7 +34,7 @@ public struct LocalEmbedder: Embedder {
         encoder = try BertEncoder(config: config, file: weights)
         self.tokenizer = tokenizer
         self.directory = directory
-        self.model = name ?? URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
+        self.model = name ?? Self.modelName(directory: directory)
         self.dims = config.hidden
         self.maxTokens = config.maxSequenceLength
     }
@@ -56,6 +56,12 @@ public struct LocalEmbedder: Embedder {
             truncated.append(cut)
         }
         return zip(encoder.encode(sequences), truncated).map { Embedding(vector: $0, truncated: $1) }
+    }
+
+    /// The name a model directory records in collections when none is configured: its
+    /// last path component.
+    public static func modelName(directory: String) -> String {
+        URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
     }
 
     /// The token ids of `text` as the model reads it (for tests and diagnostics).
