@@ -209,14 +209,21 @@ def test_global_admin_methods(daemon):
         time.sleep(0.02)
     assert entries and all(e["ns"] == "agents/planner" for e in entries)
     assert daemon.connect("ops", "ops-secret").call("admin.stats")["rev"] > 0
-    # Export needs admin on what it exports; import and snapshot on everything.
-    out = os.path.join(daemon.dir, "planner.jsonl")
-    assert planner.call("admin.export", {"ns": "agents/planner", "path": out})["path"] == out
-    planner.fail("admin.export", {"ns": "wf", "path": out}, -32000, "FORBIDDEN")
-    planner.fail("admin.export", {"path": out}, -32000, "FORBIDDEN")
-    planner.fail("admin.import", {"path": out}, -32000, "FORBIDDEN")
-    planner.fail("admin.snapshot", {"path": os.path.join(daemon.dir, "snap")}, -32000, "FORBIDDEN")
-    worker.fail("admin.export", {"ns": "wf/42", "path": out}, -32000, "FORBIDDEN")
+    # Export needs admin on what it exports, import on every record's namespace, snapshot
+    # on everything.
+    out = "planner.jsonl"
+    exported = planner.call("admin.export", {"ns": "agents/planner", "path": out})
+    assert exported["path"] == out
+    planner.fail("admin.export", {"ns": "wf", "path": "other.jsonl"}, -32000, "FORBIDDEN")
+    planner.fail("admin.export", {"path": "other.jsonl"}, -32000, "FORBIDDEN")
+    records = exported["lines"] - 1
+    assert records >= 1
+    assert planner.call("admin.import", {"path": out}) == {"imported": 0, "skipped": records, "counts": {}}
+    planner.fail("admin.import", {"path": out, "remap": [{"from": "agents/planner", "to": "wf/1"}]}, -32000, "FORBIDDEN")
+    planner.fail("admin.snapshot", {"path": "snap"}, -32000, "FORBIDDEN")
+    worker.fail("admin.export", {"ns": "wf/42", "path": "other.jsonl"}, -32000, "FORBIDDEN")
+    worker.fail("admin.import", {"path": out}, -32000, "FORBIDDEN")
+    assert not os.path.exists(os.path.join(daemon.dir, "data", "transfer", "other.jsonl"))
 
 
 def test_prefix_reads_show_only_granted_namespaces(daemon):

@@ -1431,17 +1431,22 @@ def test_episodic_scenario(server, ns):
 # ------------------------------------------------------ export / import / snapshot
 def test_export_import_snapshot(server, ns, tmp_path):
     c = server.connect("xfer-agent")
+    transfer = os.path.join(server.data, "transfer")
     c.call("wm.set", {"ns": f"{ns}/a", "key": "k1", "value": {"x": 1}})
     c.call("wm.set", {"ns": f"{ns}/a", "key": "k2", "value": [1, 2], "ttl_ms": 600_000})
     c.call("ep.append", {"ns": f"{ns}/a", "kind": "note", "content": "hello export", "tags": ["t"]})
     c.call("sem.upsert", {"ns": f"{ns}/s", "id": "f1", "text": "fact one", "vector": [1.0, 0.0, 0.5]})
-    # To a file: a header, then one record per line.
-    path = str(tmp_path / "x.jsonl")
+    # To a file in the transfer directory: a header, then one record per line.
+    path = f"{ns.replace('/', '-')}.jsonl"
     r = c.call("admin.export", {"ns": ns, "path": path})
     assert r["counts"] == {"wm": 2, "ep": 1, "sem": 1} and r["lines"] == 5 and r["path"] == path
-    with open(path, encoding="utf-8") as f:
+    with open(os.path.join(transfer, path), encoding="utf-8") as f:
         lines = [json.loads(line) for line in f]
-    assert r["bytes"] == os.path.getsize(path) and len(lines) == 5
+    assert r["bytes"] == os.path.getsize(os.path.join(transfer, path)) and len(lines) == 5
+    assert os.stat(os.path.join(transfer, path)).st_mode & 0o777 == 0o600
+    c.fail("admin.export", {"ns": ns, "path": path}, -32000, "CONFLICT")  # never replaced
+    c.fail("admin.export", {"ns": ns, "path": str(tmp_path / "x.jsonl")}, -32000, "FORBIDDEN")  # absolute: off
+    c.fail("admin.export", {"ns": ns, "path": "../x.jsonl"}, -32602, check_params=False)
     assert_valid(common_validator("export_header"), lines[0], "export header")
     assert lines[0]["ns"] == ns and lines[0]["rev"] == r["rev"]
     for line in lines[1:]:
@@ -1471,23 +1476,34 @@ def test_export_import_snapshot(server, ns, tmp_path):
     got = c.call("wm.get", {"ns": f"{ns}-copy/a", "key": "k1"})
     assert got["value"] == {"x": 1} and got["provenance"]["agent"] == "xfer-agent"
     assert c.call("sem.get", {"ns": f"{ns}-copy/s", "id": "f1"})["text"] == "fact one"
+    # Streamed in: the same lines in two calls, the first staged.
+    staged = c.call("admin.import", {"lines": lines[:3], "more": True})
+    assert staged["staged"] == 3 and staged["bytes"] > 0
+    again = c.call("admin.import", {"lines": lines[3:], "remap": [{"from": ns, "to": f"{ns}-lines"}]})
+    assert again["imported"] == 3 and again["counts"] == {"wm": 2, "sem": 1}
+    assert c.call("wm.get", {"ns": f"{ns}-lines/a", "key": "k1"})["value"] == {"x": 1}
+    c.fail("admin.import", {"lines": [1]}, -32602, check_params=False)
+    c.fail("admin.import", {"lines": lines, "path": path}, -32602, check_params=False)
+    c.fail("admin.import", {"lines": lines, "more": True, "dry_run": True}, -32602)
     # A bad file is refused, naming its line, and changes nothing.
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps(lines[0]) + "\n" + json.dumps(lines[1]) + "\n" + '{"tier":"cache","ns":"x"}\n')
+    bad = f"{ns.replace('/', '-')}-bad.jsonl"
+    with open(os.path.join(transfer, bad), "w", encoding="utf-8") as f:
+        f.write(json.dumps(lines[0]) + "\n" + json.dumps(lines[1]) + "\n" + '{"tier":"cache","ns":"x"}\n')
     rev = current_rev(c)
-    e = c.fail("admin.import", {"path": str(bad), "remap": [{"from": ns, "to": f"{ns}-bad"}]}, -32602)
+    e = c.fail("admin.import", {"path": bad, "remap": [{"from": ns, "to": f"{ns}-bad"}]}, -32602)
     assert "line 3" in e["message"] and "cache" in e["message"]
     assert current_rev(c) == rev
     assert c.call("wm.get", {"ns": f"{ns}-bad/a", "key": "k1"}) == {"found": False}
     # Snapshot: a data directory with a manifest.
-    snap = c.call("admin.snapshot", {"path": str(tmp_path / "snap")})
-    with open(tmp_path / "snap" / "manifest.json", encoding="utf-8") as f:
+    name = f"{ns.replace('/', '-')}-snap"
+    snap = c.call("admin.snapshot", {"path": name})
+    with open(os.path.join(transfer, name, "manifest.json"), encoding="utf-8") as f:
         manifest = json.load(f)
     assert manifest["rev"] == snap["rev"] >= rev and manifest["format"] == "mnemo-snapshot"
-    assert {"episodic.sqlite", "semantic.sqlite", "working", "manifest.json"} <= set(os.listdir(tmp_path / "snap"))
-    # A second snapshot to the same path replaces the first.
-    assert c.call("admin.snapshot", {"path": str(tmp_path / "snap")})["rev"] >= snap["rev"]
-    c.fail("admin.snapshot", {"path": path}, -32602)  # a file that is not a snapshot
+    assert {"episodic.sqlite", "semantic.sqlite", "working", "manifest.json"} <= set(os.listdir(os.path.join(transfer, name)))
+    # Nothing is ever replaced: a snapshot or a file of that name is CONFLICT.
+    c.fail("admin.snapshot", {"path": name}, -32000, "CONFLICT")
+    c.fail("admin.snapshot", {"path": path}, -32000, "CONFLICT")
 
 
 @pytest.mark.parametrize("method", NOT_IMPLEMENTED)

@@ -19,23 +19,36 @@ public final class Engine: Sendable {
     public let audit: AuditLog
     /// How working memory is made durable.
     public let durability: Durability
+    /// Where `admin.export`, `admin.import` and `admin.snapshot` read and write files.
+    public let transfer: TransferDirectory
     /// Monotonic time at start-up.
     public let startedAtNs: UInt64
 
     /// An engine whose working memory lives in `dataDir/working` and episodic memory in
     /// `dataDir/episodic.sqlite` (neither used when volatile). Both SQLite tiers embed with
-    /// the one embedder of `settings`.
-    /// - Throws: when the journal cannot be opened or recovered, or a database opened.
+    /// the one embedder of `settings`. Files are transferred in `transfer` (default:
+    /// `dataDir/transfer`, created 0700).
+    /// - Throws: when the journal cannot be opened or recovered, a database opened, or the
+    ///   transfer directory made.
     public init(limits: Limits, durability: Durability, dataDir: String, time: any TimeSource = SystemTime(),
                 resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
                 semantic settings: SemanticSettings = SemanticSettings(), summarizer: Summarizer = Summarizer(),
                 episodic episodicSettings: EpisodicSettings = EpisodicSettings(),
                 principals: [Principal] = [], auditRetentionMs: Int64 = 30 * 86_400_000, auditMutations: Bool? = nil,
-                logger: Logger) throws(StorageError) {
+                transfer: TransferDirectory? = nil, logger: Logger) throws(StorageError) {
         self.limits = limits
         self.access = AccessControl(principals: principals)
         self.time = time
         self.durability = durability
+        if let transfer {
+            self.transfer = transfer
+        } else {
+            do throws(ConfigError) {
+                self.transfer = try TransferDirectory(path: dataDir + "/transfer")
+            } catch {
+                throw StorageError(error.description)
+            }
+        }
         if durability == .volatile {
             working = WorkingMemory(limits: limits, time: time, logger: logger, resultRetentionMs: resultRetentionMs,
                                     inboxRetentionMs: inboxRetentionMs)

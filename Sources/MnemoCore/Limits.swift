@@ -52,6 +52,10 @@ public struct Limits: Sendable, Equatable {
     public var maxSemanticRecords = 10_000_000
     /// Largest episodic record content (`ep.append`), in UTF-8 bytes.
     public var maxEpisodeContentBytes = 64 << 10
+    /// Largest export one `admin.import` takes, from a file or as lines streamed over the
+    /// connection: it is parsed and checked whole before anything is applied (nothing
+    /// applied on a bad line or a record outside the grants), so it is held in memory.
+    public var maxImportBytes = 1 << 30
 
     /// The defaults.
     public init() {}
@@ -115,6 +119,8 @@ public struct Limits: Sendable, Equatable {
              reason: "vectors live in memory: 1M x 384 dims is 1.5 GB", keyPath: \.maxSemanticRecords),
         Spec(name: "max_episode_content_bytes", minimum: 64, hardMaximum: 16 << 20,
              reason: "each record is indexed by FTS5 and returned whole by ep.query", keyPath: \.maxEpisodeContentBytes),
+        Spec(name: "max_import_bytes", minimum: 1 << 10, hardMaximum: 1 << 32,
+             reason: "an import is held in memory and checked whole before anything is applied", keyPath: \.maxImportBytes),
     ]
 
     /// Fixed by the wire contract, not configurable.
@@ -137,9 +143,6 @@ public struct Limits: Sendable, Equatable {
     public static let maxSearchTextCharacters = 1024
     /// Most records one `ep.summarize` call takes (contract): one commit holds them all.
     public static let maxSummarizeRecords = 100_000
-    /// Largest file `admin.import` reads: it is parsed and checked whole before anything is
-    /// applied (nothing applied on a bad line), so it is held in memory.
-    public static let maxImportFileBytes = 1 << 30
     /// Most namespace remappings one `admin.import` takes.
     public static let maxImportRemaps = 16
 

@@ -40,7 +40,7 @@ enum MethodAccess: Sendable {
         "ep.prune": .handler, "ep.pin": .handler,
         "sem.upsert": .ns(.write), "sem.search": .prefixRead, "sem.get": .ns(.read), "sem.delete": .ns(.write),
         "audit.query": .handlerRead,
-        "admin.export": .handler, "admin.import": .global(.admin), "admin.snapshot": .global(.admin),
+        "admin.export": .handler, "admin.import": .handler, "admin.snapshot": .global(.admin),
     ]
 }
 

@@ -31,6 +31,9 @@ struct Session: Sendable {
     var streamPreface: [UInt8] = []
     /// Results of a batch's `sem.search` calls, run together before the batch (by position).
     var prefetched: [Int: Result<SemanticStore.SearchResult, WireError>] = [:]
+    /// Lines of a streamed `admin.import` waiting for its last call (shared by the copies a
+    /// worker thread gets).
+    let importStage = ImportStage()
     /// Outcomes of a batch's consecutive `sem.upsert` calls, written together in one
     /// transaction when the first of them is reached (by position).
     var prefetchedUpserts: [Int: Result<SemanticStore.UpsertResult, WireError>] = [:]

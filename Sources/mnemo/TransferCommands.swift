@@ -3,81 +3,134 @@ import Foundation
 import MnemoClient
 import MnemoProtocol
 
-/// A path made absolute against the current directory (the daemon resolves nothing).
-func absolute(_ path: String) -> String {
-    if path.hasPrefix("/") { return path }
-    return FileManager.default.currentDirectoryPath + "/" + path
-}
-
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Export memory as JSONL (admin.export): a header line, then one record per line.",
         discussion: """
-            With --file the daemon writes the file itself (atomically; the path must be writable by mnemod, \
-            which runs on this host); without it the lines stream to stdout. Tiers: wm, ep, sem (default: all). \
-            Examples: mnemo export --ns wf/42 --file /var/backups/wf42.jsonl ; mnemo export --tiers ep,sem > all.jsonl
+            The lines stream over the socket and this command writes them, with your own rights: to FILE \
+            (replaced atomically when complete) or, without FILE, to stdout. With --server NAME, mnemod writes \
+            the file NAME in its transfer directory instead (never replacing one). Tiers: wm, ep, sem \
+            (default: all). You need 'a' on the namespace prefix you export. \
+            Examples: mnemo export wf42.jsonl --ns wf/42 ; mnemo export --tiers ep,sem > all.jsonl ; \
+            mnemo export --ns wf --server wf-2026-12-07.jsonl
             """)
     @OptionGroup var global: GlobalOptions
+    @Argument(help: "Write the export to this file (on this side of the socket); default: stdout.") var file: String?
     @Option(name: .long, help: "Namespace prefix to export (whole segments; default: everything).") var ns: String?
     @Option(name: .long, help: "Comma-separated tiers (wm, ep, sem).") var tiers: String?
-    @Option(name: [.short, .long], help: "Write the export to this file (done by mnemod) instead of stdout.") var file: String?
+    @Option(name: .long, help: "Have mnemod write this file name in its transfer directory instead.") var server: String?
 
     func run() throws {
         try reporting {
+            if file != nil && server != nil { throw Failure("mnemo: give FILE or --server, not both", code: 64) }
             var params: [JSONMember] = []
             if let ns { params.append(.init("ns", .string(ns))) }
             if let tiers {
                 params.append(.init("tiers", .array(tiers.split(separator: ",").map { .string($0.trimmingCharacters(in: .whitespaces)) })))
             }
-            if let file { params.append(.init("path", .string(absolute(file)))) }
+            if let server { params.append(.init("path", .string(server))) }
             let client = try global.connect()
             let started = Date()
-            printErr("mnemo: exporting \(ns ?? "every namespace")\(file.map { " to " + absolute($0) } ?? "")...")
+            printErr("mnemo: exporting \(ns ?? "every namespace")\(server.map { " to the transfer directory as " + $0 } ?? file.map { " to " + $0 } ?? "")...")
             let r = try global.call(client, "admin.export", .object(params))
-            if file == nil {
-                // The lines arrived as notifications before the response, in order.
-                var buffer: [UInt8] = []
-                while let note = try? client.nextNotification(timeoutMs: 0) {
-                    guard let line = note["params"]?["line"] else { continue }
-                    buffer += line.bytes
-                    buffer.append(0x0A)
-                    if buffer.count >= 1 << 20 {
-                        FileHandle.standardOutput.write(Data(buffer))
-                        buffer.removeAll(keepingCapacity: true)
-                    }
-                }
-                FileHandle.standardOutput.write(Data(buffer))
-            }
             let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
-            if file == nil {
-                printErr("mnemo: exported \(r["lines"]?.text ?? "?") lines at rev \(r["rev"]?.text ?? "?"), counts \(r["counts"]?.text ?? "{}") (\(seconds) s)")
+            if server != nil {
+                switch global.output {
+                case .json: print(r.text)
+                case .table:
+                    print("exported \(r["lines"]?.text ?? "?") lines (\(r["bytes"]?.text ?? "?") bytes) at rev \(r["rev"]?.text ?? "?") to \(r["path"]?.stringValue ?? "?") in the transfer directory, counts \(r["counts"]?.text ?? "{}") in \(seconds) s")
+                }
                 return
             }
-            switch global.output {
-            case .json: print(r.text)
-            case .table:
-                print("exported \(r["lines"]?.text ?? "?") lines (\(r["bytes"]?.text ?? "?") bytes) at rev \(r["rev"]?.text ?? "?") to \(r["path"]?.stringValue ?? "?"), counts \(r["counts"]?.text ?? "{}") in \(seconds) s")
+            // The lines arrived as notifications before the response, in order.
+            let sink = try LocalFile(file)
+            var buffer: [UInt8] = []
+            while let note = try? client.nextNotification(timeoutMs: 0) {
+                guard let line = note["params"]?["line"] else { continue }
+                buffer += line.bytes
+                buffer.append(0x0A)
+                if buffer.count >= 1 << 20 {
+                    try sink.write(buffer)
+                    buffer.removeAll(keepingCapacity: true)
+                }
             }
+            try sink.write(buffer)
+            try sink.commit()
+            printErr("mnemo: exported \(r["lines"]?.text ?? "?") lines at rev \(r["rev"]?.text ?? "?")\(file.map { " to " + $0 } ?? ""), counts \(r["counts"]?.text ?? "{}") (\(seconds) s)")
+        }
+    }
+}
+
+/// Where `mnemo export` writes: stdout, or a file replaced atomically when complete
+/// (a temporary file beside it, renamed over it).
+final class LocalFile {
+    private let handle: FileHandle
+    private let path: String?
+    private let tmp: String?
+
+    init(_ path: String?) throws {
+        self.path = path
+        guard let path else {
+            handle = .standardOutput
+            tmp = nil
+            return
+        }
+        let tmp = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: tmp, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let h = FileHandle(forWritingAtPath: tmp)
+        else { throw Failure("mnemo: cannot create \(tmp)", code: 73) }
+        handle = h
+        self.tmp = tmp
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        do {
+            try handle.write(contentsOf: Data(bytes))
+        } catch {
+            if let tmp { try? FileManager.default.removeItem(atPath: tmp) }
+            throw Failure("mnemo: cannot write \(path ?? "stdout"): \(error.localizedDescription)", code: 74)
+        }
+    }
+
+    func commit() throws {
+        guard let path, let tmp else { return }
+        do {
+            try handle.synchronize()
+            try handle.close()
+        } catch {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw Failure("mnemo: cannot write \(path): \(error.localizedDescription)", code: 74)
+        }
+        guard rename(tmp, path) == 0 else {
+            try? FileManager.default.removeItem(atPath: tmp)
+            throw Failure("mnemo: cannot rename \(tmp) to \(path): \(String(cString: strerror(errno)))", code: 73)
         }
     }
 }
 
 struct Import: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Import a file written by mnemo export (admin.import); idempotent by id.",
+        abstract: "Import an export (admin.import); idempotent by id.",
         discussion: """
-            The daemon reads the file (it must be readable by mnemod). The whole file is checked before \
-            anything is applied; a bad line is reported with its number and nothing is imported. Records \
-            whose id exists are skipped, so importing twice is harmless. \
+            This command reads FILE (- for stdin) with your own rights and streams its lines over the socket; \
+            with --server NAME, mnemod reads the file NAME from its transfer directory instead. The whole export \
+            is checked before anything is applied: a bad line is reported with its number, a record outside \
+            your grants ('a' on its namespace, after --remap) refuses the import, and nothing is imported. \
+            Records whose id exists are skipped, so importing twice is harmless. \
             Example: mnemo import wf42.jsonl --remap wf/42=wf/43 --dry-run
             """)
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "The export file.") var file: String
-    @Flag(name: .long, help: "Only check the file and report what would be imported.") var dryRun = false
+    @Argument(help: "The export file (- for stdin).") var file: String?
+    @Option(name: .long, help: "Have mnemod read this file name from its transfer directory instead.") var server: String?
+    @Flag(name: .long, help: "Only check the export and report what would be imported.") var dryRun = false
     @Option(name: .long, help: "Move namespace FROM (and below) to TO: FROM=TO; repeatable, first match wins.") var remap: [String] = []
+
+    /// Bytes of lines per call of a streamed import (well inside the default max_line_bytes).
+    static let chunkBytes = 256 << 10
 
     func run() throws {
         try reporting {
+            guard (file == nil) != (server == nil) else { throw Failure("mnemo: give FILE or --server NAME (one of them)", code: 64) }
             var rules: [JSON] = []
             for r in remap {
                 let parts = r.split(separator: "=", maxSplits: 1).map(String.init)
@@ -86,21 +139,65 @@ struct Import: ParsableCommand {
                 }
                 rules.append(.object([.init("from", .string(parts[0])), .init("to", .string(parts[1]))]))
             }
-            var params: [JSONMember] = [.init("path", .string(absolute(file)))]
-            if dryRun { params.append(.init("dry_run", .bool(true))) }
-            if !rules.isEmpty { params.append(.init("remap", .array(rules))) }
+            var last: [JSONMember] = []
+            if dryRun { last.append(.init("dry_run", .bool(true))) }
+            if !rules.isEmpty { last.append(.init("remap", .array(rules))) }
             let client = try global.connect()
             let started = Date()
-            printErr("mnemo: \(dryRun ? "checking" : "importing") \(absolute(file))...")
-            let r = try global.call(client, "admin.import", .object(params))
+            let r: JSON
+            if let server {
+                printErr("mnemo: \(dryRun ? "checking" : "importing") \(server) from the transfer directory...")
+                r = try global.call(client, "admin.import", .object([.init("path", .string(server))] + last))
+            } else {
+                let name = file ?? "-"
+                printErr("mnemo: \(dryRun ? "checking" : "importing") \(name == "-" ? "stdin" : name)...")
+                r = try streamImport(client, name: name, last: last)
+            }
             let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
             switch global.output {
             case .json: print(r.text)
             case .table:
                 let verb = dryRun ? "would import" : "imported"
                 print("\(verb) \(r["imported"]?.text ?? "0") records \(r["counts"]?.text ?? "{}"), skipped \(r["skipped"]?.text ?? "0") (\(seconds) s)")
+                if let f = r["forbidden"] {
+                    print("outside your grants: \(f["count"]?.text ?? "?") records, first \(f["records"]?.text ?? "[]")")
+                }
             }
         }
+    }
+
+    /// Sends the export's lines in calls of about ``chunkBytes`` (`more: true`), then the last.
+    private func streamImport(_ client: MnemoClient, name: String, last: [JSONMember]) throws -> JSON {
+        let data: Data
+        if name == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard let d = FileManager.default.contents(atPath: name) else { throw Failure("mnemo: cannot read \(name)", code: 66) }
+            data = d
+        }
+        let bytes = [UInt8](data)
+        var chunk: [JSON] = []
+        var chunkSize = 0
+        var lineNo = 0
+        var start = 0
+        while start < bytes.count {
+            let end = bytes[start...].firstIndex(of: 0x0A) ?? bytes.count
+            let line = bytes[start..<end]
+            start = end + 1
+            lineNo += 1
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
+            guard let json = try? JSONParser.parse(line, maxDepth: 512), json.objectValue != nil else {
+                throw Failure("mnemo: \(name) line \(lineNo) is not a JSON object; nothing was imported", code: 65)
+            }
+            if chunkSize + line.count > Self.chunkBytes && !chunk.isEmpty {
+                _ = try global.call(client, "admin.import", .object([.init("lines", .array(chunk)), .init("more", .bool(true))]))
+                chunk.removeAll(keepingCapacity: true)
+                chunkSize = 0
+            }
+            chunk.append(json)
+            chunkSize += line.count
+        }
+        return try global.call(client, "admin.import", .object([.init("lines", .array(chunk))] + last))
     }
 }
 
@@ -108,19 +205,20 @@ struct Snapshot: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a consistent online copy of the store to a directory (admin.snapshot).",
         discussion: """
-            The directory (created by mnemod; a previous snapshot there is replaced) holds manifest.json, \
-            episodic.sqlite, semantic.sqlite and working/. To restore: stop mnemod and start it with \
-            --data-dir DIR (or a copy of DIR). Example: mnemo snapshot /var/backups/mnemo/2026-11-22
+            NAME is a new directory in mnemod's transfer directory (never replacing anything); it holds \
+            manifest.json, episodic.sqlite, semantic.sqlite and working/. To restore: stop mnemod and start it \
+            with --data-dir pointing at a copy of that directory. Needs 'a' on every namespace. \
+            Example: mnemo snapshot 2026-11-22
             """)
     @OptionGroup var global: GlobalOptions
-    @Argument(help: "Snapshot directory.") var dir: String
+    @Argument(help: "Snapshot name (a directory in the transfer directory).") var dir: String
 
     func run() throws {
         try reporting {
             let client = try global.connect()
             let started = Date()
-            printErr("mnemo: snapshotting to \(absolute(dir))...")
-            let r = try global.call(client, "admin.snapshot", .object([.init("path", .string(absolute(dir)))]))
+            printErr("mnemo: snapshotting to \(dir)...")
+            let r = try global.call(client, "admin.snapshot", .object([.init("path", .string(dir))]))
             let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
             switch global.output {
             case .json: print(r.text)

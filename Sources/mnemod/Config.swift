@@ -10,6 +10,10 @@ struct Config: Sendable {
     var socket = SocketPath.fromEnvironment()
     var socketGroupAccess = false
     var dataDir = Config.defaultDataDir()
+    /// Where admin.export/import/snapshot name their files; nil: `DATA_DIR/transfer`.
+    var transferDir: String?
+    /// Whether those calls may also take absolute paths (dangerous: off by default).
+    var allowAbsoluteTransferPaths = false
     var threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 64))
     var logLevel = Logger.Level.info
     var sweepIntervalMs = 100
@@ -67,6 +71,10 @@ struct Config: Sendable {
             case "socket": socket = try need(value?.string, "a string")
             case "socket_group_access": socketGroupAccess = try need(value?.bool, "a boolean")
             case "data_dir": dataDir = try need(value?.string, "a string")
+            case "transfer_dir":
+                transferDir = try need(value?.string, "a string")
+                guard transferDir?.isEmpty == false else { throw ConfigError("\(file): transfer_dir must not be empty") }
+            case "allow_absolute_transfer_paths": allowAbsoluteTransferPaths = try need(value?.bool, "a boolean")
             case "threads":
                 threads = try need(value?.int, "an integer")
                 guard (1...64).contains(threads) else { throw ConfigError("\(file): threads must be 1...64") }

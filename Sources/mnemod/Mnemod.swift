@@ -63,13 +63,24 @@ struct Mnemod: AsyncParsableCommand {
             FileHandle.standardError.write(Data("mnemod: \(error)\n".utf8))
             throw ExitCode(78)  // EX_CONFIG
         }
+        let transfer: TransferDirectory
+        do throws(ConfigError) {
+            transfer = try TransferDirectory(path: cfg.transferDir ?? cfg.dataDir + "/transfer",
+                                             allowsAbsolutePaths: cfg.allowAbsoluteTransferPaths)
+        } catch {
+            FileHandle.standardError.write(Data("mnemod: \(error)\n".utf8))
+            throw ExitCode(78)  // EX_CONFIG
+        }
+        if transfer.allowsAbsolutePaths {
+            logger.warning("allow_absolute_transfer_paths is on: any principal allowed to export may write files anywhere mnemod can")
+        }
         let engine: Engine
         do {
             engine = try Engine(limits: cfg.limits, durability: cfg.durability, dataDir: cfg.dataDir,
                                 resultRetentionMs: cfg.resultRetentionMs, inboxRetentionMs: cfg.inboxRetentionMs,
                                 semantic: cfg.semantic.settings, summarizer: cfg.episodic.summarizer, episodic: cfg.episodic.settings,
                                 principals: cfg.principals, auditRetentionMs: cfg.auditRetentionMs,
-                                auditMutations: cfg.auditMutations, logger: logger)
+                                auditMutations: cfg.auditMutations, transfer: transfer, logger: logger)
         } catch {
             logger.critical("cannot open the data directory", metadata: ["error": "\(error)", "data_dir": "\(cfg.dataDir)"])
             throw ExitCode(74)  // EX_IOERR

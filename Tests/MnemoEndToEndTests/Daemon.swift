@@ -10,6 +10,8 @@ final class Daemon: @unchecked Sendable {
     let socket: String
     let dataDir: String
     let process: Process
+    /// The daemon's transfer directory (the default, `DATA_DIR/transfer`).
+    var transferDir: String { dataDir + "/transfer" }
     let stderrPipe = Pipe()
     /// Whether this instance removes the directory when released (a restarted daemon
     /// takes the directory over).

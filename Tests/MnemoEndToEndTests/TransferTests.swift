@@ -70,7 +70,7 @@ struct TransferTests {
         let a = try Daemon()
         let ca = try a.client("filler")
         try Self.fill(ca)
-        let file = a.dir.appendingPathComponent("all.jsonl").path
+        let file = "all.jsonl"
         let r = try ca.call("admin.export", ["path": .string(file)])
         #expect(r["counts"] == ["wm": 7, "ep": 11, "sem": 21])
         #expect(r["lines"]?.int64Value == 40 && r["path"]?.stringValue == file)
@@ -79,6 +79,7 @@ struct TransferTests {
 
         let b = try Daemon()
         let cb = try b.client("importer")
+        try Self.carry(file, from: a, to: b)
         let imp = try cb.call("admin.import", ["path": .string(file)])
         #expect(imp["imported"]?.int64Value == 39 && imp["skipped"]?.int64Value == 0)
         #expect(imp["counts"] == ["wm": 7, "ep": 11, "sem": 21])
@@ -106,8 +107,7 @@ struct TransferTests {
         let a = try Daemon()
         let c = try a.client()
         try Self.fill(c)
-        let file = a.dir.appendingPathComponent("wf.jsonl").path
-        let r = try c.call("admin.export", ["ns": "wf", "tiers": ["wm", "ep"], "path": .string(file)])
+        let r = try c.call("admin.export", ["ns": "wf", "tiers": ["wm", "ep"], "path": "wf.jsonl"])
         #expect(r["counts"] == ["wm": 6, "ep": 7])
         let streamed = try c.call("admin.export", ["ns": "wf", "tiers": ["ep", "wm"]])
         #expect(streamed["lines"] == r["lines"] && streamed["path"] == nil)
@@ -116,18 +116,23 @@ struct TransferTests {
             #expect(note["method"] == "event" && note["params"]?["seq"]?.int64Value == Int64(lines.count))
             lines.append(try #require(note["params"]?["line"]))
         }
-        let text = try String(contentsOfFile: file, encoding: .utf8)
+        let text = try String(contentsOfFile: a.transferDir + "/wf.jsonl", encoding: .utf8)
         let fromFile = try text.split(separator: "\n").map { try JSONParser.parse(String($0)) }
         #expect(lines.count == fromFile.count && lines.count == 14)
         #expect(Self.without(lines[0], ["at"]) == Self.without(fromFile[0], ["at"]))
         #expect(Array(lines.dropFirst()) == Array(fromFile.dropFirst()))
         #expect(lines[0]["format"] == "mnemo-export" && lines[0]["version"] == 1 && lines[0]["ns"] == "wf")
         #expect(lines.dropFirst().allSatisfy { ($0["ns"]?.stringValue ?? "").hasPrefix("wf/") })
-        // Bad requests: unknown or unsupported tiers, relative paths, missing directories.
-        for p: JSON in [["tiers": ["cache"]], ["tiers": []], ["tiers": ["claim"]], ["tiers": ["wm", "wm"]], ["path": "rel.jsonl"],
-                        ["path": "/nonexistent-dir-mnemo/x.jsonl"], ["ns": "bad//ns"], ["extra": 1]] {
-            #expect(wireError { try c.call("admin.export", p) }?.code == -32602)
+        // Bad requests: unknown or unsupported tiers, names that are not plain file names.
+        for p: JSON in [["tiers": ["cache"]], ["tiers": []], ["tiers": ["claim"]], ["tiers": ["wm", "wm"]], ["path": "../rel.jsonl"],
+                        ["path": "sub/x.jsonl"], ["path": ".hidden"], ["path": ""], ["path": "a\u{0}b"], ["ns": "bad//ns"], ["extra": 1]] {
+            #expect(wireError { try c.call("admin.export", p) }?.code == -32602, "\(p)")
         }
+        // Absolute paths are off by default; an existing name is never replaced.
+        #expect(wireError { try c.call("admin.export", ["path": "/tmp/mnemo-never.jsonl"]) }?.appCode == .forbidden)
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/mnemo-never.jsonl"))
+        #expect(wireError { try c.call("admin.export", ["path": "wf.jsonl"]) }?.appCode == .conflict)
+        #expect(try String(contentsOfFile: a.transferDir + "/wf.jsonl", encoding: .utf8) == text)
     }
 
     @Test func prefixesMatchWholeSegmentsAndLargeStreamsAreRefused() throws {
@@ -145,19 +150,19 @@ struct TransferTests {
         let e = wireError { try c.call("admin.export", ["ns": "big"]) }
         #expect(e?.appCode == .limitExceeded && e?.message.contains("give path") == true)
         #expect(try c.nextNotification(timeoutMs: 100) == nil)  // nothing of the refused stream was sent
-        let file = a.dir.appendingPathComponent("big.jsonl").path
-        #expect(try c.call("admin.export", ["ns": "big", "path": .string(file)])["counts"]?["wm"] == 80)
+        #expect(try c.call("admin.export", ["ns": "big", "path": "big.jsonl"])["counts"]?["wm"] == 80)
     }
 
     @Test func dryRunAppliesNothingAndRemapMovesNamespaces() throws {
         let a = try Daemon()
         let ca = try a.client()
         try Self.fill(ca)
-        let file = a.dir.appendingPathComponent("all.jsonl").path
+        let file = "all.jsonl"
         _ = try ca.call("admin.export", ["path": .string(file)])
 
         let b = try Daemon()
         let cb = try b.client()
+        try Self.carry(file, from: a, to: b)
         _ = try cb.call("wm.set", ["ns": "wf/1", "key": "k1", "value": "mine"])
         let rev = try Self.rev(cb)
         let dry = try cb.call("admin.import", ["path": .string(file), "dry_run": true])
@@ -181,7 +186,7 @@ struct TransferTests {
         #expect(try cb.call("admin.import", remap)["imported"] == 0)
         for p: JSON in [["path": .string(file), "remap": [["from": "wf"]]], ["path": .string(file), "remap": "wf=x"],
                         ["path": .string(file), "remap": [["from": "wf", "to": "bad//x"]]], ["path": .string(file), "dry_run": "yes"],
-                        ["path": "relative.jsonl"], [:]] {
+                        ["path": "../all.jsonl"], ["path": "missing.jsonl"], [:], ["path": .string(file), "lines": []]] {
             #expect(wireError { try cb.call("admin.import", p) }?.code == -32602)
         }
     }
@@ -190,9 +195,8 @@ struct TransferTests {
         let a = try Daemon()
         let c = try a.client()
         try Self.fill(c)
-        let good = a.dir.appendingPathComponent("good.jsonl").path
-        _ = try c.call("admin.export", ["ns": "wf/2", "path": .string(good)])
-        let lines = try String(contentsOfFile: good, encoding: .utf8).split(separator: "\n").map(String.init)
+        _ = try c.call("admin.export", ["ns": "wf/2", "path": "good.jsonl"])
+        let lines = try String(contentsOfFile: a.transferDir + "/good.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
         #expect(lines.count == 3)
         let header = lines[0]
         let fact = #"{"tier":"sem","ns":"kb/a","id":"x1","text":"t","tags":[],"version":1,"provenance":{"agent":"a","principal":"p","uid":1,"pid":1,"at":"2026-11-22T00:00:00.000Z","rev":1},"dims":2,"metric":"cosine","model":"client","vector_b64":"AACAPwAAAAA="}"#
@@ -211,8 +215,8 @@ struct TransferTests {
         ]
         let observer = try a.client("observer")
         for (i, (text, expected)) in cases.enumerated() {
-            let path = a.dir.appendingPathComponent("bad\(i).jsonl").path
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let path = "bad\(i).jsonl"
+            try text.write(toFile: a.transferDir + "/" + path, atomically: true, encoding: .utf8)
             let rev = try Self.rev(observer)
             let stats = try observer.call("admin.stats")
             let e = wireError { try c.call("admin.import", ["path": .string(path), "remap": [["from": "wf/2", "to": "fresh"]]]) }
@@ -223,43 +227,45 @@ struct TransferTests {
             #expect(try observer.call("wm.get", ["ns": "fresh", "key": "k4"])["found"] == false)
         }
         // A vector that does not fit an existing collection: refused, nothing applied.
-        let path = a.dir.appendingPathComponent("dims.jsonl").path
-        try (header + "\n" + lines[1] + "\n" + fact + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let path = "dims.jsonl"
+        try (header + "\n" + lines[1] + "\n" + fact + "\n").write(toFile: a.transferDir + "/" + path, atomically: true, encoding: .utf8)
         let rev = try Self.rev(observer)
         let e = wireError { try c.call("admin.import", ["path": .string(path), "remap": [["from": "wf/2", "to": "fresh"]]]) }
         #expect(e?.appCode == .dimensionMismatch)
         #expect(try Self.rev(observer) == rev)
         #expect(try observer.call("wm.get", ["ns": "fresh", "key": "k4"])["found"] == false)
-        #expect(wireError { try c.call("admin.import", ["path": "/nonexistent-mnemo/x.jsonl"]) }?.code == -32602)
-        #expect(wireError { try c.call("admin.import", ["path": .string(a.dir.path)]) }?.code == -32602)
+        #expect(wireError { try c.call("admin.import", ["path": "nonexistent.jsonl"]) }?.code == -32602)
+        #expect(wireError { try c.call("admin.import", ["path": "/etc/passwd"]) }?.appCode == .forbidden)
+        try FileManager.default.createDirectory(atPath: a.transferDir + "/adir", withIntermediateDirectories: false)
+        #expect(wireError { try c.call("admin.import", ["path": "adir"]) }?.code == -32602)
     }
 
     @Test func aSnapshotStartsAsADaemonWithTheSameState() throws {
         let a = try Daemon()
         let c = try a.client()
         try Self.fill(c)
-        let target = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-snap-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: target) }
-        let snapDir = target.appendingPathComponent("data").path
-        let r = try c.call("admin.snapshot", ["path": .string(snapDir)])
+        let r = try c.call("admin.snapshot", ["path": "snap"])
         let rev = try Self.rev(c)
-        #expect(r["rev"]?.int64Value == rev && r["path"]?.stringValue == snapDir && (r["bytes"]?.int64Value ?? 0) > 0)
+        #expect(r["rev"]?.int64Value == rev && r["path"]?.stringValue == "snap" && (r["bytes"]?.int64Value ?? 0) > 0)
+        let snapDir = a.transferDir + "/snap"
+        var st = stat()
+        #expect(stat(snapDir, &st) == 0 && st.st_mode & 0o777 == 0o700)
+        #expect(stat(snapDir + "/episodic.sqlite", &st) == 0 && st.st_mode & 0o777 == 0o600)
         let manifest = try JSONParser.parse(try String(contentsOfFile: snapDir + "/manifest.json", encoding: .utf8))
         #expect(manifest["rev"]?.int64Value == rev && manifest["counts"] == ["wm": 7, "ep": 11, "sem": 21])
         #expect(manifest["schema"]?["episodic"]?.arrayValue?.isEmpty == false)
         let before = try Self.state(c, drop: [])
         // Later writes are not in the snapshot.
         _ = try c.call("wm.set", ["ns": "wf/1", "key": "k1", "value": "later"])
-        // Replacing a snapshot works; something that is not one is refused.
-        #expect(try c.call("admin.snapshot", ["path": .string(snapDir + "2")])["rev"] != nil)
-        let file = a.dir.appendingPathComponent("plain").path
-        try "x".write(toFile: file, atomically: true, encoding: .utf8)
-        #expect(wireError { try c.call("admin.snapshot", ["path": .string(file)]) }?.code == -32602)
-        #expect(wireError { try c.call("admin.snapshot", ["path": "/nonexistent-mnemo/snap"]) }?.code == -32602)
-        try? FileManager.default.removeItem(atPath: snapDir + "2")
+        // A snapshot never replaces anything; absolute paths are off.
+        #expect(wireError { try c.call("admin.snapshot", ["path": "snap"]) }?.appCode == .conflict)
+        try "x".write(toFile: a.transferDir + "/plain", atomically: true, encoding: .utf8)
+        #expect(wireError { try c.call("admin.snapshot", ["path": "plain"]) }?.appCode == .conflict)
+        #expect(wireError { try c.call("admin.snapshot", ["path": "/tmp/mnemo-never-snap"]) }?.appCode == .forbidden)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: a.transferDir).sorted() == ["plain", "snap"])
 
         // Restore: a daemon on the snapshot's directory.
+        let target = try Self.moveSnapshot(snapDir)
         let restored = try Daemon(dir: target)
         let d = try restored.client()
         #expect(try Self.state(d, drop: []) == before)
@@ -273,10 +279,17 @@ struct TransferTests {
         let c = try a.client()
         try Self.fill(c)
         let file = a.dir.appendingPathComponent("cli.jsonl").path
-        let out = try a.cli(["export", "--ns", "wf", "--file", file, "-o", "json"])
-        #expect(out.status == 0)
-        let exported = try JSONParser.parse(Self.trimmed(out.stdout))
+        let out = try a.cli(["export", file, "--ns", "wf"])
+        #expect(out.status == 0 && out.stderr.contains("exported 14 lines"))
+        #expect(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").count == 14)
+        let server = try a.cli(["export", "--ns", "wf", "--server", "cli.jsonl", "-o", "json"])
+        #expect(server.status == 0)
+        let exported = try JSONParser.parse(Self.trimmed(server.stdout))
         #expect(exported["counts"] == ["wm": 6, "ep": 7, "sem": 0])
+        // The same records whichever side writes the file (the headers differ in their time).
+        let serverLines = try String(contentsOfFile: a.transferDir + "/cli.jsonl", encoding: .utf8).split(separator: "\n").dropFirst()
+        let clientLines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").dropFirst()
+        #expect(Array(serverLines) == Array(clientLines) && serverLines.count == 13)
         let streamed = try a.cli(["export", "--ns", "wf", "--tiers", "wm"])
         #expect(streamed.status == 0 && streamed.stdout.split(separator: "\n").count == 7)
         #expect(streamed.stderr.contains("exported 7 lines"))
@@ -289,12 +302,76 @@ struct TransferTests {
         #expect(real.status == 0 && real.stdout.contains("imported 13 records"))
         #expect(try b.client().call("wm.get", ["ns": "old/wf/1", "key": "k1"])["found"] == true)
         let bad = try b.cli(["import", "/nonexistent-mnemo.jsonl"])
-        #expect(bad.status == 2)
-        let snap = try b.cli(["snapshot", b.dir.appendingPathComponent("snap").path])
+        #expect(bad.status != 0)
+        let snap = try b.cli(["snapshot", "snap"])
         #expect(snap.status == 0 && snap.stdout.contains("snapshot at rev"))
+        #expect(FileManager.default.fileExists(atPath: b.transferDir + "/snap/manifest.json"))
+    }
+
+    @Test func aNamespaceAdminExportsAndReimportsItsOwnSubtreeThroughTheCLI() throws {
+        let a = try Daemon(config: """
+            [[principals]]
+            name = "ops"
+            token_sha256 = "\(try AuditTests.sha256Hex("ops-secret"))"
+            grants = [{ ns = "**", perms = "rwa" }]
+            [[principals]]
+            name = "team"
+            token_sha256 = "\(try AuditTests.sha256Hex("team-secret"))"
+            grants = [{ ns = "wf/**", perms = "rwa" }, { ns = "kb/**", perms = "r" }]
+            """)
+        let ops = try MnemoClient(socketPath: a.socket, agent: "ops", token: "ops-secret")
+        try Self.fill(ops)
+        let team = try MnemoClient(socketPath: a.socket, agent: "team", token: "team-secret")
+        // The probe of the issue: an absolute path, and an existing file, are refused.
+        let victim = a.dir.appendingPathComponent("victim.txt").path
+        try "precious".write(toFile: victim, atomically: true, encoding: .utf8)
+        #expect(wireError { try team.call("admin.export", ["ns": "wf", "path": .string(victim)]) }?.appCode == .forbidden)
+        #expect(wireError { try team.call("admin.export", ["ns": "wf", "path": "/tmp/mnemo-team-probe"]) }?.appCode == .forbidden)
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious")
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/mnemo-team-probe"))
+        // Exporting what it does not administer is refused.
+        #expect(wireError { try team.call("admin.export", ["ns": "kb"]) }?.appCode == .forbidden)
+
+        let file = a.dir.appendingPathComponent("team.jsonl").path
+        let out = try a.cli(["export", file, "--ns", "wf", "--token", "team-secret"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let exported = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
+        #expect(exported.count == 14)
+        _ = try ops.call("wm.clear", ["ns": "wf/1"])
+        #expect(try team.call("wm.get", ["ns": "wf/1", "key": "k1"])["found"] == false)
+        let back = try a.cli(["import", file, "--token", "team-secret", "-o", "json"])
+        #expect(back.status == 0, "\(back.stderr)")
+        #expect(try JSONParser.parse(Self.trimmed(back.stdout))["counts"] == ["wm": 4])
+        #expect(try team.call("wm.get", ["ns": "wf/1", "key": "k1"])["value"] == ["i": 1, "s": "v1"])
+
+        // Remapped outside its grants: refused whole; a dry run names the records.
+        let before = try Self.rev(ops)
+        let outside = try a.cli(["import", file, "--remap", "wf/2=kb/x", "--token", "team-secret"])
+        #expect(outside.status != 0 && outside.stderr.contains("FORBIDDEN"), "\(outside.stderr)")
+        #expect(try Self.rev(ops) == before)
+        let dry = try a.cli(["import", file, "--remap", "wf/2=kb/x", "--dry-run", "--token", "team-secret", "-o", "json"])
+        let plan = try JSONParser.parse(Self.trimmed(dry.stdout))
+        #expect(plan["forbidden"]?["count"] == 2 && plan["forbidden"]?["records"]?.arrayValue?.first?["ns"] == "kb/x")
+        // A principal without 'a' anywhere may not even stage lines.
+        let reader = try a.cli(["import", file, "--token", "nobody"])
+        #expect(reader.status != 0)
     }
 
     static func trimmed(_ s: String) -> String { s.trimmingCharacters(in: .whitespacesAndNewlines) }
+
+    /// Copies an export from one daemon's transfer directory to another's (an operator's move).
+    static func carry(_ name: String, from a: Daemon, to b: Daemon) throws {
+        try FileManager.default.copyItem(atPath: a.transferDir + "/" + name, toPath: b.transferDir + "/" + name)
+    }
+
+    /// Moves a snapshot out of a transfer directory into a fresh directory's `data`, where
+    /// ``Daemon/init(config:extraArgs:dir:launcher:environment:)`` starts on it.
+    static func moveSnapshot(_ snapDir: String) throws -> URL {
+        let target = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-snap-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: snapDir, toPath: target.appendingPathComponent("data").path)
+        return target
+    }
 
     @Test func episodeVectorsTravelWithTheRecordsAndASnapshot() throws {
         let a = try Daemon()
@@ -302,9 +379,9 @@ struct TransferTests {
         for (i, text) in ["the cache was cold after the deploy", "disk full on the build host", "cold starts after deploys"].enumerated() {
             _ = try c.call("ep.append", ["ns": "mem/x", "kind": "note", "content": .string(text), "embed": .bool(i != 1)])
         }
-        let file = a.dir.appendingPathComponent("ep.jsonl").path
+        let file = "ep.jsonl"
         _ = try c.call("admin.export", ["ns": "mem", "path": .string(file)])
-        let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").dropFirst().map { try JSONParser.parse(String($0)) }
+        let lines = try String(contentsOfFile: a.transferDir + "/" + file, encoding: .utf8).split(separator: "\n").dropFirst().map { try JSONParser.parse(String($0)) }
         #expect(lines.map { $0["vector_b64"] != nil } == [true, false, true])
         #expect(lines[0]["model"] == "all-MiniLM-L6-v2" && lines[0]["dims"] == 384 && lines[0]["truncated"] == false)
         let search: JSON = ["ns": "mem", "text": "cold cache deploy", "mode": "vector"]
@@ -313,14 +390,14 @@ struct TransferTests {
 
         let b = try Daemon()
         let cb = try b.client()
+        try Self.carry(file, from: a, to: b)
         #expect(try cb.call("admin.import", ["path": .string(file)])["imported"] == 3)
         let after = try cb.call("ep.search", search)["hits"]?.arrayValue ?? []
         #expect(summary(after) == summary(before) && before.count == 2, "the same vectors, bit for bit")
         #expect(try cb.call("admin.stats")["episodic"]?["vectors"] == 2)
 
-        let target = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-snap-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
-        _ = try c.call("admin.snapshot", ["path": .string(target.appendingPathComponent("data").path)])
+        _ = try c.call("admin.snapshot", ["path": "snap"])
+        let target = try Self.moveSnapshot(a.transferDir + "/snap")
         let restored = try Daemon(dir: target)  // removes the directory when released
         #expect(summary(try restored.client().call("ep.search", search)["hits"]?.arrayValue ?? []) == summary(before))
     }

@@ -21,6 +21,31 @@ public enum Importer {
         public var counts = TierCounts()
         /// The last revision written; nil when nothing was.
         public var rev: Int64?
+        /// Records outside the caller's grants (a dry run reports them; otherwise the
+        /// import is refused): line number and namespace, the first ``maxReported``.
+        public var forbidden: [(line: Int, ns: String)] = []
+        /// How many records are outside the caller's grants.
+        public var forbiddenCount = 0
+    }
+
+    /// Most forbidden records an outcome or an error lists.
+    public static let maxReported = 100
+
+    /// An export to read: its bytes and how to name it in messages.
+    public struct Source: Sendable {
+        /// The JSONL export.
+        public var bytes: [UInt8]
+        /// The file name, or "the streamed lines".
+        public var name: String
+        /// The request parameter it came from (`path` or `lines`).
+        public var field: String
+
+        /// A source.
+        public init(bytes: [UInt8], name: String, field: String) {
+            self.bytes = bytes
+            self.name = name
+            self.field = field
+        }
     }
 
     struct Episode: Sendable {
@@ -46,16 +71,36 @@ public enum Importer {
         /// The highest `N` of ids `ep_N` / `f-N`: new revisions must pass it, so that an id
         /// the server derives from a later revision never meets an imported one.
         var maxIDNumber: Int64 = 0
+        /// Records whose namespace (after remapping) `allowed` refused.
+        var forbidden: [(line: Int, ns: String)] = []
+        var forbiddenCount = 0
     }
 
-    /// Imports `path`, moving namespaces by `remap` (first matching rule).
-    /// - Throws: -32602 naming the line for a bad file (nothing applied); `DIMENSION_MISMATCH`
-    ///   when a vector does not fit an existing collection (nothing applied); `LIMIT_EXCEEDED`
-    ///   / `UNAVAILABLE` from the stores.
-    public static func run(_ engine: Engine, path: String, dryRun: Bool, remap: [NamespaceRemap]) throws(WireError) -> Outcome {
-        let parsed = try parse(engine, path: path, remap: remap)
+    /// Imports `source`, moving namespaces by `remap` (first matching rule). When `allowed`
+    /// is given, every record's namespace (after remapping) must pass it.
+    /// - Throws: -32602 naming the line for a bad file (nothing applied); `FORBIDDEN` when
+    ///   records fall outside `allowed` (nothing applied; a dry run lists them instead);
+    ///   `DIMENSION_MISMATCH` when a vector does not fit an existing collection (nothing
+    ///   applied); `LIMIT_EXCEEDED` / `UNAVAILABLE` from the stores.
+    public static func run(_ engine: Engine, source: Source, dryRun: Bool, remap: [NamespaceRemap],
+                           allowed: (@Sendable (String) -> Bool)? = nil) throws(WireError) -> Outcome {
+        let parsed = try parse(engine, source: source, remap: remap, allowed: allowed)
+        if parsed.forbiddenCount > 0 && !dryRun {
+            let first = parsed.forbidden.prefix(16).map { "line \($0.line) (\($0.ns))" }.joined(separator: ", ")
+            throw .app(.forbidden,
+                       "admin.import needs 'a' on every namespace it writes: \(parsed.forbiddenCount) record(s) of \(source.name) are outside your grants (\(first)); nothing was imported",
+                       [JSONMember("perms", .string("a")), JSONMember("count", .int(Int64(parsed.forbiddenCount))),
+                        JSONMember("records", .array(parsed.forbidden.prefix(16).map {
+                            .object([JSONMember("line", .int(Int64($0.line))), JSONMember("ns", .string($0.ns))])
+                        }))])
+        }
         try checkCollections(engine.semantic, parsed.facts)
-        if dryRun { return try plan(engine, parsed) }
+        if dryRun {
+            var out = try plan(engine, parsed)
+            out.forbidden = parsed.forbidden
+            out.forbiddenCount = parsed.forbiddenCount
+            return out
+        }
         var out = Outcome()
         out.skipped = parsed.expired
         if !parsed.keys.isEmpty {
@@ -95,8 +140,9 @@ public enum Importer {
 
     // MARK: parsing
 
-    static func parse(_ engine: Engine, path: String, remap: [NamespaceRemap]) throws(WireError) -> Parsed {
-        let bytes = try read(path)
+    static func parse(_ engine: Engine, source: Source, remap: [NamespaceRemap],
+                      allowed: (@Sendable (String) -> Bool)?) throws(WireError) -> Parsed {
+        let bytes = source.bytes
         var parsed = Parsed()
         var lineNo = 0
         var sawHeader = false
@@ -108,7 +154,7 @@ public enum Importer {
             let line = bytes[start..<end]
             start = end < bytes.endIndex ? end + 1 : end
             lineNo += 1
-            func bad(_ reason: String) -> WireError { .invalidParams("path", "\(path) line \(lineNo): \(reason); nothing was imported") }
+            func bad(_ reason: String) -> WireError { .invalidParams(source.field, "\(source.name) line \(lineNo): \(reason); nothing was imported") }
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) {
                 if !sawHeader { throw bad("empty line where the header was expected") }
                 continue
@@ -138,6 +184,10 @@ public enum Importer {
                 try Validate.namespace(original, field: "ns")
                 let ns = NamespaceRemap.apply(remap, to: original)
                 try Validate.namespace(ns, field: "ns (after remapping)")
+                if let allowed, !allowed(ns) {
+                    parsed.forbiddenCount += 1
+                    if parsed.forbidden.count < maxReported { parsed.forbidden.append((lineNo, ns)) }
+                }
                 switch tier {
                 case .wm:
                     let key = try string(json, "key")
@@ -226,7 +276,7 @@ public enum Importer {
                 throw bad(describe(error))
             }
         }
-        if !sawHeader { throw WireError.invalidParams("path", "\(path) is empty: no export header; nothing was imported") }
+        if !sawHeader { throw WireError.invalidParams(source.field, "\(source.name) is empty: no export header; nothing was imported") }
         return parsed
     }
 
@@ -252,21 +302,6 @@ public enum Importer {
         }
         guard case .string(let field)? = error.data.first(where: { $0.key == "field" })?.value else { return reason }
         return field + ": " + reason
-    }
-
-    static func read(_ path: String) throws(WireError) -> [UInt8] {
-        let attrs = try? FileManager.default.attributesOfItem(atPath: path)
-        guard let attrs else { throw .invalidParams("path", "cannot read \(path): no such file") }
-        if let type = attrs[.type] as? FileAttributeType, type != .typeRegular {
-            throw .invalidParams("path", "\(path) is not a regular file")
-        }
-        if let size = (attrs[.size] as? NSNumber)?.intValue, size > Limits.maxImportFileBytes {
-            throw .limit("max_import_file_bytes", max: Limits.maxImportFileBytes, "\(path) is \(size) bytes")
-        }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw .invalidParams("path", "cannot read \(path)")
-        }
-        return [UInt8](data)
     }
 
     static func idNumber(_ id: String, prefix: String) -> Int64 {

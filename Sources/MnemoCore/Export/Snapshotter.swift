@@ -18,12 +18,12 @@ import MnemoProtocol
 /// Each tier is consistent in itself; the three copies are taken one after the other,
 /// working memory first, so the SQLite copies may hold writes a little newer than the
 /// working capture (the manifest's `rev` is the highest revision in any of them).
-/// The directory is built beside `path` and renamed into place; a previous snapshot at
-/// `path` (a directory with a manifest) is replaced, anything else there is refused.
+/// The directory is built under a temporary name in the transfer directory and moved into
+/// place when complete; it never replaces anything (an existing name is `CONFLICT`).
 public enum Snapshotter {
     /// What a snapshot wrote.
     public struct Outcome: Sendable {
-        /// The snapshot directory.
+        /// The snapshot directory, as the caller named it.
         public var path: String
         /// Bytes of all its files.
         public var bytes: Int
@@ -40,33 +40,16 @@ public enum Snapshotter {
     /// The manifest's `version` (of this layout).
     public static let version: Int64 = 1
 
-    /// Writes a snapshot to the directory `path` (absolute).
-    /// - Throws: -32602 when `path` is taken by something that is not a snapshot or its
-    ///   parent does not exist; `UNAVAILABLE` when a file cannot be written (nothing is
-    ///   left behind).
-    public static func run(_ engine: Engine, path: String, serverVersion: String) throws(WireError) -> Outcome {
-        let fm = FileManager.default
-        let target = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
-        let parent = (target as NSString).deletingLastPathComponent
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
-            throw .invalidParams("path", "the directory \(parent) does not exist")
-        }
-        if fm.fileExists(atPath: target, isDirectory: &isDir) {
-            let empty = isDir.boolValue && ((try? fm.contentsOfDirectory(atPath: target))?.isEmpty ?? false)
-            guard empty || (isDir.boolValue && fm.fileExists(atPath: target + "/manifest.json")) else {
-                throw .invalidParams("path", "\(target) exists and is not a mnemo snapshot; refusing to replace it")
-            }
-        }
-        let tmp = target + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        do {
-            try fm.createDirectory(atPath: tmp, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-            try fm.createDirectory(atPath: tmp + "/working", withIntermediateDirectories: false,
-                                   attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw .app(.unavailable, "cannot create \(tmp): \(error.localizedDescription)")
-        }
+    /// Writes a snapshot to the directory `place` names.
+    /// - Throws: `CONFLICT` when the name is taken; `UNAVAILABLE` when a file cannot be
+    ///   written (nothing is left behind).
+    public static func run(_ engine: Engine, place: TransferPlace, serverVersion: String) throws(WireError) -> Outcome {
+        let staging = try TransferStaging(place)
+        let tmp = staging.path
         do throws(WireError) {
+            guard mkdir(tmp + "/working", 0o700) == 0 else {
+                throw WireError.app(.unavailable, "cannot create the snapshot's working directory: \(errnoText())")
+            }
             let at = engine.time.nowMs()
             let state = engine.working.captureState()
             var counts = TierCounts()
@@ -88,24 +71,11 @@ public enum Snapshotter {
             ])
             try writeFile(tmp + "/manifest.json", manifest.bytes + [0x0A])
             syncDirectory(tmp + "/working")
-            syncDirectory(tmp)
-            // Into place: a previous snapshot moves aside first and is removed after.
-            var old: String?
-            if fm.fileExists(atPath: target) {
-                let aside = target + ".old-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-                guard rename(target, aside) == 0 else { throw WireError.app(.unavailable, "cannot move the old snapshot aside: \(errnoText())") }
-                old = aside
-            }
-            guard rename(tmp, target) == 0 else {
-                let reason = errnoText()
-                if let old { _ = rename(old, target) }
-                throw WireError.app(.unavailable, "cannot rename the snapshot into place: \(reason)")
-            }
-            syncDirectory(parent)
-            if let old { try? fm.removeItem(atPath: old) }
-            return Outcome(path: target, bytes: directoryBytes(target), rev: rev, at: at, counts: counts)
+            let bytes = directoryBytes(tmp + "/")  // the slash: /proc/self/fd/N is a link to follow
+            try staging.commit()
+            return Outcome(path: place.shown, bytes: bytes, rev: rev, at: at, counts: counts)
         } catch {
-            try? fm.removeItem(atPath: tmp)
+            staging.discard()
             throw error
         }
     }
@@ -147,7 +117,7 @@ public enum Snapshotter {
 
     /// Writes and fsyncs a new file (mode 0600).
     static func writeFile(_ path: String, _ bytes: [UInt8]) throws(WireError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .app(.unavailable, "cannot create \(path): \(errnoText())") }
         defer { close(fd) }
         var off = 0

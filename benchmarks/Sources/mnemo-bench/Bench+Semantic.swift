@@ -48,20 +48,21 @@ extension Bench {
                                      n: size, note: "vector_b64 over the socket, one transaction per line", samplesNs: [ingestNs],
                                      opsPerSample: size))
             log("   ingested \(size) vectors through the socket in \(String(format: "%.2f", Double(ingestNs) / 1e9)) s")
-            // What `mnemo import` does: admin.export of the facts, admin.import into a fresh mnemod.
-            let export = dir + "/export.jsonl"
+            // What `mnemo import --server` does: admin.export of the facts into the transfer
+            // directory, the file carried to a fresh mnemod's, admin.import there.
+            let export = dir + "/data/transfer/export.jsonl"
             _ = try call(try Connect.helloSocket(empty.socket, agent: "export"),
-                         Connect.rpc("admin.export", "{\"ns\":\"bench\",\"tiers\":[\"sem\"],\"path\":\(Connect.json(export))}"))
+                         Connect.rpc("admin.export", "{\"ns\":\"bench\",\"tiers\":[\"sem\"],\"path\":\"export.jsonl\"}"))
             empty.stop()
             let fresh = try startMnemod("normal")
+            try FileManager.default.moveItem(atPath: export, toPath: fresh.dir + "/data/transfer/export.jsonl")
             let importer = try Connect.helloSocket(fresh.socket, agent: "import")
             let i0 = DispatchTime.now().uptimeNanoseconds
-            _ = try call(importer, Connect.rpc("admin.import", "{\"path\":\(Connect.json(export))}"))
+            _ = try call(importer, Connect.rpc("admin.import", "{\"path\":\"export.jsonl\"}"))
             results.append(RunResult(workload: "admin.import of the exported facts", system: "mnemo", role: "mnemo", clients: 1,
                                      n: size, note: "what mnemo import runs: JSONL with vector_b64, checked, then batched",
                                      samplesNs: [DispatchTime.now().uptimeNanoseconds - i0], opsPerSample: size))
             fresh.stop()
-            try? FileManager.default.removeItem(atPath: export)
             var t0 = Date()
             let m = try startMnemod("normal", dir: dir)
             defer { m.stop() }
