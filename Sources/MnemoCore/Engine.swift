@@ -51,19 +51,21 @@ public final class Engine: Sendable {
         }
         if durability == .volatile {
             working = WorkingMemory(limits: limits, time: time, logger: logger, resultRetentionMs: resultRetentionMs,
-                                    inboxRetentionMs: inboxRetentionMs)
+                                    inboxRetentionMs: inboxRetentionMs, quotas: access.quotas)
         } else {
             working = try WorkingMemory.open(dir: dataDir + "/working", durability: durability, limits: limits, time: time,
                                              logger: logger, resultRetentionMs: resultRetentionMs,
-                                             inboxRetentionMs: inboxRetentionMs)
+                                             inboxRetentionMs: inboxRetentionMs, quotas: access.quotas)
         }
         let working = self.working
         episodic = try EpisodeStore(dir: dataDir, durability: durability, limits: limits, time: time,
-                                    summarizer: summarizer, embedder: settings.embedder, settings: episodicSettings, logger: logger,
+                                    summarizer: summarizer, embedder: settings.embedder, settings: episodicSettings,
+                                    quotas: access.quotas, logger: logger,
                                     nextRevision: { () throws(WireError) -> Int64 in try working.reserveRevision() })
         semantic = try SemanticStore(dir: dataDir, durability: durability, limits: limits, time: time,
                                      embedder: settings.embedder, defaultMetric: settings.metric,
-                                     similarScore: settings.similarScore, defaultMode: settings.defaultMode, logger: logger,
+                                     similarScore: settings.similarScore, defaultMode: settings.defaultMode,
+                                     quotas: access.quotas, logger: logger,
                                      nextRevision: { () throws(WireError) in try working.reserveRevision() })
         // Revisions the SQLite tiers stored may be above what the journal recovered.
         working.raiseRevision(atLeast: max(episodic.maxRevAtOpen, semantic.db.maxRevAtOpen))

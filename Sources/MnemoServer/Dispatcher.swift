@@ -241,6 +241,7 @@ final class Dispatcher: Sendable {
             if status.shuttingDown.load(ordering: .relaxed) && method.requiresSession {
                 throw .app(.shuttingDown, "mnemod is shutting down")
             }
+            if method.requiresSession, let meter = session.meter { try meter.admit(nowNs: started) }
             try authorize(method.access, request, &session)
             if method.offLoop && session.canPark {
                 offload(method, request, session: &session, started: started, shard: shard)

@@ -653,6 +653,7 @@ final class EventLoop: @unchecked Sendable {
 
     private func closeConnection(_ conn: Connection) {
         guard connections.removeValue(forKey: conn.fd) != nil else { return }
+        conn.session.meter?.closeConnection()
         for case .parked(let call) in conn.held { call.cancel(engine.working) }
         byID[conn.id] = nil
         holding[conn.id] = nil

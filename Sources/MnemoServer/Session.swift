@@ -12,6 +12,9 @@ struct Session: Sendable {
     let wake: @Sendable () -> Void
     /// Set by `session.hello`; nil before it.
     var caller: Caller?
+    /// The caller's principal's meter (connections, request rate); set by `session.hello`,
+    /// which counted this connection in it.
+    var meter: PrincipalMeter?
     /// The caller's grants (refreshed when the configuration is reloaded).
     var authorization = Authorization(grants: [], generation: 0)
     /// The id of the request being executed (for a call that parks).

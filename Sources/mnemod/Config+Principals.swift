@@ -12,7 +12,7 @@ enum PrincipalsConfig {
         for (i, item) in list.enumerated() {
             let at = "\(file): principals[\(i)]"
             guard let t = item.table else { throw ConfigError("\(at) must be a table") }
-            let allowed: Set<String> = ["name", "token_sha256", "uids", "grants"]
+            let allowed: Set<String> = ["name", "token_sha256", "uids", "grants", "quota"]
             if let bad = t.keys.first(where: { !allowed.contains($0) }) { throw ConfigError("\(at): unknown key \(bad)") }
             guard let name = t["name"]?.string, !name.isEmpty, name.utf8.count <= 256 else {
                 throw ConfigError("\(at).name must be a string of 1 to 256 bytes")
@@ -46,7 +46,20 @@ enum PrincipalsConfig {
                 }
                 grants.append(grant)
             }
-            out.append(Principal(name: name, tokenSHA256: token, uids: uids, grants: grants))
+            var quota: Quota?
+            if let q = t["quota"] {
+                guard let qt = q.table else { throw ConfigError("\(at).quota must be a table { \(Quota.fields.map { "\($0.name) = N" }.joined(separator: ", ")) }") }
+                var parsed = Quota()
+                for key in qt.keys {
+                    guard let field = Quota.fields.first(where: { $0.name == key }) else {
+                        throw ConfigError("\(at).quota: unknown key \(key); known: \(Quota.fields.map(\.name).joined(separator: ", "))")
+                    }
+                    guard let n = qt[key]?.int, n >= 1 else { throw ConfigError("\(at).quota.\(key) must be an integer >= 1") }
+                    parsed[keyPath: field.keyPath] = n
+                }
+                quota = parsed
+            }
+            out.append(Principal(name: name, tokenSHA256: token, uids: uids, grants: grants, quota: quota))
         }
         return out
     }

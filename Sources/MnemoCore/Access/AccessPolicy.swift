@@ -7,10 +7,13 @@ import Synchronization
 public final class AccessControl: Sendable {
     private let state: Mutex<(principals: [Principal], generation: UInt64)>
     private let currentGeneration = Atomic<UInt64>(1)
+    /// The principals' quotas and meters (reloaded with them).
+    public let quotas: QuotaBook
 
     /// Access control with `principals`; none: the open default (one local principal).
     public init(principals: [Principal]) {
         state = Mutex((principals, 1))
+        quotas = QuotaBook(principals)
     }
 
     /// Whether no principals are configured (every local peer has every right).
@@ -22,6 +25,7 @@ public final class AccessControl: Sendable {
     /// Replaces the principals (existing sessions keep their principal's name and get its
     /// new grants; a principal that is gone has none).
     public func reload(_ principals: [Principal]) {
+        quotas.reload(principals)
         state.withLock {
             $0.principals = principals
             $0.generation += 1

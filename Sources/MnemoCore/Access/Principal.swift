@@ -9,13 +9,16 @@ public struct Principal: Sendable, Equatable {
     public let uids: [UInt32]?
     /// What it may do.
     public let grants: [Grant]
+    /// Its share of the daemon; nil: only the shared limits.
+    public let quota: Quota?
 
     /// A principal.
-    public init(name: String, tokenSHA256: [UInt8]?, uids: [UInt32]?, grants: [Grant]) {
+    public init(name: String, tokenSHA256: [UInt8]?, uids: [UInt32]?, grants: [Grant], quota: Quota? = nil) {
         self.name = name
         self.tokenSHA256 = tokenSHA256
         self.uids = uids
         self.grants = grants
+        self.quota = quota
     }
 
     /// The single principal of the embedded default (no principals configured): every

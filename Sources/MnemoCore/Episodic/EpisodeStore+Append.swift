@@ -108,6 +108,17 @@ extension EpisodeStore {
                 return AppendResult(id: row["id"], rev: rev, at: row["at"], replayed: true, embedded: truncated != nil,
                                     truncated: truncated ?? false)
             }
+            if let q = self.quotas.quota(caller.principal), q.episodicRecords != nil || q.episodicBytes != nil {
+                let used = try PrincipalUsage.of(ctx.db, caller.principal)
+                if let max = q.episodicRecords, used.records + 1 > max {
+                    throw Quota.exceeded("episodic_records", max: max, principal: caller.principal, "it wrote \(used.records) records")
+                }
+                let bytes = a.content.utf8.count + (data?.utf8.count ?? 0)
+                if let max = q.episodicBytes, used.bytes + bytes > max {
+                    throw Quota.exceeded("episodic_bytes", max: max, principal: caller.principal,
+                                         "its records hold \(used.bytes) bytes, this one \(bytes)")
+                }
+            }
             let rev = try ctx.nextRevision()
             let at = time.nowMs()
             let id = "ep_\(rev)"

@@ -14,6 +14,8 @@ public final class EpisodeStore: Sendable {
     public let store: SQLiteStore
     /// Limits in force.
     public let limits: Limits
+    /// Per-principal quotas (`episodic_records`, `episodic_bytes`).
+    let quotas: QuotaBook
     /// The clock.
     public let time: any TimeSource
     /// How summaries are written.
@@ -37,8 +39,9 @@ public final class EpisodeStore: Sendable {
     /// embeddings into memory.
     /// - Throws: when the database cannot be opened or migrated, or holds a bad vector.
     public init(dir: String, durability: Durability, limits: Limits, time: any TimeSource, summarizer: Summarizer = Summarizer(),
-                embedder: (any Embedder)? = nil, settings: EpisodicSettings = EpisodicSettings(),
+                embedder: (any Embedder)? = nil, settings: EpisodicSettings = EpisodicSettings(), quotas: QuotaBook = QuotaBook(),
                 logger: Logger = Logger(label: "mnemo.episodic"), nextRevision: @escaping @Sendable () throws(WireError) -> Int64) throws(StorageError) {
+        self.quotas = quotas
         store = try SQLiteStore(dir: dir, name: "episodic", durability: durability, migrator: EpisodeStore.migrator,
                                 logger: logger, nextRevision: nextRevision)
         self.limits = limits
@@ -177,6 +180,11 @@ public final class EpisodeStore: Sendable {
                   DELETE FROM episode_vectors WHERE rev = old.rev;
                 END;
                 """)
+        }
+        m.registerMigration("episodic_v3_principal_usage") { db in
+            // Records and bytes (content + data) per principal, for quotas and admin.stats.
+            try PrincipalUsage.install(db, table: "episodes",
+                                       bytes: "length(CAST($.content AS BLOB)) + coalesce(length(CAST($.data AS BLOB)), 0)")
         }
         return m
     }

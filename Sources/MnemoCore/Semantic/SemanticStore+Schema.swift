@@ -12,6 +12,7 @@ extension SemanticStore {
     ///   is an external-content FTS5 index over `text` and `nskey`, filled from the existing
     ///   rows and then kept by the store in the same transactions as `facts` (see
     ///   ``KeywordIndexChanges``: no triggers, which would cost an FTS5 segment per row).
+    /// - `v3`: `principal_usage`, records and bytes per principal (``PrincipalUsage``).
     static var migrator: DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
@@ -49,6 +50,11 @@ extension SemanticStore {
                                                           tokenize='unicode61');
                 INSERT INTO facts_fts(facts_fts) VALUES ('rebuild');
                 """)
+        }
+        m.registerMigration("v3") { db in
+            // Records and bytes (text + data) per principal, for quotas and admin.stats.
+            try PrincipalUsage.install(db, table: "facts",
+                                       bytes: "length(CAST($.text AS BLOB)) + coalesce(length(CAST($.data AS BLOB)), 0)")
         }
         return m
     }

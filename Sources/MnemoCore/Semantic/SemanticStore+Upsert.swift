@@ -186,6 +186,7 @@ extension SemanticStore {
         -> [Result<(String, Int64, Bool), WireError>] {
         let defaultMetric = self.defaultMetric
         let maxRecords = limits.maxSemanticRecords
+        let quota = quotas.limit(caller.principal, \.semanticRecords)
         let storeName = db.name
         return try db.write { [self] ctx in
             var out: [Result<(String, Int64, Bool), WireError>] = []
@@ -201,9 +202,16 @@ extension SemanticStore {
                 // two statements, and makes FTS5 flush).
                 let checked: Checked
                 do {
-                    checked = try Self.check(p, ctx: ctx, known: &known) { isNew in
-                        if isNew && recordCount.load(ordering: .relaxed) + added >= maxRecords {
+                    checked = try Self.check(p, ctx: ctx, known: &known) { old in
+                        if old == nil && recordCount.load(ordering: .relaxed) + added >= maxRecords {
                             throw WireError.limit("max_semantic_records", max: maxRecords, "semantic memory holds \(maxRecords) records")
+                        }
+                        // Replacing its own record adds nothing to the writer's count.
+                        if let quota, old?.provenance.principal != caller.principal {
+                            let own = try PrincipalUsage.of(ctx.db, caller.principal).records
+                            guard own < quota else {
+                                throw Quota.exceeded("semantic_records", max: quota, principal: caller.principal, "it wrote \(own) facts")
+                            }
                         }
                     }
                 } catch {
@@ -266,7 +274,7 @@ extension SemanticStore {
     /// met in this write), `supersedes`, the record it replaces, and `admit` (the record limit).
     /// - Throws: `DIMENSION_MISMATCH`, `NOT_FOUND`, what `admit` throws; nothing written.
     private static func check(_ p: Planned, ctx: WriteContext, known: inout [String: (dims: Int, model: String)],
-                              admit: (_ isNew: Bool) throws -> Void) throws -> Checked {
+                              admit: (_ old: SemanticRecord?) throws -> Void) throws -> Checked {
         let db = ctx.db
         let u = p.upsert
         var newCollection = false
@@ -287,7 +295,7 @@ extension SemanticStore {
         let oldRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, nskey, \(columns) FROM facts WHERE ns = ? AND id = ?"),
                                       arguments: [u.ns, id])
         let old = try oldRow.map(record)
-        try admit(old == nil)
+        try admit(old)
         return Checked(planned: p, rev: rev, id: id, newCollection: newCollection, oldRow: oldRow, old: old)
     }
 

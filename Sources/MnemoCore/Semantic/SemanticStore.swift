@@ -24,6 +24,8 @@ public final class SemanticStore: Sendable {
     /// The mode of a `sem.search` with text and no `mode` (``SemanticSettings/defaultMode``).
     public let defaultMode: SearchMode
     let limits: Limits
+    /// Per-principal quotas (`semantic_records`).
+    let quotas: QuotaBook
     let time: any TimeSource
     let logger: Logger
     /// Live records (all collections).
@@ -39,9 +41,11 @@ public final class SemanticStore: Sendable {
     /// Opens `dir/semantic.sqlite` and loads every vector into memory.
     /// - Throws: when the database cannot be opened or holds an inconsistent record.
     public init(dir: String, durability: Durability, limits: Limits, time: any TimeSource, embedder: any Embedder,
-                defaultMetric: Metric = .cosine, similarScore: Float = 0.95, defaultMode: SearchMode = .hybrid, logger: Logger,
+                defaultMetric: Metric = .cosine, similarScore: Float = 0.95, defaultMode: SearchMode = .hybrid,
+                quotas: QuotaBook = QuotaBook(), logger: Logger,
                 nextRevision: @escaping @Sendable () throws(WireError) -> Int64) throws(StorageError) {
         self.limits = limits
+        self.quotas = quotas
         self.time = time
         self.embedder = embedder
         self.defaultMetric = defaultMetric

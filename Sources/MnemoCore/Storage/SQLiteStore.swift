@@ -102,6 +102,11 @@ public final class SQLiteStore: Sendable {
 
     /// Runs `body` on a read snapshot (concurrently with the writer and other readers).
     /// - Throws: what `body` threw, or a mapped database error.
+    /// Records and bytes per principal (``PrincipalUsage``).
+    public func usageByPrincipal() throws(WireError) -> [String: (records: Int, bytes: Int)] {
+        try read { db in try PrincipalUsage.all(db) }
+    }
+
     public func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws(WireError) -> T {
         do {
             return try writer.read(body)

@@ -35,7 +35,7 @@ extension WorkingMemory {
             if s.claims[ck] != nil {
                 throw .app(.unavailable, "the expired claim on \(resource) could not be ended; nothing was applied")
             }
-            try reserve(&s, adding: Cost.claim, freeing: 0)
+            try reserve(&s, adding: Cost.claim, freeing: 0, by: caller.principal)
             let token = s.rev + 1
             let claim = Claim(holder: caller.agent, principal: caller.principal, token: token,
                               expiresAt: time.nowMs() + ttlMs, expiresMono: time.monotonicNs() + UInt64(ttlMs) * 1_000_000)

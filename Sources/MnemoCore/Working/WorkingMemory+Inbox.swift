@@ -15,7 +15,7 @@ extension WorkingMemory {
             guard count < limits.maxInboxEntries else {
                 throw .limit("max_inbox_entries", max: limits.maxInboxEntries, "inbox of \(ns) holds \(count) entries")
             }
-            try reserve(&s, adding: 240 + bytes.count + type.utf8.count + to.utf8.count, freeing: 0)
+            try reserve(&s, adding: 240 + bytes.count + type.utf8.count + to.utf8.count, freeing: 0, by: caller.principal)
             let rev = s.rev + 1
             let entry = InboxEntry(id: String(rev), from: caller.agent, to: to, type: type, content: bytes,
                                    provenance: Provenance(caller: caller, at: now, rev: rev), acked: false,

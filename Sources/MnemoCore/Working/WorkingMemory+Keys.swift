@@ -73,8 +73,9 @@ extension WorkingMemory {
             if let expected = w.ifVersion, old?.version != expected {
                 throw Self.conflict(w.ns, w.key, current: old?.version)
             }
-            try reserve(&s, adding: WorkingItem.cost(key: w.key, valueBytes: w.value.count),
-                        freeing: old.map { WorkingItem.cost(key: w.key, valueBytes: $0.value.count) } ?? 0)
+            let freeing = old.map { WorkingItem.cost(key: w.key, valueBytes: $0.value.count) } ?? 0
+            try reserve(&s, adding: WorkingItem.cost(key: w.key, valueBytes: w.value.count), freeing: freeing, by: caller.principal,
+                        freeingOwn: old?.provenance.principal == caller.principal ? freeing : 0)
             let rev = s.rev + 1
             let expiresAt = w.ttlMs.map { now + $0 } ?? 0
             let item = WorkingItem(
@@ -261,7 +262,7 @@ extension WorkingMemory {
             }
             // Budget check against the worst case (nothing freed), so nothing is applied
             // half way.
-            try reserve(&s, adding: added, freeing: 0)
+            try reserve(&s, adding: added, freeing: 0, by: caller.principal)
             // Settle expiries first (each takes its own revision), then take the txn's.
             var existedBefore: [String: Bool] = [:]
             for op in ops {
@@ -312,10 +313,19 @@ extension WorkingMemory {
         }
     }
 
-    func reserve(_ s: inout WorkingState, adding: Int, freeing: Int) throws(WireError) {
+    /// Checks that `adding` bytes (while `freeing` go) fit `max_working_bytes` and, for a
+    /// write by `principal`, its `working_bytes` quota (of which `freeingOwn` it wrote).
+    /// An import (`principal` nil) is held to the shared limit only.
+    func reserve(_ s: inout WorkingState, adding: Int, freeing: Int, by principal: String?, freeingOwn: Int = 0) throws(WireError) {
         guard s.bytes - freeing + adding <= limits.maxWorkingBytes else {
             throw .limit("max_working_bytes", max: limits.maxWorkingBytes,
                          "working memory is full (\(s.bytes) of \(limits.maxWorkingBytes) bytes used)")
+        }
+        if let principal, let max = quotas.limit(principal, \.workingBytes) {
+            let own = s.byPrincipal[principal] ?? 0
+            guard own - freeingOwn + adding <= max else {
+                throw Quota.exceeded("working_bytes", max: max, principal: principal, "\(own) bytes of working memory are its, \(adding) more asked")
+            }
         }
     }
 

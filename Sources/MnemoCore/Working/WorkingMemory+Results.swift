@@ -25,7 +25,7 @@ extension WorkingMemory {
                 }
                 return (false, existing)
             }
-            try reserve(&s, adding: 240 + bytes.count + task.utf8.count, freeing: 0)
+            try reserve(&s, adding: 240 + bytes.count + task.utf8.count, freeing: 0, by: caller.principal)
             let rev = s.rev + 1
             let r = StoredResult(task: task, value: bytes,
                                  provenance: Provenance(caller: caller, at: now, rev: rev, task: task),

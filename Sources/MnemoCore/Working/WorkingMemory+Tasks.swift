@@ -27,7 +27,7 @@ extension WorkingMemory {
                            [JSONMember("from", current.map { .string($0.rawValue) } ?? .null),
                             JSONMember("to", .string(to.rawValue))])
             }
-            try reserve(&s, adding: current == nil ? 280 : 160, freeing: 0)
+            try reserve(&s, adding: current == nil ? Cost.taskRecord + Cost.taskStep : Cost.taskStep, freeing: 0, by: caller.principal)
             let rev = s.rev + 1
             let step = TaskStep(from: current, to: to,
                                 provenance: Provenance(caller: caller, at: time.nowMs(), rev: rev, task: task))

@@ -61,7 +61,7 @@ extension WorkingMemory {
                 cost += WorkingItem.cost(key: k.key, valueBytes: k.item.value.count)
                 fresh.append(k)
             }
-            try reserve(&s, adding: cost, freeing: 0)
+            try reserve(&s, adding: cost, freeing: 0, by: nil)
             var last: Int64?
             for k in fresh {
                 let rev = s.rev + 1

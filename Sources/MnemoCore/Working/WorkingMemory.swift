@@ -28,11 +28,15 @@ public final class WorkingMemory: Sendable {
     /// How long results and inbox entries are kept.
     let resultRetentionMs: Int64
     let inboxRetentionMs: Int64
+    /// Per-principal quotas (`working_bytes`).
+    let quotas: QuotaBook
 
     /// An empty, memory-only store (volatile mode), e.g. for tests.
     public init(limits: Limits, time: any TimeSource, logger: Logger = Logger(label: "mnemo.working"),
-                resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000) {
+                resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
+                quotas: QuotaBook = QuotaBook()) {
         self.limits = limits
+        self.quotas = quotas
         self.time = time
         self.journal = nil
         self.logger = logger
@@ -41,8 +45,9 @@ public final class WorkingMemory: Sendable {
     }
 
     private init(limits: Limits, time: any TimeSource, journal: Journal, logger: Logger,
-                 resultRetentionMs: Int64, inboxRetentionMs: Int64) {
+                 resultRetentionMs: Int64, inboxRetentionMs: Int64, quotas: QuotaBook) {
         self.limits = limits
+        self.quotas = quotas
         self.time = time
         self.journal = journal
         self.logger = logger
@@ -53,7 +58,8 @@ public final class WorkingMemory: Sendable {
     /// Opens a durable store in `dir`, recovering what the journal holds.
     public static func open(dir: String, durability: Durability, limits: Limits, time: any TimeSource,
                             logger: Logger, resultRetentionMs: Int64 = 7 * 86_400_000,
-                            inboxRetentionMs: Int64 = 7 * 86_400_000) throws(StorageError) -> WorkingMemory {
+                            inboxRetentionMs: Int64 = 7 * 86_400_000,
+                            quotas: QuotaBook = QuotaBook()) throws(StorageError) -> WorkingMemory {
         var recovered = WorkingState()
         var ceiling: Int64 = 0
         let wall = time.nowMs()
@@ -68,7 +74,7 @@ public final class WorkingMemory: Sendable {
         // The revision never goes down: not below the snapshot's, whatever was deleted.
         recovered.rev = max(recovered.rev, recovery.snapshotRev)
         let wm = WorkingMemory(limits: limits, time: time, journal: journal, logger: logger,
-                               resultRetentionMs: resultRetentionMs, inboxRetentionMs: inboxRetentionMs)
+                               resultRetentionMs: resultRetentionMs, inboxRetentionMs: inboxRetentionMs, quotas: quotas)
         wm.state.withLock { $0 = recovered }
         journal.start()
         logger.info("working memory recovered", metadata: [
@@ -257,6 +263,9 @@ public final class WorkingMemory: Sendable {
     }
 
     /// Current sizes.
+    /// Bytes of working memory charged to each principal (see ``Quota``).
+    public var bytesByPrincipal: [String: Int] { state.withLock { $0.byPrincipal } }
+
     public var stats: Stats {
         state.withLock {
             Stats(keys: $0.keyCount, namespaces: $0.spaces.count, bytes: $0.bytes, expired: $0.expiredTotal,

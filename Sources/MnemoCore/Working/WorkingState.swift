@@ -12,6 +12,9 @@ struct WorkingState: Sendable {
     var rev: Int64 = 0
     var keyCount = 0
     var bytes = 0
+    /// `bytes` by the principal charged: the provenance of what is stored (the last
+    /// writer of a key, the holder of a claim, the writer of each task step).
+    var byPrincipal: [String: Int] = [:]
     var withTTL = 0
     /// Keys, results and inbox entries by wall-clock expiry.
     var expiry = ExpiryQueue()
@@ -57,7 +60,8 @@ struct WorkingState: Sendable {
         case .claim(let ns, let resource, var claim):
             emit(claim.token, "claim", "acquire", ns, key: resource)
             let ck = ClaimKey(ns: ns, resource: resource)
-            if claims[ck] == nil { bytes += Cost.claim }
+            if let old = claims[ck] { charge(old.principal, -Cost.claim) }
+            charge(claim.principal, Cost.claim)
             if let old = claims[ck], old.token == claim.token { claim.leasedKeys = old.leasedKeys }
             // Replayed claims get a monotonic deadline from the remaining wall-clock time.
             if claim.expiresMono == 0 {
@@ -78,7 +82,7 @@ struct WorkingState: Sendable {
         case .unclaim(let ns, let resource, let rev, let at, let expired):
             let ck = ClaimKey(ns: ns, resource: resource)
             guard let claim = claims.removeValue(forKey: ck) else { return }
-            bytes -= Cost.claim
+            charge(claim.principal, -Cost.claim)
             emit(rev, "claim", expired ? "expire" : "release", ns, key: resource)
             for key in claim.leasedKeys.sorted() {
                 if let item = spaces[ns]?.items[key], item.lease?.resource == resource, item.lease?.token == claim.token {
@@ -90,29 +94,27 @@ struct WorkingState: Sendable {
                 // The step is the daemon's own doing, stamped identically on replay.
                 let prov = Provenance(agent: "mnemod", principal: "mnemod", uid: 0, pid: 0, at: at, rev: rev,
                                       task: resource, derivedFrom: nil)
-                bytes -= Cost.task(task)
                 tasks[ck]?.append(TaskStep(from: task.state, to: .pending, provenance: prov))
-                bytes += tasks[ck].map(Cost.task) ?? 0
+                charge(prov.principal, Cost.taskStep)
                 emit(rev, "task", TaskState.pending.rawValue, ns, key: resource)
             }
         case .result(let ns, let key, let r):
             emit(r.provenance.rev, "result", "put", ns, key: r.task, id: key)
-            bytes -= results[ClaimKey(ns: ns, resource: key)].map(Cost.result) ?? 0
-            bytes += Cost.result(r)
+            if let old = results[ClaimKey(ns: ns, resource: key)] { charge(old.provenance.principal, -Cost.result(old)) }
+            charge(r.provenance.principal, Cost.result(r))
             results[ClaimKey(ns: ns, resource: key)] = r
             expiry.insert(.init(expiresAt: r.expiresAt, ns: ns, key: key, version: 0, tier: .result))
         case .forgetResult(let ns, let key, let rev):
             emit(rev, "result", "forget", ns, key: results[ClaimKey(ns: ns, resource: key)]?.task, id: key)
-            bytes -= results.removeValue(forKey: ClaimKey(ns: ns, resource: key)).map(Cost.result) ?? 0
+            if let old = results.removeValue(forKey: ClaimKey(ns: ns, resource: key)) { charge(old.provenance.principal, -Cost.result(old)) }
         case .task(let ns, let task, let step):
             emit(step.provenance.rev, "task", step.to.rawValue, ns, key: task)
-            bytes -= tasks[ClaimKey(ns: ns, resource: task)].map(Cost.task) ?? 0
-            defer { bytes += tasks[ClaimKey(ns: ns, resource: task)].map(Cost.task) ?? 0 }
+            charge(step.provenance.principal, Cost.taskStep + (tasks[ClaimKey(ns: ns, resource: task)] == nil ? Cost.taskRecord : 0))
             tasks[ClaimKey(ns: ns, resource: task), default: TaskRecord(state: step.to, rev: step.provenance.rev, history: [])]
                 .append(step)
         case .post(let ns, let entry):
             emit(entry.provenance.rev, "inbox", "post", ns, id: entry.id)
-            bytes += Cost.entry(entry)
+            charge(entry.provenance.principal, Cost.entry(entry))
             inboxes[ns, default: [:]][entry.id] = entry
             expiry.insert(.init(expiresAt: entry.expiresAt, ns: ns, key: entry.id, version: 0, tier: .inbox))
         case .ack(let ns, let ids, let rev):
@@ -124,23 +126,30 @@ struct WorkingState: Sendable {
             break
         case .dropEntry(let ns, let id, let rev):
             emit(rev, "inbox", "drop", ns, id: id)
-            bytes -= inboxes[ns]?.removeValue(forKey: id).map(Cost.entry) ?? 0
+            if let old = inboxes[ns]?.removeValue(forKey: id) { charge(old.provenance.principal, -Cost.entry(old)) }
             if inboxes[ns]?.isEmpty == true { inboxes[ns] = nil }
         }
     }
 
     // MARK: key primitives
 
+    /// Adds `delta` bytes to the total and to `principal`'s share.
+    mutating func charge(_ principal: String, _ delta: Int) {
+        bytes += delta
+        let left = byPrincipal[principal, default: 0] + delta
+        byPrincipal[principal] = left == 0 ? nil : left
+    }
+
     mutating func put(_ ns: String, _ key: String, _ item: WorkingItem, replacing old: WorkingItem?) {
         if let old {
-            bytes -= old.charge
+            charge(old.provenance.principal, -old.charge)
             if old.expiresAt != 0 { withTTL -= 1 }
         } else {
             keyCount += 1
         }
         var item = item
         item.charge = WorkingItem.cost(key: key, valueBytes: item.value.count)
-        bytes += item.charge
+        charge(item.provenance.principal, item.charge)
         if old == nil {
             spaces[ns, default: WorkingSpace()].items[key] = item
             spaces[ns]?.sortedKeys = nil
@@ -158,7 +167,7 @@ struct WorkingState: Sendable {
     mutating func remove(_ ns: String, _ key: String) -> WorkingItem? {
         guard let old = spaces[ns]?.items.removeValue(forKey: key) else { return nil }
         keyCount -= 1
-        bytes -= old.charge
+        charge(old.provenance.principal, -old.charge)
         if old.expiresAt != 0 { withTTL -= 1 }
         if spaces[ns]?.items.isEmpty == true {
             spaces[ns] = nil
@@ -172,7 +181,7 @@ struct WorkingState: Sendable {
         guard let space = spaces.removeValue(forKey: ns) else { return 0 }
         for (key, item) in space.items {
             keyCount -= 1
-            bytes -= item.charge
+            charge(item.provenance.principal, -item.charge)
             if item.expiresAt != 0 { withTTL -= 1 }
             if let lease = item.lease { claims[ClaimKey(ns: ns, resource: lease.resource)]?.leasedKeys.remove(key) }
         }
@@ -209,5 +218,6 @@ enum Cost {
     static let claim = 200
     static func result(_ r: StoredResult) -> Int { 240 + r.value.count + r.task.utf8.count }
     static func entry(_ e: InboxEntry) -> Int { 240 + e.content.count + e.type.utf8.count + e.to.utf8.count }
-    static func task(_ t: TaskRecord) -> Int { 120 + 160 * t.history.count }
+    static let taskRecord = 120
+    static let taskStep = 160
 }

@@ -78,7 +78,9 @@ extension Dispatcher {
                 out.int(engine.semantic.matrixBytes)
                 out.raw(",\"embedder\":")
                 out.string(engine.semantic.embedder.model)
-                out.raw("},\"audit\":{\"dropped\":")
+                out.raw("},\"principals\":")
+                try writePrincipals(engine, &out)
+                out.raw(",\"audit\":{\"dropped\":")
                 out.int(engine.audit.dropped.load(ordering: .relaxed))
                 out.raw("},\"blas\":{\"library\":")
                 out.string(BLAS.loaded)
@@ -105,6 +107,48 @@ extension Dispatcher {
             }),
         ]
     }
+}
+
+/// `admin.stats` `principals`: per principal, what it holds (working bytes, semantic and
+/// episodic records and bytes, open connections, calls and connections refused over
+/// quota) and its quota when it has one.
+private func writePrincipals(_ engine: Engine, _ out: inout JSONWriter) throws(WireError) {
+    let working = engine.working.bytesByPrincipal
+    let semantic = try engine.semantic.db.usageByPrincipal()
+    let episodic = try engine.episodic.store.usageByPrincipal()
+    let meters = engine.access.quotas.allMeters
+    let names = Set(working.keys).union(semantic.keys).union(episodic.keys).union(meters.keys)
+    out.byte(UInt8(ascii: "{"))
+    for (i, name) in names.sorted().enumerated() {
+        if i > 0 { out.byte(UInt8(ascii: ",")) }
+        out.key(name)
+        let meter = meters[name]?.usage ?? (connections: 0, refused: 0)
+        let fields: [(String, Int)] = [
+            ("working_bytes", working[name] ?? 0), ("semantic_records", semantic[name]?.records ?? 0),
+            ("semantic_bytes", semantic[name]?.bytes ?? 0), ("episodic_records", episodic[name]?.records ?? 0),
+            ("episodic_bytes", episodic[name]?.bytes ?? 0), ("connections", meter.connections), ("refused", meter.refused),
+        ]
+        out.byte(UInt8(ascii: "{"))
+        for (j, (k, v)) in fields.enumerated() {
+            if j > 0 { out.byte(UInt8(ascii: ",")) }
+            out.key(k)
+            out.int(v)
+        }
+        if let q = engine.access.quotas.quota(name) {
+            out.raw(",\"quota\":{")
+            var first = true
+            for f in Quota.fields {
+                guard let v = q[keyPath: f.keyPath] else { continue }
+                if !first { out.byte(UInt8(ascii: ",")) }
+                first = false
+                out.key(f.name)
+                out.int(v)
+            }
+            out.byte(UInt8(ascii: "}"))
+        }
+        out.byte(UInt8(ascii: "}"))
+    }
+    out.byte(UInt8(ascii: "}"))
 }
 
 /// Nanoseconds as microseconds with one decimal.

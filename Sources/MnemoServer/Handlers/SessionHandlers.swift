@@ -23,6 +23,9 @@ extension Dispatcher {
                 let caller = Caller(agent: agent, principal: principal.name, uid: session.peer.uid,
                                     gid: session.peer.gid, pid: session.peer.pid)
                 let granted = engine.access.grants(principal: principal.name, agent: agent)
+                let meter = engine.access.quotas.meter(principal.name)
+                try meter.openConnection()
+                session.meter = meter
                 session.caller = caller
                 session.authorization = Authorization(grants: granted.grants, generation: granted.generation)
                 out.raw("{\"principal\":")
