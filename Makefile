@@ -40,6 +40,7 @@ test: build pydeps model
 	$(PYTHON) -m pytest -q -p no:cacheprovider -p no:benchmark clients/python/tests
 	$(SWIFT) test --skip-build
 	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/hardening
+	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/security
 
 clean:
 	rm -rf .build

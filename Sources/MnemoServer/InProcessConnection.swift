@@ -22,6 +22,8 @@ public final class InProcessConnection {
                           connection: WatchHub.ConnectionRef(loop: 0, id: 0), wake: {})
     }
 
+    deinit { session.meter?.closeConnection() }
+
     /// Handles one line (without its `\n`); returns the reply line (without `\n`), empty
     /// for a notification.
     public func handle(_ line: UnsafeBufferPointer<UInt8>) -> ArraySlice<UInt8> {

@@ -131,11 +131,15 @@ public final class PrincipalMeter: Sendable {
         guard rate.load(ordering: .relaxed) > 0 else { return }
         try state.withLock { s throws(WireError) in
             guard s.rate > 0 else { return }
-            if s.lastNs != 0 {
-                let elapsed = Double(nowNs &- s.lastNs) / 1e9
-                s.tokens = min(Double(s.rate), s.tokens + elapsed * Double(s.rate))
+            // Loops read their clocks before taking the lock: a call stamped before the last
+            // one refills nothing (an unsigned difference would refill everything).
+            if nowNs > s.lastNs {
+                if s.lastNs != 0 {
+                    let elapsed = Double(nowNs - s.lastNs) / 1e9
+                    s.tokens = min(Double(s.rate), s.tokens + elapsed * Double(s.rate))
+                }
+                s.lastNs = nowNs
             }
-            s.lastNs = nowNs
             guard s.tokens >= 1 else {
                 s.refused += 1
                 throw Quota.exceeded("requests_per_second", max: s.rate, principal: name, "the call was refused; retry later")

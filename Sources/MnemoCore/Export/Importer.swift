@@ -77,14 +77,17 @@ public enum Importer {
     }
 
     /// Imports `source`, moving namespaces by `remap` (first matching rule). When `allowed`
-    /// is given, every record's namespace (after remapping) must pass it.
+    /// is given, every record's namespace (after remapping) must pass it. With `stampedBy`
+    /// (an import by someone who is not a global admin) every record is stamped with that
+    /// caller's identity (agent, principal, uid, pid; times and links are kept), and the
+    /// import must fit the caller's quotas, counting every record as new.
     /// - Throws: -32602 naming the line for a bad file (nothing applied); `FORBIDDEN` when
     ///   records fall outside `allowed` (nothing applied; a dry run lists them instead);
     ///   `DIMENSION_MISMATCH` when a vector does not fit an existing collection (nothing
     ///   applied); `LIMIT_EXCEEDED` / `UNAVAILABLE` from the stores.
     public static func run(_ engine: Engine, source: Source, dryRun: Bool, remap: [NamespaceRemap],
-                           allowed: (@Sendable (String) -> Bool)? = nil) throws(WireError) -> Outcome {
-        let parsed = try parse(engine, source: source, remap: remap, allowed: allowed)
+                           allowed: (@Sendable (String) -> Bool)? = nil, stampedBy: Caller? = nil) throws(WireError) -> Outcome {
+        let parsed = try parse(engine, source: source, remap: remap, allowed: allowed, stampedBy: stampedBy)
         if parsed.forbiddenCount > 0 && !dryRun {
             let first = parsed.forbidden.prefix(16).map { "line \($0.line) (\($0.ns))" }.joined(separator: ", ")
             throw .app(.forbidden,
@@ -95,6 +98,7 @@ public enum Importer {
                         }))])
         }
         try checkCollections(engine.semantic, parsed.facts)
+        if let stampedBy, !dryRun { try checkQuotas(engine, parsed, stampedBy.principal) }
         if dryRun {
             var out = try plan(engine, parsed)
             out.forbidden = parsed.forbidden
@@ -141,8 +145,14 @@ public enum Importer {
     // MARK: parsing
 
     static func parse(_ engine: Engine, source: Source, remap: [NamespaceRemap],
-                      allowed: (@Sendable (String) -> Bool)?) throws(WireError) -> Parsed {
+                      allowed: (@Sendable (String) -> Bool)?, stampedBy: Caller?) throws(WireError) -> Parsed {
         let bytes = source.bytes
+        func stamp(_ p: Provenance) -> Provenance {
+            guard let c = stampedBy else { return p }
+            var s = p
+            (s.agent, s.principal, s.uid, s.pid) = (c.agent, c.principal, c.uid, c.pid)
+            return s
+        }
         var parsed = Parsed()
         var lineNo = 0
         var sawHeader = false
@@ -198,7 +208,7 @@ public enum Importer {
                         throw WireError.limit("max_value_bytes", max: limits.maxValueBytes, "value of \(bytes.count) bytes")
                     }
                     let expiresAt = try timestamp(json, "expires_at", required: false) ?? 0
-                    let prov = try provenance(json)
+                    let prov = stamp(try provenance(json))
                     if expiresAt != 0 && expiresAt <= now {
                         parsed.expired += 1
                     } else {
@@ -217,7 +227,7 @@ public enum Importer {
                     let data = json["data"].flatMap { $0.isNull ? nil : $0.text }
                     let task = try optionalString(json, "task")
                     let tags = try strings(json, "tags") ?? []
-                    let prov = try provenance(json)
+                    let prov = stamp(try provenance(json))
                     parsed.episodes.append(Episode(
                         ns: ns, id: id, kind: kind, content: content, data: data, task: task,
                         tags: EpisodeRecord.encodeList(tags), at: prov.at, provenance: prov,
@@ -243,7 +253,7 @@ public enum Importer {
                     }
                     let supersededBy = try optionalString(json, "superseded_by")
                     let expiresAt = try timestamp(json, "expires_at", required: false)
-                    let prov = try provenance(json)
+                    let prov = stamp(try provenance(json))
                     guard let dims = json["dims"]?.int64Value, dims >= 1, dims <= Int64(limits.maxVectorDims) else {
                         throw WireError.invalidParams("dims", "must be an integer from 1 to \(limits.maxVectorDims)")
                     }
@@ -382,6 +392,24 @@ public enum Importer {
             }
             if seen[ns] == nil { seen[ns] = (dims: f.dims, model: f.model, metric: f.metric) }
         }
+    }
+
+    /// - Throws: `LIMIT_EXCEEDED` (`quota.NAME`) when the records, all counted as new, would
+    ///   take `principal` past one of its quotas.
+    static func checkQuotas(_ engine: Engine, _ parsed: Parsed, _ principal: String) throws(WireError) {
+        guard let q = engine.access.quotas.quota(principal) else { return }
+        func over(_ name: String, _ max: Int?, _ held: Int, _ adding: Int) throws(WireError) {
+            guard let max, held + adding > max else { return }
+            throw Quota.exceeded(name, max: max, principal: principal, "it holds \(held), the import adds up to \(adding)")
+        }
+        let keyBytes = parsed.keys.reduce(0) { $0 + WorkingItem.cost(key: $1.key, valueBytes: $1.item.value.count) }
+        try over("working_bytes", q.workingBytes, engine.working.bytesByPrincipal[principal] ?? 0, keyBytes)
+        let ep = try engine.episodic.store.usageByPrincipal()[principal] ?? (0, 0)
+        try over("episodic_records", q.episodicRecords, ep.records, parsed.episodes.count)
+        try over("episodic_bytes", q.episodicBytes, ep.bytes,
+                 parsed.episodes.reduce(0) { $0 + $1.content.utf8.count + ($1.data?.utf8.count ?? 0) })
+        let sem = try engine.semantic.db.usageByPrincipal()[principal] ?? (0, 0)
+        try over("semantic_records", q.semanticRecords, sem.records, parsed.facts.count)
     }
 
     // MARK: dry run

@@ -290,12 +290,16 @@ extension SemanticStore {
            try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM facts WHERE ns = ? AND id = ?"), arguments: [u.ns, sup]) == nil {
             throw WireError.app(.notFound, "supersedes: no record \(sup) in \(u.ns)", [JSONMember("id", .string(sup))])
         }
-        let rev = try ctx.nextRevision()
-        let id = p.target ?? "f-\(rev)"
-        let oldRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, nskey, \(columns) FROM facts WHERE ns = ? AND id = ?"),
-                                      arguments: [u.ns, id])
+        // The record it replaces (a server-made id `f-N` is new by construction), admitted
+        // before a revision is taken: a refused upsert leaves no gap in the revisions.
+        let oldRow = try p.target.flatMap { target in
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, nskey, \(columns) FROM facts WHERE ns = ? AND id = ?"),
+                             arguments: [u.ns, target])
+        }
         let old = try oldRow.map(record)
         try admit(old)
+        let rev = try ctx.nextRevision()
+        let id = p.target ?? "f-\(rev)"
         return Checked(planned: p, rev: rev, id: id, newCollection: newCollection, oldRow: oldRow, old: old)
     }
 
