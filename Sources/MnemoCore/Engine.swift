@@ -27,7 +27,7 @@ public final class Engine: Sendable {
     /// An engine whose working memory lives in `dataDir/working` and episodic memory in
     /// `dataDir/episodic.sqlite` (neither used when volatile). Both SQLite tiers embed with
     /// the one embedder of `settings`. Files are transferred in `transfer` (default:
-    /// `dataDir/transfer`, created 0700).
+    /// `dataDir/transfer`, created 0700 at first use).
     /// - Throws: when the journal cannot be opened or recovered, a database opened, or the
     ///   transfer directory made.
     public init(limits: Limits, durability: Durability, dataDir: String, time: any TimeSource = SystemTime(),
@@ -40,15 +40,8 @@ public final class Engine: Sendable {
         self.access = AccessControl(principals: principals)
         self.time = time
         self.durability = durability
-        if let transfer {
-            self.transfer = transfer
-        } else {
-            do throws(ConfigError) {
-                self.transfer = try TransferDirectory(path: dataDir + "/transfer")
-            } catch {
-                throw StorageError(error.description)
-            }
-        }
+        // Opened at first use: an engine that is never asked for a file makes none.
+        self.transfer = transfer ?? TransferDirectory(deferredPath: dataDir + "/transfer")
         if durability == .volatile {
             working = WorkingMemory(limits: limits, time: time, logger: logger, resultRetentionMs: resultRetentionMs,
                                     inboxRetentionMs: inboxRetentionMs, quotas: access.quotas)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import MnemoProtocol
+import Synchronization
 
 /// The one directory where `admin.export`, `admin.import` and `admin.snapshot` touch files
 /// on the daemon's host (`transfer_dir`, default `DATA_DIR/transfer`).
@@ -24,17 +25,33 @@ public final class TransferDirectory: Sendable {
     public let path: String
     /// Whether absolute paths are accepted too (off by default; dangerous).
     public let allowsAbsolutePaths: Bool
-    private let fd: Int32
+    /// The directory's descriptor, once opened.
+    private let descriptor = Mutex<Int32?>(nil)
 
     /// Longest name, leaving room for the temporary suffix within `NAME_MAX`.
     public static let maxNameBytes = 200
 
-    /// Opens (creating it 0700, with its parents, when missing) the transfer directory.
+    /// The transfer directory at `path`, opened now (and created 0700, with its parents,
+    /// when missing).
     /// - Throws: when it cannot be created or opened, is a symbolic link, is not owned by
     ///   the daemon's user, or is open to its group or others.
     public init(path: String, allowsAbsolutePaths: Bool = false) throws(ConfigError) {
         self.path = path
         self.allowsAbsolutePaths = allowsAbsolutePaths
+        let fd = try Self.open(path)
+        descriptor.withLock { $0 = fd }
+    }
+
+    /// The transfer directory at `path`, opened (with the same checks) at first use: for an
+    /// engine that may never touch the disk, such as a volatile one in a test.
+    public init(deferredPath path: String) {
+        self.path = path
+        allowsAbsolutePaths = false
+    }
+
+    deinit { if let fd = descriptor.withLock({ $0 }) { close(fd) } }
+
+    private static func open(_ path: String) throws(ConfigError) -> Int32 {
         var st = stat()
         if lstat(path, &st) != 0 {
             do {
@@ -44,13 +61,13 @@ public final class TransferDirectory: Sendable {
                 throw ConfigError("cannot create the transfer directory \(path): \(error.localizedDescription)")
             }
         }
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
-            throw ConfigError("cannot open the transfer directory \(path): \(Self.errnoText()) (it must be a directory, not a symbolic link)")
+            throw ConfigError("cannot open the transfer directory \(path): \(errnoText()) (it must be a directory, not a symbolic link)")
         }
         guard fstat(fd, &st) == 0 else {
             close(fd)
-            throw ConfigError("cannot stat the transfer directory \(path): \(Self.errnoText())")
+            throw ConfigError("cannot stat the transfer directory \(path): \(errnoText())")
         }
         guard st.st_uid == geteuid() else {
             close(fd)
@@ -60,10 +77,23 @@ public final class TransferDirectory: Sendable {
             close(fd)
             throw ConfigError("the transfer directory \(path) is open to its group or others (mode \(String(st.st_mode & 0o777, radix: 8))); make it 0700")
         }
-        self.fd = fd
+        return fd
     }
 
-    deinit { close(fd) }
+    /// The directory's descriptor, opening it on first use.
+    /// - Throws: `UNAVAILABLE` when it cannot be opened.
+    private func directory() throws(WireError) -> Int32 {
+        try descriptor.withLock { fd throws(WireError) in
+            if let fd { return fd }
+            do throws(ConfigError) {
+                let opened = try Self.open(path)
+                fd = opened
+                return opened
+            } catch {
+                throw .app(.unavailable, error.description)
+            }
+        }
+    }
 
     /// Where the wire parameter `field` (given as `given`) points.
     /// - Throws: `FORBIDDEN` for an absolute path while those are off; -32602 for anything
@@ -77,12 +107,12 @@ public final class TransferDirectory: Sendable {
             let parent = (given as NSString).deletingLastPathComponent
             let name = (given as NSString).lastPathComponent
             try Self.check(name: name, field: field)
-            let dfd = open(parent.isEmpty ? "/" : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            let dfd = Glibc.open(parent.isEmpty ? "/" : parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             guard dfd >= 0 else { throw .invalidParams(field, "cannot open the directory \(parent): \(Self.errnoText())") }
             return TransferPlace(directory: dfd, ownsDirectory: true, name: name, shown: given)
         }
         try Self.check(name: given, field: field)
-        return TransferPlace(directory: fd, ownsDirectory: false, name: given, shown: given)
+        return TransferPlace(directory: try directory(), ownsDirectory: false, name: given, shown: given)
     }
 
     static func check(name: String, field: String) throws(WireError) {
@@ -176,7 +206,7 @@ public final class TransferPlace: @unchecked Sendable {
 
     private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
     /// glibc's `renameat2`, which Swift's Glibc module does not declare (it is `_GNU_SOURCE`).
-    nonisolated(unsafe) private static let renameat2: RenameAt2? =
+    private static let renameat2: RenameAt2? =
         dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2").map { unsafeBitCast($0, to: RenameAt2.self) }
 
     /// `renameat2(RENAME_NOREPLACE)`; where the filesystem lacks it, a hard link (files only)
