@@ -357,6 +357,45 @@ struct TransferTests {
         #expect(reader.status != 0)
     }
 
+    @Test func absolutePathsOnlyBehindTheSwitchAndNeverOverAFile() throws {
+        let a = try Daemon(config: "allow_absolute_transfer_paths = true\n")
+        let c = try a.client()
+        _ = try c.call("wm.set", ["ns": "wf", "key": "k", "value": 1])
+        let file = a.dir.appendingPathComponent("abs.jsonl").path
+        #expect(try c.call("admin.export", ["ns": "wf", "path": .string(file)])["path"]?.stringValue == file)
+        #expect(FileManager.default.fileExists(atPath: file))
+        // Still never over an existing file, never through a symbolic link at the end.
+        #expect(wireError { try c.call("admin.export", ["ns": "wf", "path": .string(file)]) }?.appCode == .conflict)
+        let link = a.dir.appendingPathComponent("link.jsonl").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: file)
+        #expect(wireError { try c.call("admin.import", ["path": .string(link)]) }?.code == -32602)
+        #expect(try c.call("admin.import", ["path": .string(file)])["skipped"] == 1)
+        // Names in the transfer directory work as ever.
+        #expect(try c.call("admin.export", ["ns": "wf", "path": "name.jsonl"])["lines"] == 2)
+    }
+
+    @Test func anUnsafeTransferDirectoryStopsTheDaemonAtStart() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-xfer-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: base + "/open", withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(atPath: base + "/real", withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createSymbolicLink(atPath: base + "/link", withDestinationPath: base + "/real")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for (dir, expected) in [("open", "open to its group or others"), ("link", "not a symbolic link")] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemod"))
+            try "transfer_dir = \"\(base)/\(dir)\"\n".write(toFile: base + "/m.toml", atomically: true, encoding: .utf8)
+            p.arguments = ["--socket", base + "/s.sock", "--data-dir", base + "/data", "--config", base + "/m.toml"]
+            let err = Pipe()
+            p.standardError = err
+            try p.run()
+            p.waitUntilExit()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            #expect(p.terminationStatus == 78 && text.contains(expected), "\(dir): \(p.terminationStatus) \(text)")
+        }
+    }
+
     static func trimmed(_ s: String) -> String { s.trimmingCharacters(in: .whitespacesAndNewlines) }
 
     /// Copies an export from one daemon's transfer directory to another's (an operator's move).
