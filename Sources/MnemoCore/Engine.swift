@@ -67,6 +67,13 @@ public final class Engine: Sendable {
         self.startedAtNs = time.monotonicNs()
     }
 
+    /// Tiers whose database was found damaged, with the reason: their calls are refused
+    /// (`CORRUPT`) while the others serve.
+    public var damagedTiers: [(tier: String, reason: String)] {
+        [("ep", episodic.store.damage), ("sem", semantic.db.damage), ("audit", audit.db.damage)]
+            .compactMap { t in t.1.map { (t.0, $0) } }
+    }
+
     /// The global revision.
     public var revision: Int64 { working.revision }
 

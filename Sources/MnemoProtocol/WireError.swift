@@ -13,6 +13,9 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case limitExceeded = "LIMIT_EXCEEDED"
     case unavailable = "UNAVAILABLE"
     case shuttingDown = "SHUTTING_DOWN"
+    /// A tier's stored data is damaged: its calls are refused (`data.tier` names it) until
+    /// it is repaired; the other tiers go on.
+    case corrupt = "CORRUPT"
 }
 
 /// Every error that reaches a client: one JSON-RPC error object.

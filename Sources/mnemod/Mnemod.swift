@@ -81,6 +81,9 @@ struct Mnemod: AsyncParsableCommand {
                                 semantic: cfg.semantic.settings, summarizer: cfg.episodic.summarizer, episodic: cfg.episodic.settings,
                                 principals: cfg.principals, auditRetentionMs: cfg.auditRetentionMs,
                                 auditMutations: cfg.auditMutations, transfer: transfer, logger: logger)
+        } catch where error.isCorruption {
+            logger.critical("stored data is damaged; refusing to start", metadata: ["error": "\(error)", "data_dir": "\(cfg.dataDir)"])
+            throw ExitCode(65)  // EX_DATAERR
         } catch {
             logger.critical("cannot open the data directory", metadata: ["error": "\(error)", "data_dir": "\(cfg.dataDir)"])
             throw ExitCode(74)  // EX_IOERR

@@ -50,17 +50,21 @@ public final class EpisodeStore: Sendable {
         self.embedder = embedder
         self.settings = settings
         self.logger = logger
-        let counts: (Int, Int)
-        do {
-            counts = try store.read { db in
-                (try Int.fetchOne(db, sql: "SELECT count(*) FROM episodes") ?? 0,
-                 try Int.fetchOne(db, sql: "SELECT count(*) FROM episode_deletions") ?? 0)
+        // A damaged database starts with nothing counted or loaded; its calls are refused
+        // (CORRUPT) while the other tiers serve.
+        var counts = (0, 0)
+        if store.damage == nil {
+            do {
+                counts = try store.read { db in
+                    (try Int.fetchOne(db, sql: "SELECT count(*) FROM episodes") ?? 0,
+                     try Int.fetchOne(db, sql: "SELECT count(*) FROM episode_deletions") ?? 0)
+                }
+            } catch {
+                throw StorageError("cannot count episodic records: \(error)")
             }
-        } catch {
-            throw StorageError("cannot count episodic records: \(error)")
         }
         counters = Mutex(EpisodicStats(records: counts.0, deletionsLogged: counts.1))
-        try loadVectors()
+        if store.damage == nil { try loadVectors() }
     }
 
     /// The highest revision stored (the engine resumes the global counter above it).

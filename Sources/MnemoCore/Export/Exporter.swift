@@ -103,7 +103,7 @@ public enum Exporter {
                 }
             }
         } catch {
-            throw SQLiteStore.wireError(error, name: store.name)
+            throw store.wireError(error)
         }
         if let failure { throw failure }
         return n

@@ -75,6 +75,8 @@ public final class Journal: Sendable {
         public var logs = 0
         /// Bytes ignored after the last valid record of a log (a torn write).
         public var tornBytes = 0
+        /// Records dropped after a hole of zeros (writes lost to a power loss).
+        public var lostRecords = 0
     }
 
     /// Holds the data directory's `LOCK` (flock) while the journal is open.
@@ -111,37 +113,68 @@ public final class Journal: Sendable {
         let logs = files.compactMap { generation($0, prefix: "journal-", suffix: ".log") }.sorted()
         let snapshots = files.compactMap { generation($0, prefix: "snapshot-", suffix: ".mnemo") }.sorted(by: >)
         var recovery = Recovery()
-        // The newest snapshot that is complete; older ones are kept until a newer one is.
-        for gen in snapshots {
-            var changes: [Change] = []
-            var rev: Int64 = 0
-            let complete = try readRecords(path: snapshotPath(dir, gen)) { json throws(StorageError) in
-                if json["t"] == "end" { return true }
-                if json["t"] == "snap" {
-                    rev = json["rev"]?.int64Value ?? 0
-                    return false
-                }
-                changes.append(try decode(json, file: snapshotPath(dir, gen)))
-                return false
-            }
-            if complete.sawEnd {
-                for c in changes { apply(c) }
-                recovery.records += changes.count
-                recovery.snapshotGen = gen
-                recovery.snapshotRev = rev
-                break
-            }
-            logger.warning("ignoring incomplete snapshot", metadata: ["file": "\(snapshotPath(dir, gen))"])
+        // The highest revision applied so far: where a refusal says the good data ends.
+        var lastRev: Int64 = 0
+        func replay(_ json: JSON, _ path: String) throws(StorageError) {
+            let change = try decode(json, file: path)
+            lastRev = max(lastRev, change.rev)
+            apply(change)
+            recovery.records += 1
         }
+        // The newest snapshot. It was fsynced before it got its name, so any damage in it
+        // is corruption, never a torn write.
+        if let gen = snapshots.first {
+            let path = snapshotPath(dir, gen)
+            let file = try JournalFile(path: path)
+            guard case .clean = file.scan.verdict, let end = file.records.last, end["t"] == "end",
+                  let head = file.records.first, head["t"] == "snap"
+            else {
+                throw corruption(path, file.scan.damage.first, lastRev: lastRev,
+                                 what: "the snapshot is damaged (snapshots are complete when they get their name)")
+            }
+            for json in file.records.dropFirst().dropLast() { try replay(json, path) }
+            recovery.snapshotGen = gen
+            recovery.snapshotRev = head["rev"]?.int64Value ?? 0
+            lastRev = max(lastRev, recovery.snapshotRev)
+        }
+        // The logs after it. Only the end of the last one written may be torn (or hold
+        // writes a power loss took): every earlier log was fsynced before the next began.
+        var tail: (path: String, damage: JournalScan.Damage)?
         for gen in logs where gen >= (recovery.snapshotGen ?? 0) {
             let path = logPath(dir, gen)
-            let r = try readRecords(path: path) { json throws(StorageError) in
-                apply(try decode(json, file: path))
-                recovery.records += 1
-                return false
+            let file = try JournalFile(path: path)
+            if let tail, !file.records.isEmpty {
+                throw corruption(tail.path, tail.damage, lastRev: lastRev,
+                                 what: "the log ends damaged, yet a later log (\(path)) holds \(file.records.count) records")
             }
+            let verdict = file.scan.verdict
+            switch verdict {
+            case .clean:
+                break
+            case .corrupt(let d):
+                let good = file.records.prefix(file.scan.frames.count { $0.offset < d.offset })
+                for json in good { try replay(json, path) }
+                throw corruption(path, d, lastRev: lastRev, what: "a record fails its checksum")
+            case .tornTail(let d), .lostWrites(let d):
+                tail = (path, d)
+            }
+            let kept = tail.map { t in file.scan.frames.count { $0.offset < t.damage.offset } } ?? file.records.count
+            for json in file.records.prefix(kept) { try replay(json, path) }
             recovery.logs += 1
-            recovery.tornBytes += r.tornBytes
+            switch verdict {
+            case .tornTail(let d):
+                recovery.tornBytes += d.bytes
+                logger.warning("journal ends with a torn write: dropped", metadata: [
+                    "file": "\(path)", "offset": "\(d.offset)", "bytes": "\(d.bytes)", "last_rev": "\(lastRev)"])
+            case .lostWrites(let d):
+                recovery.tornBytes += d.bytes
+                recovery.lostRecords += d.recordsAfter
+                logger.warning("journal has a hole of zeros (writes no fsync covered, lost to a power loss): the records after it are dropped", metadata: [
+                    "file": "\(path)", "offset": "\(d.offset)", "bytes": "\(d.bytes)", "records_dropped": "\(d.recordsAfter)",
+                    "last_rev": "\(lastRev)"])
+            default:
+                break
+            }
         }
         let gen = max(logs.last ?? 0, snapshots.first ?? 0) + 1
         let fd = try createLog(dir: dir, gen: gen)
@@ -444,42 +477,39 @@ public final class Journal: Sendable {
         }
     }
 
-    /// Reads framed records until the end of valid data; `body` returns true to stop.
-    private static func readRecords(path: String, _ body: (JSON) throws(StorageError) -> Bool)
-        throws(StorageError) -> (sawEnd: Bool, tornBytes: Int)
-    {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw StorageError("cannot read \(path)")
-        }
-        let bytes = [UInt8](data)
-        return try bytes.withUnsafeBytes { raw in
-            Result { () throws(StorageError) in try scan(raw, path: path, body) }
-        }.get()
+    /// The refusal to start on damage that is not a torn tail: which file, where, the last
+    /// good revision, how many valid records follow; nothing on disk was changed.
+    static func corruption(_ path: String, _ damage: JournalScan.Damage?, lastRev: Int64, what: String) -> StorageError {
+        let at = damage.map { "at byte \($0.offset) (\($0.bytes) bytes damaged, \($0.recordsAfter) valid records after it)" } ?? ""
+        return StorageError("""
+            \(path): \(what) \(at); the last good revision before it is \(lastRev). mnemod refuses to start and changed \
+            nothing on disk. `mnemo check --data-dir DIR` reports every damaged record; `mnemo repair --data-dir DIR` keeps \
+            a copy of the files, keeps every valid record on both sides and reports what was lost
+            """, corrupt: true)
     }
+}
 
-    private static func scan(_ raw: UnsafeRawBufferPointer, path: String, _ body: (JSON) throws(StorageError) -> Bool)
-        throws(StorageError) -> (sawEnd: Bool, tornBytes: Int)
-    {
-            var off = 0
-            while off + frameHeader <= raw.count {
-                let len = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: UInt32.self)))
-                let crc = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: off + 4, as: UInt32.self))
-                if len == 0 { return (false, 0) }  // reserved, never written
-                guard off + frameHeader + len <= raw.count else { break }
-                let payload = UnsafeRawBufferPointer(rebasing: raw[(off + frameHeader)..<(off + frameHeader + len)])
-                guard CRC32C.checksum(payload) == crc else { break }
-                let json: JSON
-                do {
-                    json = try JSONParser.parse(payload.bindMemory(to: UInt8.self), maxDepth: 512)
-                } catch {
-                    throw StorageError("\(path): record at \(off) has a valid checksum but is not JSON: \(error)")
-                }
-                if try body(json) { return (true, 0) }
-                off += frameHeader + len
+/// One journal or snapshot file read whole: its scan and its valid records' JSON.
+struct JournalFile {
+    let scan: JournalScan
+    let records: [JSON]
+
+    /// - Throws: when the file cannot be read, or a record with a valid checksum is not JSON.
+    init(path: String) throws(StorageError) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw StorageError("cannot read \(path)") }
+        let bytes = [UInt8](data)
+        let scan = bytes.withUnsafeBytes { JournalScan($0) }
+        var records: [JSON] = []
+        records.reserveCapacity(scan.frames.count)
+        for f in scan.frames {
+            do {
+                records.append(try JSONParser.parse(bytes[f.payload], maxDepth: 512))
+            } catch {
+                throw StorageError("\(path): record at \(f.offset) has a valid checksum but is not JSON: \(error)", corrupt: true)
             }
-            // A torn or garbled tail: only a record being written when the daemon died.
-            let rest = UnsafeRawBufferPointer(rebasing: raw[off...])
-            return (false, rest.contains(where: { $0 != 0 }) ? rest.count : 0)
+        }
+        self.scan = scan
+        self.records = records
     }
 }
 
@@ -487,5 +517,11 @@ public final class Journal: Sendable {
 public struct StorageError: Error, CustomStringConvertible, Sendable {
     /// What failed.
     public let description: String
-    init(_ d: String) { description = d }
+    /// Whether stored data is damaged (not a missing file or a failed call): the daemon
+    /// refuses to start with its own exit code rather than lose acknowledged data.
+    public let isCorruption: Bool
+    init(_ d: String, corrupt: Bool = false) {
+        description = d
+        isCorruption = corrupt
+    }
 }

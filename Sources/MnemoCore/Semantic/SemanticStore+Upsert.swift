@@ -215,7 +215,7 @@ extension SemanticStore {
                         }
                     }
                 } catch {
-                    out.append(.failure(SQLiteStore.wireError(error, name: storeName)))
+                    out.append(.failure(db.wireError(error)))
                     continue
                 }
                 // A failure while writing is the storage's: it fails the whole write

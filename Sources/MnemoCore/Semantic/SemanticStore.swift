@@ -62,7 +62,9 @@ public final class SemanticStore: Sendable {
         } catch {
             throw StorageError("cannot configure semantic.sqlite: \(error)")
         }
-        try load()
+        if db.damage != nil { logger.error("semantic tier starts degraded: nothing loaded") }
+        // A damaged database starts with nothing loaded; its calls are refused (CORRUPT).
+        if db.damage == nil { try load() }
     }
 
     private func load() throws(StorageError) {

@@ -6,12 +6,25 @@ extension Dispatcher {
         [
             ("admin.health", Method(requiresSession: false) { p, _, out throws(WireError) in
                 try p.allowOnly([])
+                let damaged = engine.damagedTiers
                 out.raw("{\"status\":")
-                out.raw(status.shuttingDown.load(ordering: .relaxed) ? "\"shutting_down\"" : "\"ok\"")
+                out.raw(status.shuttingDown.load(ordering: .relaxed) ? "\"shutting_down\"" : damaged.isEmpty ? "\"ok\"" : "\"degraded\"")
                 out.raw(",\"uptime_ms\":")
                 out.int(engine.uptimeMs)
                 out.raw(",\"rev\":")
                 out.int(engine.revision)
+                if !damaged.isEmpty {
+                    out.raw(",\"degraded\":[")
+                    for (i, d) in damaged.enumerated() {
+                        if i > 0 { out.byte(UInt8(ascii: ",")) }
+                        out.raw("{\"tier\":")
+                        out.string(d.tier)
+                        out.raw(",\"reason\":")
+                        out.string(d.reason)
+                        out.byte(UInt8(ascii: "}"))
+                    }
+                    out.byte(UInt8(ascii: "]"))
+                }
                 out.byte(UInt8(ascii: "}"))
             }),
             ("admin.stats", Method(requiresSession: true) { p, _, out throws(WireError) in
