@@ -4,7 +4,7 @@
 /// A file is a run of frames: `len` (UInt32 LE), `crc32c(payload)` (UInt32 LE), then
 /// `len` bytes of JSON, in space reserved as zeros. Reading stops being simple when a
 /// frame fails its checksum. The scan then looks for the next valid frame (one whose
-/// payload is a JSON object by its first and last bytes and whose checksum holds), so
+/// payload looks like a JSON object and whose checksum holds), so
 /// the records on both sides of a damaged stretch are known, and classifies the first
 /// damage:
 ///
@@ -58,7 +58,7 @@ public struct JournalScan: Sendable {
     public init(_ raw: UnsafeRawBufferPointer) {
         var off = 0
         while off < raw.count {
-            if let frame = Self.frame(raw, at: off) {
+            if let frame = Self.frame(raw, at: off, searching: false) {
                 frames.append(frame)
                 off = frame.payload.upperBound
                 continue
@@ -66,7 +66,7 @@ public struct JournalScan: Sendable {
             // Not a record: the zero fill of reserved space, or damage up to the next record.
             guard let lastNonZero = raw[off...].lastIndex(where: { $0 != 0 }) else { break }
             var next = off + 1
-            while next <= lastNonZero, Self.frame(raw, at: next) == nil { next += 1 }
+            while next <= lastNonZero, Self.frame(raw, at: next, searching: true) == nil { next += 1 }
             let end = next <= lastNonZero ? next : lastNonZero + 1
             damage.append(Damage(offset: off, bytes: end - off, hasZeroSector: Self.hasZeroSector(raw, off, end),
                                  recordsAfter: 0))
@@ -84,15 +84,19 @@ public struct JournalScan: Sendable {
         return first.hasZeroSector ? .lostWrites(first) : .corrupt(first)
     }
 
-    /// The valid frame starting at `off`, if there is one.
-    static func frame(_ raw: UnsafeRawBufferPointer, at off: Int) -> Frame? {
+    /// The valid frame starting at `off`, if there is one. While `searching` for the next
+    /// record after damage, a payload must also look like a JSON object by its first and
+    /// last bytes before its checksum is computed, which keeps that search linear in
+    /// practice; in sequence, any payload whose checksum holds is a record (one that is
+    /// not JSON is then reported as damage by whoever decodes it).
+    static func frame(_ raw: UnsafeRawBufferPointer, at off: Int, searching: Bool) -> Frame? {
         guard off + header < raw.count else { return nil }
         let len = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: off, as: UInt32.self)))
         let start = off + header
-        // A payload is a JSON object: checking its first and last bytes before the checksum
-        // keeps the search for the next record after damage linear in practice.
-        guard len >= 2, len <= raw.count - start, raw[start] == UInt8(ascii: "{"),
-              raw[start + len - 1] == UInt8(ascii: "}") else { return nil }
+        guard len >= 1, len <= raw.count - start else { return nil }
+        if searching {
+            guard len >= 2, raw[start] == UInt8(ascii: "{"), raw[start + len - 1] == UInt8(ascii: "}") else { return nil }
+        }
         let crc = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: off + 4, as: UInt32.self))
         guard CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[start..<(start + len)])) == crc else { return nil }
         return Frame(offset: off, payload: start..<(start + len))

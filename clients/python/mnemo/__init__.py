@@ -5,6 +5,7 @@ from .errors import (
     ApplicationError,
     Claimed,
     Conflict,
+    Corrupt,
     ConnectionLost,
     DimensionMismatch,
     Fenced,
@@ -32,5 +33,5 @@ __all__ = [
     "MnemoError", "ParseError", "InvalidRequest", "MethodNotFound", "InvalidParams", "InternalError",
     "ApplicationError", "Unauthenticated", "Forbidden", "NotFound", "Conflict", "Claimed", "Fenced",
     "IdempotencyMismatch", "InvalidTransition", "DimensionMismatch", "LimitExceeded", "Unavailable",
-    "ShuttingDown", "ConnectionLost", "error_from_response",
+    "ShuttingDown", "Corrupt", "ConnectionLost", "error_from_response",
 ]

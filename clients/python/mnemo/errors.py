@@ -23,6 +23,7 @@ __all__ = [
     "LimitExceeded",
     "Unavailable",
     "ShuttingDown",
+    "Corrupt",
     "ConnectionLost",
     "error_from_response",
 ]
@@ -138,6 +139,13 @@ class ShuttingDown(ApplicationError):
     name = "SHUTTING_DOWN"
 
 
+class Corrupt(ApplicationError):
+    """A tier's stored data is damaged (``data["tier"]``): its calls are refused until it
+    is repaired; the other tiers go on."""
+
+    name = "CORRUPT"
+
+
 class ConnectionLost(MnemoError):
     """The connection to mnemod dropped (or the client was closed).
 
@@ -170,6 +178,7 @@ _BY_NAME: Dict[str, Type[ApplicationError]] = {
         LimitExceeded,
         Unavailable,
         ShuttingDown,
+        Corrupt,
     )
 }
 
