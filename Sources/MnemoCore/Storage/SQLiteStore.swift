@@ -179,6 +179,15 @@ public final class SQLiteStore: Sendable {
         guard wasRunning else { return }
         wake.signal()
         finished.wait()
+        // A clean stop leaves everything in the database file (a short WAL to replay next
+        // time, and a file that `mnemo check` reads whole).
+        if writer is DatabasePool, damage == nil {
+            do {
+                _ = try writer.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            } catch {
+                logger.warning("checkpoint at close failed", metadata: ["store": "\(name)", "error": "\(error)"])
+            }
+        }
     }
 
     private func writeLoop() {
