@@ -109,74 +109,42 @@ public final class Journal: Sendable {
             close(lockFD)
             throw StorageError("\(dir) is in use by another mnemod (\(lockPath) is locked); give each daemon its own --data-dir")
         }
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        let logs = files.compactMap { generation($0, prefix: "journal-", suffix: ".log") }.sorted()
-        let snapshots = files.compactMap { generation($0, prefix: "snapshot-", suffix: ".mnemo") }.sorted(by: >)
         var recovery = Recovery()
         // The highest revision applied so far: where a refusal says the good data ends.
         var lastRev: Int64 = 0
-        func replay(_ json: JSON, _ path: String) throws(StorageError) {
-            let change = try decode(json, file: path)
-            lastRev = max(lastRev, change.rev)
-            apply(change)
-            recovery.records += 1
-        }
-        // The newest snapshot. It was fsynced before it got its name, so any damage in it
-        // is corruption, never a torn write.
-        if let gen = snapshots.first {
-            let path = snapshotPath(dir, gen)
-            let file = try JournalFile(path: path)
-            guard case .clean = file.scan.verdict, let end = file.records.last, end["t"] == "end",
-                  let head = file.records.first, head["t"] == "snap"
-            else {
-                throw corruption(path, file.scan.damage.first, lastRev: lastRev,
-                                 what: "the snapshot is damaged (snapshots are complete when they get their name)")
+        for entry in try JournalDirectory(dir).entries {
+            for json in entry.replayable {
+                let change = try decode(json, file: entry.path)
+                lastRev = max(lastRev, change.rev)
+                apply(change)
+                recovery.records += 1
             }
-            for json in file.records.dropFirst().dropLast() { try replay(json, path) }
-            recovery.snapshotGen = gen
-            recovery.snapshotRev = head["rev"]?.int64Value ?? 0
-            lastRev = max(lastRev, recovery.snapshotRev)
-        }
-        // The logs after it. Only the end of the last one written may be torn (or hold
-        // writes a power loss took): every earlier log was fsynced before the next began.
-        var tail: (path: String, damage: JournalScan.Damage)?
-        for gen in logs where gen >= (recovery.snapshotGen ?? 0) {
-            let path = logPath(dir, gen)
-            let file = try JournalFile(path: path)
-            if let tail, !file.records.isEmpty {
-                throw corruption(tail.path, tail.damage, lastRev: lastRev,
-                                 what: "the log ends damaged, yet a later log (\(path)) holds \(file.records.count) records")
+            if entry.isSnapshot {
+                recovery.snapshotGen = entry.generation
+                recovery.snapshotRev = entry.snapshotRev
+                lastRev = max(lastRev, entry.snapshotRev)
+            } else {
+                recovery.logs += 1
             }
-            let verdict = file.scan.verdict
-            switch verdict {
+            switch entry.verdict {
             case .clean:
                 break
             case .corrupt(let d):
-                let good = file.records.prefix(file.scan.frames.count { $0.offset < d.offset })
-                for json in good { try replay(json, path) }
-                throw corruption(path, d, lastRev: lastRev, what: "a record fails its checksum")
-            case .tornTail(let d), .lostWrites(let d):
-                tail = (path, d)
-            }
-            let kept = tail.map { t in file.scan.frames.count { $0.offset < t.damage.offset } } ?? file.records.count
-            for json in file.records.prefix(kept) { try replay(json, path) }
-            recovery.logs += 1
-            switch verdict {
+                throw corruption(entry.path, entry.isSnapshot && d.bytes == 0 ? nil : d, lastRev: lastRev,
+                                 what: entry.problem ?? "damaged")
             case .tornTail(let d):
                 recovery.tornBytes += d.bytes
                 logger.warning("journal ends with a torn write: dropped", metadata: [
-                    "file": "\(path)", "offset": "\(d.offset)", "bytes": "\(d.bytes)", "last_rev": "\(lastRev)"])
+                    "file": "\(entry.path)", "offset": "\(d.offset)", "bytes": "\(d.bytes)", "last_rev": "\(lastRev)"])
             case .lostWrites(let d):
                 recovery.tornBytes += d.bytes
                 recovery.lostRecords += d.recordsAfter
                 logger.warning("journal has a hole of zeros (writes no fsync covered, lost to a power loss): the records after it are dropped", metadata: [
-                    "file": "\(path)", "offset": "\(d.offset)", "bytes": "\(d.bytes)", "records_dropped": "\(d.recordsAfter)",
-                    "last_rev": "\(lastRev)"])
-            default:
-                break
+                    "file": "\(entry.path)", "offset": "\(d.offset)", "bytes": "\(d.bytes)",
+                    "records_dropped": "\(d.recordsAfter)", "last_rev": "\(lastRev)"])
             }
         }
-        let gen = max(logs.last ?? 0, snapshots.first ?? 0) + 1
+        let gen = JournalDirectory.newestGeneration(dir) + 1
         let fd = try createLog(dir: dir, gen: gen)
         let journal = Journal(dir: dir, mode: mode, logger: logger, fd: fd, gen: gen, lockFD: lockFD)
         // On a full disk the daemon still starts and serves reads: `append` retries the
