@@ -18,7 +18,7 @@ BASE = "https://mnemo.local/schemas/"
 
 METHODS = [
     "session.hello",
-    "admin.health", "admin.stats", "admin.export", "admin.import", "admin.snapshot",
+    "admin.health", "admin.stats", "admin.export", "admin.import", "admin.snapshot", "admin.check",
     "audit.query",
     "wm.set", "wm.get", "wm.del", "wm.list", "wm.expire", "wm.clear", "wm.txn",
     "claim.acquire", "claim.renew", "claim.release", "claim.list",
@@ -35,7 +35,7 @@ STRICT = [m for m in METHODS if m.startswith(("wm.", "claim.")) or m == "session
 APP_ERRORS = [
     "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "CLAIMED", "FENCED",
     "IDEMPOTENCY_MISMATCH", "INVALID_TRANSITION", "DIMENSION_MISMATCH",
-    "LIMIT_EXCEEDED", "UNAVAILABLE", "SHUTTING_DOWN",
+    "LIMIT_EXCEEDED", "UNAVAILABLE", "SHUTTING_DOWN", "CORRUPT",
 ]
 
 from schema_support import FORMAT_CHECKER  # noqa: E402

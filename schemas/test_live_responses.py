@@ -77,7 +77,7 @@ IMPLEMENTED = [
     "sem.upsert", "sem.search", "sem.get", "sem.delete",
     "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
     "audit.query",
-    "admin.export", "admin.import", "admin.snapshot",
+    "admin.export", "admin.import", "admin.snapshot", "admin.check",
 ]
 # Every method of the contract is implemented; a method added to the schemas must be
 # added to IMPLEMENTED and driven below (test_method_lists_match_contract fails until then).
@@ -1501,6 +1501,12 @@ def test_export_import_snapshot(server, ns, tmp_path):
         manifest = json.load(f)
     assert manifest["rev"] == snap["rev"] >= rev and manifest["format"] == "mnemo-snapshot"
     assert {"episodic.sqlite", "semantic.sqlite", "working", "manifest.json"} <= set(os.listdir(os.path.join(transfer, name)))
+    # The stored data checks sound (quick and full).
+    for full in (False, True):
+        report = c.call("admin.check", {"full": full})
+        assert report["status"] == "sound", report
+        assert {f["check"] for f in report["files"] if "check" in f} == {"integrity_check" if full else "quick_check"}
+        assert any(f["file"].endswith("episodic.sqlite") for f in report["files"])
     # Nothing is ever replaced: a snapshot or a file of that name is CONFLICT.
     c.fail("admin.snapshot", {"path": name}, -32000, "CONFLICT")
     c.fail("admin.snapshot", {"path": path}, -32000, "CONFLICT")

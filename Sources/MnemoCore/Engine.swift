@@ -23,6 +23,8 @@ public final class Engine: Sendable {
     public let transfer: TransferDirectory
     /// Monotonic time at start-up.
     public let startedAtNs: UInt64
+    /// The data directory; nil when nothing is kept on disk (volatile).
+    public let dataDir: String?
 
     /// An engine whose working memory lives in `dataDir/working` and episodic memory in
     /// `dataDir/episodic.sqlite` (neither used when volatile). Both SQLite tiers embed with
@@ -65,6 +67,7 @@ public final class Engine: Sendable {
         audit = try AuditLog(dir: dataDir, durability: durability, retentionMs: auditRetentionMs,
                              recordsMutations: auditMutations ?? !principals.isEmpty, time: time, logger: logger)
         self.startedAtNs = time.monotonicNs()
+        self.dataDir = durability == .volatile ? nil : dataDir
     }
 
     /// Tiers whose database was found damaged, with the reason: their calls are refused

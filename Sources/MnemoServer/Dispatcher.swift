@@ -73,7 +73,7 @@ final class Dispatcher: Sendable {
         "sem.upsert", "sem.search", "sem.get", "sem.delete",
         "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
         "audit.query",
-        "admin.export", "admin.import", "admin.snapshot",
+        "admin.export", "admin.import", "admin.snapshot", "admin.check",
     ]
 
     /// Decodes one request line and writes its reply (nothing for notifications; one

@@ -41,6 +41,7 @@ enum MethodAccess: Sendable {
         "sem.upsert": .ns(.write), "sem.search": .prefixRead, "sem.get": .ns(.read), "sem.delete": .ns(.write),
         "audit.query": .handlerRead,
         "admin.export": .handler, "admin.import": .handler, "admin.snapshot": .global(.admin),
+        "admin.check": .global(.admin),
     ]
 }
 

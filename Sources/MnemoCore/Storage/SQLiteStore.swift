@@ -164,8 +164,8 @@ public final class SQLiteStore: Sendable {
             markDamaged("\(pragma) failed: \(error)")
             return ["\(error)"]
         }
-        guard found != ["ok"] else { return [] }
-        let problems = found.flatMap { $0.split(separator: "\n").map(String.init) }.filter { !$0.hasPrefix("***") }
+        let problems = found.flatMap { $0.split(separator: "\n").map(String.init) }.filter { $0 != "ok" && !$0.hasPrefix("***") }
+        guard !problems.isEmpty else { return [] }
         markDamaged("\(pragma): \(problems.prefix(2).joined(separator: "; "))" + (problems.count > 2 ? "; ..." : ""))
         return problems
     }

@@ -27,6 +27,11 @@ extension Dispatcher {
                 }
                 out.byte(UInt8(ascii: "}"))
             }),
+            ("admin.check", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
+                try p.allowOnly(["full"])
+                let full = try p.optionalBool("full") ?? false
+                out.value(DataCheck.run(engine, full: full).json)
+            }),
             ("admin.stats", Method(requiresSession: true) { p, _, out throws(WireError) in
                 try p.allowOnly([])
                 let wm = engine.working.stats
