@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "mnemo",
             dependencies: [
-                "MnemoClient", "MnemoProtocol",
+                "MnemoClient", "MnemoProtocol", "MnemoCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MCP", package: "swift-sdk"),

@@ -187,8 +187,7 @@ public final class EpisodeStore: Sendable {
         }
         m.registerMigration("episodic_v3_principal_usage") { db in
             // Records and bytes (content + data) per principal, for quotas and admin.stats.
-            try PrincipalUsage.install(db, table: "episodes",
-                                       bytes: "length(CAST($.content AS BLOB)) + coalesce(length(CAST($.data AS BLOB)), 0)")
+            try PrincipalUsage.install(db, PrincipalUsage.episodes)
         }
         return m
     }

@@ -53,8 +53,7 @@ extension SemanticStore {
         }
         m.registerMigration("v3") { db in
             // Records and bytes (text + data) per principal, for quotas and admin.stats.
-            try PrincipalUsage.install(db, table: "facts",
-                                       bytes: "length(CAST($.text AS BLOB)) + coalesce(length(CAST($.data AS BLOB)), 0)")
+            try PrincipalUsage.install(db, PrincipalUsage.facts)
         }
         return m
     }

@@ -6,16 +6,28 @@ import GRDB
 /// are checked against and `admin.stats` shows. The `principal` column is the
 /// provenance of the row, so a record is charged to whoever wrote it.
 enum PrincipalUsage {
-    /// Creates the table for `table`, fills it from the rows there, and adds the triggers.
-    /// `bytes` is an SQL expression over `$` (replaced by `new` / `old`) giving a row's bytes.
-    static func install(_ db: Database, table: String, bytes: String) throws {
-        let newBytes = bytes.replacingOccurrences(of: "$", with: "new")
-        let oldBytes = bytes.replacingOccurrences(of: "$", with: "old")
-        let rowBytes = bytes.replacingOccurrences(of: "$.", with: "")
+    /// A table whose rows are counted, and the SQL expression over `$` (a row: `new`, `old`
+    /// or the table itself) giving a row's bytes.
+    struct Counted: Sendable {
+        let table: String
+        let bytes: String
+    }
+    /// Episodic records: content and data.
+    static let episodes = Counted(table: "episodes", bytes: "length(CAST($.content AS BLOB)) + coalesce(length(CAST($.data AS BLOB)), 0)")
+    /// Semantic facts: text and data.
+    static let facts = Counted(table: "facts", bytes: "length(CAST($.text AS BLOB)) + coalesce(length(CAST($.data AS BLOB)), 0)")
+
+    /// Creates the table for `counted`, fills it from the rows there, and adds the triggers.
+    static func install(_ db: Database, _ counted: Counted) throws {
+        let table = counted.table
+        let newBytes = counted.bytes.replacingOccurrences(of: "$", with: "new")
+        let oldBytes = counted.bytes.replacingOccurrences(of: "$", with: "old")
         try db.execute(sql: """
             CREATE TABLE principal_usage (
               principal TEXT PRIMARY KEY, records INTEGER NOT NULL, bytes INTEGER NOT NULL) STRICT, WITHOUT ROWID;
-            INSERT INTO principal_usage SELECT principal, count(*), coalesce(sum(\(rowBytes)), 0) FROM \(table) GROUP BY principal;
+            """)
+        try recount(db, counted)
+        try db.execute(sql: """
             CREATE TRIGGER \(table)_usage_insert AFTER INSERT ON \(table) BEGIN
               INSERT INTO principal_usage VALUES (new.principal, 1, \(newBytes))
               ON CONFLICT(principal) DO UPDATE SET records = records + 1, bytes = bytes + excluded.bytes;
@@ -23,6 +35,15 @@ enum PrincipalUsage {
             CREATE TRIGGER \(table)_usage_delete AFTER DELETE ON \(table) BEGIN
               UPDATE principal_usage SET records = records - 1, bytes = bytes - (\(oldBytes)) WHERE principal = old.principal;
             END;
+            """)
+    }
+
+    /// Counts `counted`'s rows per principal afresh (after a salvage).
+    static func recount(_ db: Database, _ counted: Counted) throws {
+        let rowBytes = counted.bytes.replacingOccurrences(of: "$.", with: "")
+        try db.execute(sql: """
+            DELETE FROM principal_usage;
+            INSERT INTO principal_usage SELECT principal, count(*), coalesce(sum(\(rowBytes)), 0) FROM \(counted.table) GROUP BY principal;
             """)
     }
 
