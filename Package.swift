@@ -37,12 +37,13 @@ let package = Package(
     ],
     targets: [
         .target(name: "CMnemoSys", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "CPageChecksum", linkerSettings: [.linkedLibrary("sqlite3")]),
         .systemLibrary(name: "CBLAS", pkgConfig: "blas", providers: [.apt(["libblas-dev", "libopenblas-dev"])]),
         .target(name: "MnemoProtocol", swiftSettings: hotPath),
         .target(
             name: "MnemoCore",
             dependencies: [
-                "MnemoProtocol", "CBLAS",
+                "MnemoProtocol", "CBLAS", "CMnemoSys", "CPageChecksum",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "GRDB", package: "GRDB.swift"),

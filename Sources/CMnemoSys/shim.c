@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include "CMnemoSys.h"
 
 #include <errno.h>
@@ -73,4 +74,8 @@ int mnemo_sd_notify(const char *state) {
     close(fd);
     errno = saved;
     return sent < 0 ? -1 : 1;
+}
+
+int mnemo_rename_noreplace(int dir, const char *from, const char *to) {
+    return renameat2(dir, from, dir, to, RENAME_NOREPLACE);
 }

@@ -1,5 +1,5 @@
 // Linux system interfaces that Swift's Glibc module does not export (epoll, eventfd,
-// accept4, SO_PEERCRED's struct ucred, thread names).
+// accept4, SO_PEERCRED's struct ucred, thread names, renameat2).
 #ifndef CMNEMOSYS_H
 #define CMNEMOSYS_H
 
@@ -25,5 +25,9 @@ int mnemo_unix_listener_path(int fd, char *path, int size);
 /// Sends `state` (e.g. "READY=1") to the service manager's $NOTIFY_SOCKET, as sd_notify(3)
 /// does. Returns 1 when sent, 0 when there is no $NOTIFY_SOCKET, -1 with errno on failure.
 int mnemo_sd_notify(const char *state);
+
+/// renameat2(RENAME_NOREPLACE): moves `from` to `to` (both relative to `dir`) unless `to`
+/// exists (then -1 with EEXIST). Returns 0 on success, -1 with errno.
+int mnemo_rename_noreplace(int dir, const char *from, const char *to);
 
 #endif

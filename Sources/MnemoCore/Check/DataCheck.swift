@@ -148,6 +148,7 @@ public enum DataCheck {
     /// One database's integrity, opened read-only.
     public static func database(_ path: String, full: Bool) -> Finding {
         let pragma = full ? "integrity_check" : "quick_check"
+        _ = PageChecksums.installed  // pages are verified as they are read
         do {
             var config = Configuration()
             config.readonly = true
@@ -163,7 +164,7 @@ public enum DataCheck {
                            detail: [JSONMember("check", .string(pragma)),
                                     JSONMember("problems", .array(problems.prefix(100).map(JSON.string)))])
         } catch {
-            return Finding(file: path, severity: .damaged, summary: "cannot be read as a database: \(error)",
+            return Finding(file: path, severity: .damaged, summary: "\(pragma) stopped: \(PageChecksums.describe(error))",
                            detail: [JSONMember("check", .string(pragma))])
         }
     }

@@ -13,10 +13,11 @@ import MnemoProtocol
 ///   both sides of each damaged stretch, in order (a snapshot keeps its head and end), so a
 ///   flipped byte costs the record it hit, not everything after it; the revisions between
 ///   the last good record before a stretch and the first after it are reported lost;
-/// - **databases** that fail `integrity_check` are salvaged into a new file (SQLite's
-///   `.recover` where the `sqlite3` tool has it, else a row-by-row copy that steps over
-///   what cannot be read), their full-text indexes rebuilt and per-principal usage
-///   recounted; the rows per table before (as far as readable) and after are reported.
+/// - **databases** that fail `integrity_check` are salvaged into a new file (a row-by-row
+///   copy through the page checksums that steps over what cannot be read; SQLite's
+///   `.recover` when not even the schema reads), their full-text indexes rebuilt and
+///   per-principal usage recounted; the rows per table before (as far as readable) and
+///   after are reported.
 public enum DataRepair {
     /// What one file's repair did.
     public struct Action: Sendable {

@@ -3,21 +3,27 @@ import GRDB
 import MnemoProtocol
 
 /// The readable rows of a damaged SQLite database, into a new file that replaces it (the
-/// caller kept a copy): SQLite's own `.recover` (the `sqlite3` tool), else a row-by-row
-/// copy. Then the full-text indexes are rebuilt from their tables and per-principal usage
+/// caller kept a copy): a row-by-row copy through the page checksums, else (when not even
+/// the schema can be read) SQLite's own `.recover` through the `sqlite3` tool. Then the full-text indexes are rebuilt from their tables and per-principal usage
 /// is recounted, so the salvaged file is consistent for mnemod.
 enum DatabaseSalvage {
     static let sqlite3Tool = "/usr/bin/sqlite3"
 
     static func run(_ path: String) throws(StorageError) -> DataRepair.Action {
+        _ = PageChecksums.installed
         let before = rowCounts(path)
         let salvaged = path + ".salvage"
         try? FileManager.default.removeItem(atPath: salvaged)
-        var method = "sqlite3 .recover"
-        if !recoverWithTool(path, into: salvaged) {
-            method = "row-by-row copy"
-            try? FileManager.default.removeItem(atPath: salvaged)
+        // The row-by-row copy reads through the page checksums, so a damaged row is left
+        // out, never copied wrong; `.recover` (which reads without them) is for a file whose
+        // schema cannot be read at all.
+        var method = "row-by-row copy"
+        do {
             try copyRows(path, into: salvaged)
+        } catch {
+            method = "sqlite3 .recover"
+            try? FileManager.default.removeItem(atPath: salvaged)
+            guard recoverWithTool(path, into: salvaged) else { throw error }
         }
         try finish(salvaged)
         let after = rowCounts(salvaged)
@@ -107,25 +113,7 @@ enum DatabaseSalvage {
                     }
                     continue
                 }
-                var next: Int64 = Int64.min
-                var step: Int64 = 1
-                while true {
-                    let from = next
-                    guard let rows = try? source.read({ try Row.fetchAll($0, sql: "SELECT rowid AS _rowid_, * FROM \"\(name)\" WHERE rowid >= ? ORDER BY rowid LIMIT 256", arguments: [from]) }) else {
-                        // Unreadable from here: step over it, further each time.
-                        guard next < Int64.max - step else { break }
-                        next = next == Int64.min ? 1 : next + step
-                        step = min(step * 2, 1 << 20)
-                        if step >= 1 << 20 { break }
-                        continue
-                    }
-                    step = 1
-                    guard let last = rows.last else { break }
-                    try insert(rows, into: name, dest, rowid: true)
-                    let lastRowid: Int64 = last["_rowid_"]
-                    guard lastRowid < Int64.max else { break }
-                    next = lastRowid + 1
-                }
+                try copyByRowid(name, from: source, into: dest)
             }
             for item in schema where item["type"] != "table" || (item["sql"] as String).uppercased().contains("CREATE VIRTUAL TABLE") {
                 let name: String = item["name"]
@@ -134,6 +122,50 @@ enum DatabaseSalvage {
             }
         } catch {
             throw StorageError("cannot copy the readable rows of \(path): \(error)")
+        }
+    }
+
+    /// Copies `table`'s readable rows in rowid order. Where a read fails (a damaged page),
+    /// it copies the rows before the damage (halving the chunk), then finds the first rowid
+    /// readable after it (doubling the jump, then bisecting back), so a damaged page costs
+    /// about its own rows.
+    private static func copyByRowid(_ table: String, from source: DatabaseQueue, into dest: DatabaseQueue) throws {
+        func rows(from start: Int64, limit: Int) -> [Row]? {
+            try? source.read { try Row.fetchAll($0, sql: "SELECT rowid AS _rowid_, * FROM \"\(table)\" WHERE rowid >= ? ORDER BY rowid LIMIT \(limit)",
+                                                arguments: [start]) }
+        }
+        var start = Int64.min
+        while true {
+            var limit = 256
+            var chunk = rows(from: start, limit: limit)
+            while chunk == nil && limit > 1 {
+                limit /= 2
+                chunk = rows(from: start, limit: limit)
+            }
+            if let chunk {
+                guard let last = chunk.last else { return }
+                try insert(chunk, into: table, dest, rowid: true)
+                let lastRowid: Int64 = last["_rowid_"]
+                guard lastRowid < Int64.max else { return }
+                start = lastRowid + 1
+                continue
+            }
+            // `start` lies in the damage: jump ahead until a read succeeds, then bisect back.
+            var jump: Int64 = 1
+            while true {
+                let (probe, overflow) = start.addingReportingOverflow(jump)
+                if overflow { return }
+                if rows(from: probe, limit: 1) != nil { break }
+                guard jump < 1 << 62 else { return }
+                jump *= 2
+            }
+            var bad = jump == 1 ? start : start + jump / 2  // the last start known to fail
+            var good = start + jump
+            while good - bad > 1 {
+                let mid = bad + (good - bad) / 2
+                if rows(from: mid, limit: 1) != nil { good = mid } else { bad = mid }
+            }
+            start = good
         }
     }
 

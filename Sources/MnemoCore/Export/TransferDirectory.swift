@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CMnemoSys
 import Foundation
 import MnemoProtocol
 import Synchronization
@@ -204,18 +205,11 @@ public final class TransferPlace: @unchecked Sendable {
         _ = fsync(directory)
     }
 
-    private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
-    /// glibc's `renameat2`, which Swift's Glibc module does not declare (it is `_GNU_SOURCE`).
-    private static let renameat2: RenameAt2? =
-        dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2").map { unsafeBitCast($0, to: RenameAt2.self) }
-
     /// `renameat2(RENAME_NOREPLACE)`; where the filesystem lacks it, a hard link (files only)
     /// gives the same no-replace guarantee.
     static func renameNoReplace(_ dir: Int32, _ from: String, _ to: String) -> Int32 {
-        if let renameat2 {
-            let r = renameat2(dir, from, dir, to, 1 /* RENAME_NOREPLACE */)
-            if r == 0 || (errno != EINVAL && errno != ENOSYS) { return r }
-        }
+        let r = mnemo_rename_noreplace(dir, from, to)
+        if r == 0 || (errno != EINVAL && errno != ENOSYS) { return r }
         guard linkat(dir, from, dir, to, 0) == 0 else { return -1 }
         _ = unlinkat(dir, from, 0)
         return 0

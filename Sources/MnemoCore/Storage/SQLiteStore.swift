@@ -54,7 +54,9 @@ public final class SQLiteStore: Sendable {
         config.maximumReaderCount = 4
         config.busyMode = .timeout(5)
         let synchronous = durability == .strict ? "FULL" : "NORMAL"
+        let checksums = durability != .volatile && PageChecksums.installed
         config.prepareDatabase { db in
+            if checksums { PageChecksums.request(db) }
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         let path = dir + "/" + name + ".sqlite"
@@ -72,6 +74,9 @@ public final class SQLiteStore: Sendable {
             }
             try all.migrate(writer)
             try migrator.migrate(writer)
+            if checksums, let pool = writer as? DatabasePool, try !PageChecksums.enable(pool, path: path) {
+                logger.warning("page checksums are off for this database", metadata: ["file": "\(path)"])
+            }
             maxRevAtOpen = try writer.read { db in
                 try Int64.fetchOne(db, sql: "SELECT value FROM mnemo_meta WHERE key = 'max_rev'") ?? 0
             }
@@ -161,7 +166,7 @@ public final class SQLiteStore: Sendable {
         do {
             found = try writer.read { db in try String.fetchAll(db, sql: "PRAGMA \(pragma)(20)") }
         } catch {
-            markDamaged("\(pragma) failed: \(error)")
+            markDamaged("\(pragma) failed: \(PageChecksums.describe(error))")
             return ["\(error)"]
         }
         let problems = found.flatMap { $0.split(separator: "\n").map(String.init) }.filter { $0 != "ok" && !$0.hasPrefix("***") }
@@ -254,11 +259,11 @@ public final class SQLiteStore: Sendable {
         if let db = error as? DatabaseError {
             let damaged: Bool
             switch db.extendedResultCode {
-            case .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_IOERR_READ, .SQLITE_IOERR_SHORT_READ: damaged = true
+            case .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_IOERR_READ, .SQLITE_IOERR_SHORT_READ, .SQLITE_IOERR_DATA: damaged = true
             default: damaged = db.resultCode == .SQLITE_CORRUPT || db.resultCode == .SQLITE_NOTADB
             }
             if damaged {
-                let reason = db.message ?? "\(db.extendedResultCode)"
+                let reason = db.extendedResultCode == .SQLITE_IOERR_DATA ? PageChecksums.describe(db) : db.message ?? "\(db.extendedResultCode)"
                 markDamaged(reason)
                 return Self.corrupt(name, damage ?? reason)
             }
