@@ -448,9 +448,9 @@ class CheckResult:
     problems: List[str] = field(default_factory=list)
     lost: int = 0            # acknowledged writes that had to survive and did not
     lost_allowed: int = 0    # acknowledged writes rolled back that the policy let go
-    # (tier, seconds between the reply and the check) of each allowed loss, for the report
     allowed_by_tier: Dict[str, int] = field(default_factory=lambda: defaultdict(int))
     oldest_allowed_ns: Dict[str, int] = field(default_factory=dict)   # tier -> earliest ack time lost
+    allowed: List[Tuple[str, int]] = field(default_factory=list)       # (tier, ack ns) of each allowed loss
 
 
 def _judge(history: List[Tuple[Any, int, int]], matches: Callable[[Tuple[Any, int, int]], bool],
@@ -473,6 +473,7 @@ def _allowed(res: CheckResult, tier: str, history: List[Tuple[Any, int, int]], i
         return
     res.lost_allowed += len(rolled)
     res.allowed_by_tier[tier] += len(rolled)
+    res.allowed.extend((tier, h[2]) for h in rolled)
     first = min(h[2] for h in rolled)
     res.oldest_allowed_ns[tier] = min(res.oldest_allowed_ns.get(tier, first), first)
 
@@ -598,6 +599,7 @@ def check_after_restart(c: Client, mode: str, led: Ledger, rounds_searches: List
             res.allowed_by_tier["ep"] += 1
             t = led.ep_acked_ns[rid]
             res.oldest_allowed_ns["ep"] = min(res.oldest_allowed_ns.get("ep", t), t)
+            res.allowed.append(("ep", t))
             continue
         if rec is None or rec["content"] != content or rec["ns"] != ns_:
             res.lost += 1

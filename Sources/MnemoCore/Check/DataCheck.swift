@@ -64,6 +64,7 @@ public enum DataCheck {
         for name in ["episodic", "semantic", "audit"] {
             let path = dataDir + "/" + name + ".sqlite"
             guard FileManager.default.fileExists(atPath: path) else { continue }
+            if let wal = wal(path + "-wal") { report.findings.append(wal) }
             report.findings.append(database(path, full: full))
         }
         return report
@@ -118,6 +119,20 @@ public enum DataCheck {
             }
             return Finding(file: e.path, severity: severity, summary: summary, detail: detail)
         }
+    }
+
+    /// A database's write-ahead log, when it holds frames: damaged when a frame fails
+    /// before intact committed ones (SQLite would drop them silently).
+    public static func wal(_ path: String) -> Finding? {
+        let scan = WALScan(path: path)
+        if let d = scan.damage {
+            return Finding(file: path, severity: .damaged, summary: WALScan.refusal(path, d),
+                           detail: [JSONMember("damage", .string("corrupt")), JSONMember("offset", .int(Int64(d.offset))),
+                                    JSONMember("records_after", .int(Int64(d.framesAfter)))])
+        }
+        guard scan.validFrames > 0 else { return nil }
+        return Finding(file: path, severity: .sound, summary: "\(scan.validFrames) frames, \(scan.validCommits) committed transactions",
+                       detail: [JSONMember("records", .int(Int64(scan.validFrames)))])
     }
 
     /// A live store's integrity, through its own connection (a damaged one is marked so:

@@ -65,7 +65,12 @@ public enum DataRepair {
             try copy(entry.path, into: backup)
             outcome.actions.append(try repairJournalFile(entry))
         }
-        for finding in report.findings where finding.file.hasSuffix(".sqlite") && finding.severity == .damaged {
+        for finding in report.findings where finding.file.hasSuffix(".sqlite-wal") && finding.severity == .damaged {
+            try copy(finding.file, into: backup)
+            outcome.actions.append(try cutWAL(finding.file))
+        }
+        for finding in DataCheck.run(dataDir: dataDir, full: true).findings
+        where finding.file.hasSuffix(".sqlite") && finding.severity == .damaged {
             for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: finding.file + suffix) {
                 try copy(finding.file + suffix, into: backup)
             }
@@ -89,13 +94,30 @@ public enum DataRepair {
         return fd
     }
 
+    /// Keeps a copy of `path` in `dir` (once: a file already kept is not copied again).
     static func copy(_ path: String, into dir: String) throws(StorageError) {
         let target = dir + "/" + (path as NSString).lastPathComponent
+        guard !FileManager.default.fileExists(atPath: target) else { return }
         do {
             try FileManager.default.copyItem(atPath: path, toPath: target)
         } catch {
             throw StorageError("cannot keep a copy of \(path) in \(dir): \(error.localizedDescription); nothing was repaired")
         }
+    }
+
+    /// Cuts a WAL before its damaged frame: what SQLite replays stays, the transactions
+    /// committed after the damage are reported lost (later frames cannot be applied without
+    /// the damaged one: each is a whole page whose neighbours may depend on it).
+    static func cutWAL(_ path: String) throws(StorageError) -> Action {
+        guard let d = WALScan(path: path).damage else {
+            return Action(file: path, summary: "nothing to cut", detail: [])
+        }
+        guard truncate(path, off_t(d.offset)) == 0 else {
+            throw StorageError("cannot cut \(path) at byte \(d.offset): \(String(cString: strerror(errno)))")
+        }
+        return Action(file: path, summary: "cut at byte \(d.offset) (frame \(d.frame)): \(d.commitsAfter) committed transaction(s) after the damage lost",
+                      detail: [JSONMember("offset", .int(Int64(d.offset))), JSONMember("frames_dropped", .int(Int64(d.framesAfter + 1))),
+                               JSONMember("transactions_lost", .int(Int64(d.commitsAfter)))])
     }
 
     /// Rewrites one journal or snapshot file with every valid record, reporting each

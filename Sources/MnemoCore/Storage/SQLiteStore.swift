@@ -60,6 +60,10 @@ public final class SQLiteStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         let path = dir + "/" + name + ".sqlite"
+        // Before SQLite replays the WAL (and would stop silently at a damaged frame).
+        if durability != .volatile, let damage = WALScan(path: path + "-wal").damage {
+            throw StorageError(WALScan.refusal(path + "-wal", damage), corrupt: true)
+        }
         do {
             if durability == .volatile {
                 writer = try DatabaseQueue(configuration: config)
