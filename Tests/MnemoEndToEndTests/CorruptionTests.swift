@@ -7,15 +7,7 @@ import Testing
 struct CorruptionTests {
     /// Runs mnemod on `daemon`'s directory until it exits (it is expected to refuse).
     static func refusal(_ daemon: Daemon) throws -> (status: Int32, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemod"))
-        p.arguments = ["--socket", daemon.socket, "--data-dir", daemon.dataDir, "--log-level", "warning"]
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        try Daemon.runToExit(["--socket", daemon.socket, "--data-dir", daemon.dataDir, "--log-level", "warning"])
     }
 
     static func contents(_ dir: String) throws -> [String: Data] {

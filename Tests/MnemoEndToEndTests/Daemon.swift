@@ -106,6 +106,21 @@ final class Daemon: @unchecked Sendable {
         if ownsDirectory { try? FileManager.default.removeItem(at: dir) }
     }
 
+    /// Runs mnemod with `arguments` until it exits (a start it is expected to refuse):
+    /// its exit status and stderr. `environment` is added to the test's own.
+    static func runToExit(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: binary("mnemod"))
+        p.arguments = arguments
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
     /// Path of a built executable of this package.
     static func binary(_ name: String) -> String {
         if let env = ProcessInfo.processInfo.environment["MNEMO_BIN_DIR"] { return env + "/" + name }

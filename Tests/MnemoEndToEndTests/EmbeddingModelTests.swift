@@ -16,16 +16,8 @@ import Testing
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try config.write(toFile: dir.path + "/mnemod.toml", atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemod"))
-        p.arguments = ["--socket", dir.path + "/s.sock", "--data-dir", dir.path + "/data", "--config", dir.path + "/mnemod.toml"]
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let err = Pipe()
-        p.standardError = err
-        try p.run()
-        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        return try Daemon.runToExit(["--socket", dir.path + "/s.sock", "--data-dir", dir.path + "/data", "--config", dir.path + "/mnemod.toml"],
+                                    environment: environment)
     }
 
     /// A copy of the model directory (symlinks to its files) with `file` replaced by `contents`.

@@ -27,20 +27,10 @@ struct LifecycleTests {
 
         // A daemon on the same live socket (its own data directory) must refuse, and so must
         // one on the same data directory (its own socket); the running one is left alone.
-        func refusal(_ args: [String]) throws -> (Int32, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemod"))
-            p.arguments = args
-            let err = Pipe()
-            p.standardError = err
-            try p.run()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
-        }
-        let sameSocket = try refusal(["--socket", second.socket, "--data-dir", second.dir.path + "/other-data"])
+        let sameSocket = try Daemon.runToExit(["--socket", second.socket, "--data-dir", second.dir.path + "/other-data"])
         #expect(sameSocket.0 != 0)
         #expect(sameSocket.1.contains("already serving"))
-        let sameData = try refusal(["--socket", second.dir.path + "/other.sock", "--data-dir", second.dataDir])
+        let sameData = try Daemon.runToExit(["--socket", second.dir.path + "/other.sock", "--data-dir", second.dataDir])
         #expect(sameData.0 != 0)
         #expect(sameData.1.contains("in use by another mnemod"))
         #expect(try second.client().call("admin.health")["status"] == "ok")

@@ -383,16 +383,9 @@ struct TransferTests {
         try FileManager.default.createSymbolicLink(atPath: base + "/link", withDestinationPath: base + "/real")
         defer { try? FileManager.default.removeItem(atPath: base) }
         for (dir, expected) in [("open", "open to its group or others"), ("link", "not a symbolic link")] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: Daemon.binary("mnemod"))
             try "transfer_dir = \"\(base)/\(dir)\"\n".write(toFile: base + "/m.toml", atomically: true, encoding: .utf8)
-            p.arguments = ["--socket", base + "/s.sock", "--data-dir", base + "/data", "--config", base + "/m.toml"]
-            let err = Pipe()
-            p.standardError = err
-            try p.run()
-            p.waitUntilExit()
-            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            #expect(p.terminationStatus == 78 && text.contains(expected), "\(dir): \(p.terminationStatus) \(text)")
+            let r = try Daemon.runToExit(["--socket", base + "/s.sock", "--data-dir", base + "/data", "--config", base + "/m.toml"])
+            #expect(r.status == 78 && r.stderr.contains(expected), "\(dir): \(r.status) \(r.stderr)")
         }
     }
 
