@@ -137,4 +137,19 @@ struct JournalDamageTests {
         let error = try #require(throws: StorageError.self) { try JournalTests.open(dir, time) }
         #expect(error.isCorruption && error.description.contains("a later log"))
     }
+
+    @Test("a log cut short (not whole reserved chunks) is corruption, even when the cut falls between records")
+    func cutLog() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let time = ManualTime()
+        let wm = try JournalTests.open(dir, time)
+        for i in 0..<20 { try wm.put("ns", "k\(i)", .int(i)) }
+        wm.close()
+        let log = try dir.newestLog()
+        let records = try frames(log)
+        try #require(truncate(log, off_t(records[12].offset)) == 0)  // exactly between two records
+        let error = try #require(throws: StorageError.self) { try JournalTests.open(dir, time) }
+        #expect(error.isCorruption && error.description.contains("cut short"))
+    }
 }

@@ -125,10 +125,11 @@ public enum DataCheck {
     /// before intact committed ones (SQLite would drop them silently).
     public static func wal(_ path: String) -> Finding? {
         let scan = WALScan(path: path)
-        if let d = scan.damage {
-            return Finding(file: path, severity: .damaged, summary: WALScan.refusal(path, d),
-                           detail: [JSONMember("damage", .string("corrupt")), JSONMember("offset", .int(Int64(d.offset))),
-                                    JSONMember("records_after", .int(Int64(d.framesAfter)))])
+        if let problem = scan.problem(path) {
+            return Finding(file: path, severity: .damaged, summary: problem,
+                           detail: [JSONMember("damage", .string("corrupt")),
+                                    JSONMember("offset", .int(Int64(scan.damage?.offset ?? scan.wholeFramesEnd))),
+                                    JSONMember("records_after", .int(Int64(scan.damage?.framesAfter ?? 0)))])
         }
         guard scan.validFrames > 0 else { return nil }
         return Finding(file: path, severity: .sound, summary: "\(scan.validFrames) frames, \(scan.validCommits) committed transactions",

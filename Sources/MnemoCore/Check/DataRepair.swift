@@ -61,7 +61,7 @@ public enum DataRepair {
         }
         outcome.backup = backup
         let judged = FileManager.default.fileExists(atPath: working) ? try JournalDirectory(working) : nil
-        for entry in judged?.entries ?? [] where !entry.damage.isEmpty {
+        for entry in judged?.entries ?? [] where entry.verdict != .clean {
             try copy(entry.path, into: backup)
             outcome.actions.append(try repairJournalFile(entry))
         }
@@ -109,7 +109,15 @@ public enum DataRepair {
     /// committed after the damage are reported lost (later frames cannot be applied without
     /// the damaged one: each is a whole page whose neighbours may depend on it).
     static func cutWAL(_ path: String) throws(StorageError) -> Action {
-        guard let d = WALScan(path: path).damage else {
+        let scan = WALScan(path: path)
+        if scan.damage == nil, let cutAt = scan.cutAt {
+            guard truncate(path, off_t(scan.wholeFramesEnd)) == 0 else {
+                throw StorageError("cannot cut \(path) back to whole frames: \(String(cString: strerror(errno)))")
+            }
+            return Action(file: path, summary: "the log had been cut at byte \(cutAt): cut back to whole frames (\(scan.wholeFramesEnd) bytes); what it held past the cut is gone and cannot be named",
+                          detail: [JSONMember("offset", .int(Int64(scan.wholeFramesEnd)))])
+        }
+        guard let d = scan.damage else {
             return Action(file: path, summary: "nothing to cut", detail: [])
         }
         guard truncate(path, off_t(d.offset)) == 0 else {
@@ -155,6 +163,11 @@ public enum DataRepair {
             withUnsafeBytes(of: &header) { bytes.append(contentsOf: $0) }
             bytes.append(contentsOf: payload)
         }
+        if !e.isSnapshot {
+            // A log is a whole number of zero-filled chunks (recovery reads any other size
+            // as a cut file).
+            bytes += [UInt8](repeating: 0, count: (Journal.chunk - bytes.count % Journal.chunk) % Journal.chunk)
+        }
         let tmp = e.path + ".repair"
         guard FileManager.default.createFile(atPath: tmp, contents: Data(bytes), attributes: [.posixPermissions: 0o600]),
               rename(tmp, e.path) == 0
@@ -171,7 +184,7 @@ public enum DataRepair {
                 if revs?.arrayValue?.isEmpty == true { return "no revision lost" }
                 return "a torn end (never acknowledged as durable)"
             }.joined(separator: "; ")
-        return Action(file: e.path, summary: summary,
+        return Action(file: e.path, summary: summary + (e.problem.map { "; " + $0 } ?? ""),
                       detail: [JSONMember("records_kept", .int(Int64(kept.count))), JSONMember("damage", .array(lost))])
     }
 }

@@ -461,6 +461,8 @@ public final class Journal: Sendable {
 struct JournalFile {
     let scan: JournalScan
     let records: [JSON]
+    /// The file's size in bytes.
+    let size: Int
 
     /// - Throws: when the file cannot be read, or a record with a valid checksum is not JSON.
     init(path: String) throws(StorageError) {
@@ -478,6 +480,7 @@ struct JournalFile {
         }
         self.scan = scan
         self.records = records
+        size = bytes.count
     }
 }
 

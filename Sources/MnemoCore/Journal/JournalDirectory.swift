@@ -10,7 +10,10 @@ import MnemoProtocol
 /// - the logs from the snapshot's generation on are replayed in order; only the last one
 ///   written may end torn (or with writes a power loss took), because every earlier one was
 ///   fsynced before the next began: a damaged end followed by a later log with records is
-///   corruption.
+///   corruption;
+/// - a log grows by whole chunks of reserved zeros, so one of any other size was cut
+///   (corruption: the records it held past the cut are gone, and a torn write never
+///   shortens a file).
 ///
 /// Recovery (``Journal``), `mnemo check` and `mnemo repair` share these rules.
 public struct JournalDirectory: Sendable {
@@ -84,6 +87,12 @@ public struct JournalDirectory: Sendable {
             }
             var e = Entry(path: path, isSnapshot: false, generation: gen, file: file, verdict: file.scan.verdict)
             if case .corrupt = e.verdict { e.problem = "a record fails its checksum" }
+            // Logs grow by whole chunks of reserved zeros: any other size means the file was
+            // cut, which a torn write never does (it leaves zeros), so records may be gone.
+            if file.size % Journal.chunk != 0 {
+                e.verdict = .corrupt(file.scan.damage.last ?? JournalScan.Damage(offset: file.size, bytes: 0, hasZeroSector: false, recordsAfter: 0))
+                e.problem = "the log is \(file.size) bytes, not a whole number of the \(Journal.chunk)-byte chunks it grows by: it was cut short"
+            }
             entries.append(e)
         }
         self.entries = entries

@@ -35,13 +35,14 @@ enum PageChecksums {
     }
 
     /// Makes `writer`'s database file carry checksums: an old file is rewritten once
-    /// (VACUUM, which takes the reserve every connection asked for).
+    /// (VACUUM, which takes the reserve every connection asked for). Best effort: on a full
+    /// disk the rewrite waits for the next start, and the database works without them.
     /// - Returns: whether its pages carry checksums now.
-    static func enable(_ writer: DatabasePool, path: String) throws -> Bool {
-        _ = try writer.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+    static func enable(_ writer: DatabasePool, path: String) -> Bool {
+        _ = try? writer.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         if enabled(path: path) { return true }
-        try writer.writeWithoutTransaction { try $0.execute(sql: "VACUUM") }
-        _ = try writer.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        guard (try? writer.writeWithoutTransaction { try $0.execute(sql: "VACUUM") }) != nil else { return false }
+        _ = try? writer.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         return enabled(path: path)
     }
 }

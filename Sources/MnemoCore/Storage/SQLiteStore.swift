@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Dispatch
 import Foundation
 import GRDB
@@ -30,6 +33,10 @@ public final class SQLiteStore: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
     private let logger: Logger
+    /// `normal` mode's WAL, fsynced by the writer thread about once a second after commits
+    /// (SQLite's `synchronous = NORMAL` syncs it only at checkpoints): the mode's bound on a
+    /// power loss, as for the journal. Nil in `strict` (every commit syncs) and `volatile`.
+    private let walToSync: String?
     /// Why the database is unusable (damaged), once it was found so; then every call is
     /// refused with `CORRUPT` and nothing more is written to it.
     private let failure = Mutex<String?>(nil)
@@ -49,6 +56,7 @@ public final class SQLiteStore: Sendable {
         self.name = name
         self.logger = logger
         self.nextRevision = nextRevision
+        walToSync = durability == .normal ? dir + "/" + name + ".sqlite-wal" : nil
         var config = Configuration()
         config.label = "mnemo.\(name)"
         config.maximumReaderCount = 4
@@ -61,8 +69,8 @@ public final class SQLiteStore: Sendable {
         }
         let path = dir + "/" + name + ".sqlite"
         // Before SQLite replays the WAL (and would stop silently at a damaged frame).
-        if durability != .volatile, let damage = WALScan(path: path + "-wal").damage {
-            throw StorageError(WALScan.refusal(path + "-wal", damage), corrupt: true)
+        if durability != .volatile, let problem = WALScan(path: path + "-wal").problem(path + "-wal") {
+            throw StorageError(problem, corrupt: true)
         }
         do {
             if durability == .volatile {
@@ -76,9 +84,14 @@ public final class SQLiteStore: Sendable {
                 try db.execute(sql: "CREATE TABLE mnemo_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT")
                 try db.execute(sql: "INSERT INTO mnemo_meta VALUES ('max_rev', 0)")
             }
+            // GRDB's pool sets `synchronous = NORMAL` when it turns WAL on, after
+            // `prepareDatabase`: `strict` sets it back on the connection that writes.
+            if durability == .strict, let pool = writer as? DatabasePool {
+                try pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA synchronous = FULL") }
+            }
             try all.migrate(writer)
             try migrator.migrate(writer)
-            if checksums, let pool = writer as? DatabasePool, try !PageChecksums.enable(pool, path: path) {
+            if checksums, let pool = writer as? DatabasePool, !PageChecksums.enable(pool, path: path) {
                 logger.warning("page checksums are off for this database", metadata: ["file": "\(path)"])
             }
             maxRevAtOpen = try writer.read { db in
@@ -87,8 +100,10 @@ public final class SQLiteStore: Sendable {
         } catch {
             // A file that is not a database, or whose schema cannot be read, cannot even be
             // opened in a degraded state: the daemon refuses to start (exit 65).
-            let code = (error as? DatabaseError)?.resultCode
-            throw StorageError("cannot open \(path): \(error)", corrupt: code == .SQLITE_CORRUPT || code == .SQLITE_NOTADB)
+            let db = error as? DatabaseError
+            let damaged = db?.resultCode == .SQLITE_CORRUPT || db?.resultCode == .SQLITE_NOTADB
+                || db?.extendedResultCode == .SQLITE_IOERR_DATA
+            throw StorageError("cannot open \(path): \(PageChecksums.describe(error))", corrupt: damaged)
         }
         // A bounded check at start (measured: about 0.33 s per million episodic records on
         // this machine, warm): a damaged database starts degraded, the other tiers serve.
@@ -200,8 +215,19 @@ public final class SQLiteStore: Sendable {
     }
 
     private func writeLoop() {
+        var unsynced = false
+        var lastSync = DispatchTime.now()
         while true {
-            wake.wait()
+            if walToSync != nil && unsynced {
+                if wake.wait(timeout: lastSync + .seconds(1)) == .timedOut {
+                    syncWAL()
+                    unsynced = false
+                    lastSync = .now()
+                    continue
+                }
+            } else {
+                wake.wait()
+            }
             while true {
                 let (batch, stopped) = queue.withLock { q in
                     let n = min(q.items.count, Self.maxGroup)
@@ -217,8 +243,23 @@ public final class SQLiteStore: Sendable {
                     break
                 }
                 commit(batch)
+                unsynced = true
+                if walToSync != nil && DispatchTime.now() >= lastSync + .seconds(1) {
+                    syncWAL()
+                    unsynced = false
+                    lastSync = .now()
+                }
             }
         }
+    }
+
+    /// fdatasync of the WAL (an fsync through any descriptor of a file covers its data).
+    private func syncWAL() {
+        guard let walToSync else { return }
+        let fd = open(walToSync, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        if fdatasync(fd) != 0 { logger.warning("cannot fsync the WAL", metadata: ["file": "\(walToSync)", "error": "\(errno)"]) }
+        Glibc.close(fd)
     }
 
     private func commit(_ batch: [PendingWrite]) {

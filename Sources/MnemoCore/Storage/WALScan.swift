@@ -24,6 +24,21 @@ public struct WALScan: Sendable {
     public var validCommits = 0
     /// The first frame that fails, when intact frames of this log follow it.
     public var damage: Damage?
+    /// The file's size when it is not whole frames (nor whole frames and one frame's header,
+    /// which is where a write cut by a crash leaves it: SQLite writes a frame's header, then
+    /// its page): the file was cut, and what it held past the cut is gone.
+    public var cutAt: Int?
+    /// Where whole frames end (the size a repair cuts a cut file back to).
+    public var wholeFramesEnd = 0
+
+    /// What is wrong, for a refusal or a report; nil when nothing is.
+    public func problem(_ wal: String) -> String? {
+        if let d = damage { return Self.refusal(wal, d) }
+        if let cutAt {
+            return "\(wal) is \(cutAt) bytes, which is not whole frames: it was cut, and the transactions it held past byte \(wholeFramesEnd) are gone; the database is not opened and nothing on disk was changed. `mnemo repair --data-dir DIR` keeps a copy and cuts it back to whole frames"
+        }
+        return nil
+    }
 
     public struct Damage: Sendable, Equatable {
         /// Its index (from 0) and byte offset.
@@ -73,6 +88,9 @@ public struct WALScan: Sendable {
         let salts = (be32(16), be32(20))
         let frameSize = 24 + pageSize
         let frames = (bytes.count - 32) / frameSize
+        wholeFramesEnd = 32 + frames * frameSize
+        let rest = (bytes.count - 32) % frameSize
+        if rest != 0 && rest != 24 { cutAt = bytes.count }
         func offset(_ k: Int) -> Int { 32 + k * frameSize }
         func stored(_ k: Int) -> (UInt32, UInt32) { (be32(offset(k) + 16), be32(offset(k) + 20)) }
         func intact(_ k: Int, seed: (UInt32, UInt32)) -> Bool {

@@ -230,7 +230,10 @@ public final class WorkingMemory: Sendable {
         }
         guard let (gen, snap) = captured else { return }
         do {
-            try journal.writeSnapshot(gen: gen, rev: snap.rev, changes: snap.asChanges())
+            // In `normal` mode the snapshot carries the fsynced revision ceiling, not just the
+            // state's revision: the ceiling's record is in a log the snapshot replaces, and
+            // the new log may lose its first second to a power loss.
+            try journal.writeSnapshot(gen: gen, rev: max(snap.rev, snap.revCeiling), changes: snap.asChanges())
             logger.info("snapshot written", metadata: ["gen": "\(gen)", "rev": "\(snap.rev)", "keys": "\(snap.keyCount)"])
         } catch {
             logger.error("snapshot failed; the journal still holds everything", metadata: ["error": "\(error)"])
