@@ -10,7 +10,9 @@ struct Check: ParsableCommand {
             With --data-dir the files are read directly (mnemod may be stopped or running); without it the \\
             running daemon checks itself (admin.check, needs 'a' on every namespace; a damaged database is \\
             then degraded at once). Read only. Exit codes: 0 sound; 4 only a torn tail or writes a power loss \\
-            took before any fsync (mnemod drops them itself; nothing acknowledged as durable); 5 damaged \\
+            took before any fsync (mnemod drops them itself; nothing acknowledged as durable), or SQLite \\
+            commits missing from a log (a power loss in normal mode; damage to a strict store, which \\
+            refuses to start on it until mnemo repair); 5 damaged \\
             (mnemod refuses to start or serves a tier degraded: see mnemo repair). \\
             Examples: mnemo check --data-dir /var/lib/mnemo ; mnemo check --full -o json
             """)
@@ -22,7 +24,9 @@ struct Check: ParsableCommand {
         try reporting {
             let report: JSON
             if let dataDir {
-                report = DataCheck.run(dataDir: dataDir, full: full).json
+                let lock = DataCheck.lockIfStopped(dataDir)
+                defer { if let fd = lock.fd { close(fd) } }
+                report = DataCheck.run(dataDir: dataDir, full: full, live: lock.live).json
             } else {
                 let client = try global.connect()
                 report = try global.call(client, "admin.check", .object([.init("full", .bool(full))]))

@@ -56,16 +56,36 @@ public enum DataCheck {
         }
     }
 
+    /// Takes the lock of the data directory `dataDir` when mnemod does not hold it (a check
+    /// then reads a still directory): the descriptor holds it until closed. `live` when
+    /// mnemod runs on it.
+    public static func lockIfStopped(_ dataDir: String) -> (live: Bool, fd: Int32?) {
+        let fd = open(dataDir + "/working/LOCK", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return (false, nil) }  // never run here
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return (true, nil)
+        }
+        return (false, fd)
+    }
+
     /// Checks the data directory `dataDir` (offline, or beside a running daemon: then
-    /// `live` says the newest log is being written, so its end may be mid-write).
+    /// `live` says the newest log is being written, so its end may be mid-write, and the
+    /// WAL-indexes are in use, so they are not read).
     public static func run(dataDir: String, full: Bool, live: Bool = false) -> Report {
         var report = Report()
         report.findings += journal(dataDir + "/working", live: live)
         for name in ["episodic", "semantic", "audit"] {
             let path = dataDir + "/" + name + ".sqlite"
             guard FileManager.default.fileExists(atPath: path) else { continue }
-            if let wal = wal(path + "-wal") { report.findings.append(wal) }
+            let index = live ? nil : path + "-shm"
+            let wal = wal(path + "-wal", index: index)
+            if let wal { report.findings.append(wal) }
+            // Opening the database rebuilds its WAL-index from the log: when the index is the
+            // evidence of a loss, it is put back, so that mnemod still sees it.
+            let evidence = (wal?.severity ?? .sound) > .sound ? index.flatMap { FileManager.default.contents(atPath: $0) } : nil
             report.findings.append(database(path, full: full))
+            if let evidence, let index { FileManager.default.createFile(atPath: index, contents: evidence) }
         }
         return report
     }
@@ -122,13 +142,20 @@ public enum DataCheck {
     }
 
     /// A database's write-ahead log, when it holds frames: damaged when a frame fails
-    /// before intact committed ones (SQLite would drop them silently).
-    public static func wal(_ path: String) -> Finding? {
-        let scan = WALScan(path: path)
+    /// before intact committed ones (SQLite would drop them silently), or when its
+    /// WAL-index `index` records committed frames the log no longer holds.
+    public static func wal(_ path: String, index: String?) -> Finding? {
+        let scan = WALScan(path: path, index: index)
+        if let loss = scan.loss(path), scan.damage == nil {
+            return Finding(file: path, severity: .recoverable,
+                           summary: loss + " (after a power loss in `normal` mode, which syncs the log about once a second, and for the audit log, always written so, this is that loss: mnemod starts and logs it; a `strict` store refuses to start on it: `mnemo repair`)",
+                           detail: [JSONMember("damage", .string("lost_commits")), JSONMember("offset", .int(Int64(scan.wholeFramesEnd))),
+                                    JSONMember("frames_lost", .int(Int64(scan.missingFrames)))])
+        }
         if let problem = scan.problem(path) {
             return Finding(file: path, severity: .damaged, summary: problem,
                            detail: [JSONMember("damage", .string("corrupt")),
-                                    JSONMember("offset", .int(Int64(scan.damage?.offset ?? scan.wholeFramesEnd))),
+                                    JSONMember("offset", .int(Int64(scan.damage?.offset ?? 0))),
                                     JSONMember("records_after", .int(Int64(scan.damage?.framesAfter ?? 0)))])
         }
         guard scan.validFrames > 0 else { return nil }

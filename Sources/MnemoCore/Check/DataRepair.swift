@@ -65,8 +65,10 @@ public enum DataRepair {
             try copy(entry.path, into: backup)
             outcome.actions.append(try repairJournalFile(entry))
         }
-        for finding in report.findings where finding.file.hasSuffix(".sqlite-wal") && finding.severity == .damaged {
+        for finding in report.findings where finding.file.hasSuffix(".sqlite-wal") && finding.severity > .sound {
             try copy(finding.file, into: backup)
+            let index = String(finding.file.dropLast("-wal".count)) + "-shm"
+            if FileManager.default.fileExists(atPath: index) { try copy(index, into: backup) }
             outcome.actions.append(try cutWAL(finding.file))
         }
         for finding in DataCheck.run(dataDir: dataDir, full: true).findings
@@ -107,21 +109,28 @@ public enum DataRepair {
 
     /// Cuts a WAL before its damaged frame: what SQLite replays stays, the transactions
     /// committed after the damage are reported lost (later frames cannot be applied without
-    /// the damaged one: each is a whole page whose neighbours may depend on it).
+    /// the damaged one: each is a whole page whose neighbours may depend on it). A log that
+    /// lost committed frames its WAL-index records keeps what remains: the index (kept in
+    /// the backup) is removed, and SQLite rebuilds it from the log.
     static func cutWAL(_ path: String) throws(StorageError) -> Action {
-        let scan = WALScan(path: path)
-        if scan.damage == nil, let cutAt = scan.cutAt {
-            guard truncate(path, off_t(scan.wholeFramesEnd)) == 0 else {
-                throw StorageError("cannot cut \(path) back to whole frames: \(String(cString: strerror(errno)))")
+        let index = String(path.dropLast("-wal".count)) + "-shm"
+        let scan = WALScan(path: path, index: index)
+        if scan.damage == nil, scan.missingFrames > 0 {
+            guard unlink(index) == 0 else {
+                throw StorageError("cannot remove \(index): \(String(cString: strerror(errno)))")
             }
-            return Action(file: path, summary: "the log had been cut at byte \(cutAt): cut back to whole frames (\(scan.wholeFramesEnd) bytes); what it held past the cut is gone and cannot be named",
-                          detail: [JSONMember("offset", .int(Int64(scan.wholeFramesEnd)))])
+            return Action(file: path, summary: "\(scan.missingFrames) committed frame(s) were lost from the log; what remains is kept and its WAL-index is rebuilt at the next open",
+                          detail: [JSONMember("frames_lost", .int(Int64(scan.missingFrames)))])
         }
         guard let d = scan.damage else {
             return Action(file: path, summary: "nothing to cut", detail: [])
         }
         guard truncate(path, off_t(d.offset)) == 0 else {
             throw StorageError("cannot cut \(path) at byte \(d.offset): \(String(cString: strerror(errno)))")
+        }
+        // The index still records the frames cut off: SQLite rebuilds it from what remains.
+        guard unlink(index) == 0 || errno == ENOENT else {
+            throw StorageError("cannot remove \(index): \(String(cString: strerror(errno)))")
         }
         return Action(file: path, summary: "cut at byte \(d.offset) (frame \(d.frame)): \(d.commitsAfter) committed transaction(s) after the damage lost",
                       detail: [JSONMember("offset", .int(Int64(d.offset))), JSONMember("frames_dropped", .int(Int64(d.framesAfter + 1))),

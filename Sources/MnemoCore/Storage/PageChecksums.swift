@@ -39,6 +39,10 @@ enum PageChecksums {
     /// disk the rewrite waits for the next start, and the database works without them.
     /// - Returns: whether its pages carry checksums now.
     static func enable(_ writer: DatabasePool, path: String) -> Bool {
+        // Checked first: a checkpoint that empties the log at every start would make the next
+        // start write a new log header, which fails on a full disk (GRDB's pool needs a
+        // non-empty log). A fresh database's first page may still be in the log: checkpointed.
+        if enabled(path: path) { return true }
         _ = try? writer.writeWithoutTransaction { try $0.checkpoint(.truncate) }
         if enabled(path: path) { return true }
         guard (try? writer.writeWithoutTransaction { try $0.execute(sql: "VACUUM") }) != nil else { return false }

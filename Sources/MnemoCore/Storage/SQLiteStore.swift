@@ -69,8 +69,15 @@ public final class SQLiteStore: Sendable {
         }
         let path = dir + "/" + name + ".sqlite"
         // Before SQLite replays the WAL (and would stop silently at a damaged frame).
-        if durability != .volatile, let problem = WALScan(path: path + "-wal").problem(path + "-wal") {
-            throw StorageError(problem, corrupt: true)
+        if durability != .volatile {
+            let scan = WALScan(path: path + "-wal", index: path + "-shm")
+            if let problem = scan.problem(path + "-wal", indexIsProof: durability == .strict) {
+                throw StorageError(problem, corrupt: true)
+            }
+            if let loss = scan.loss(path + "-wal") {
+                logger.warning("committed transactions are missing from the log: a power loss in normal mode loses up to about a second of writes; with no power loss, the log was damaged",
+                               metadata: ["detail": "\(loss)"])
+            }
         }
         do {
             if durability == .volatile {
