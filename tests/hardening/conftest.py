@@ -2,6 +2,7 @@
 failure, and the run report (one line per test; JSON at $MNEMO_HARDENING_REPORT)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -76,18 +77,25 @@ def daemons(request) -> Iterator[Callable[..., Daemon]]:
     """``daemons(tag, config="", data_dir=None, start=True)`` makes a Daemon on a socket in
     a fresh temporary directory; every one is killed at the end of the test. Directories
     are removed after a pass and kept (path printed) after a failure."""
-    made: List[Daemon] = []
+    with killed_at_end(request) as made:
+        def make(tag: str, config: str = "", data_dir: Optional[str] = None, start: bool = True,
+                 workdir: Optional[str] = None, nofile: Optional[int] = None) -> Daemon:
+            d = Daemon(workdir or new_workdir(tag), config=config, data_dir=data_dir, nofile=nofile)
+            made.append(d)
+            if start:
+                d.start()
+            return d
 
-    def make(tag: str, config: str = "", data_dir: Optional[str] = None, start: bool = True,
-             workdir: Optional[str] = None, nofile: Optional[int] = None) -> Daemon:
-        d = Daemon(workdir or new_workdir(tag), config=config, data_dir=data_dir, nofile=nofile)
-        made.append(d)
-        if start:
-            d.start()
-        return d
-
-    try:
         yield make
+
+
+@contextlib.contextmanager
+def killed_at_end(request) -> Iterator[List[Daemon]]:
+    """A list for the daemons a test makes: each is killed when the test ends, its directory
+    removed after a pass and kept (path printed) after a failure."""
+    made: List[Daemon] = []
+    try:
+        yield made
     finally:
         for d in made:
             try:
@@ -98,7 +106,8 @@ def daemons(request) -> Iterator[Callable[..., Daemon]]:
         failed = rep is None or rep.failed
         for d in made:
             if failed:
-                print(f"\n[hardening] kept {d.workdir} (log: {d.log_path})")
+                undo = getattr(d, "undo_dir", None)
+                print(f"\n[hardening] kept {d.workdir} (log: {d.log_path}" + (f", undo logs: {undo})" if undo else ")"))
             else:
                 shutil.rmtree(d.workdir, ignore_errors=True)
 

@@ -451,6 +451,8 @@ class CheckResult:
     allowed_by_tier: Dict[str, int] = field(default_factory=lambda: defaultdict(int))
     oldest_allowed_ns: Dict[str, int] = field(default_factory=dict)   # tier -> earliest ack time lost
     allowed: List[Tuple[str, int]] = field(default_factory=list)       # (tier, ack ns) of each allowed loss
+    lost_by_tier: Dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    lost_acks: List[Tuple[str, int]] = field(default_factory=list)     # (tier, ack ns; 0: before the last check)
 
 
 def _judge(history: List[Tuple[Any, int, int]], matches: Callable[[Tuple[Any, int, int]], bool],
@@ -465,6 +467,12 @@ def _judge(history: List[Tuple[Any, int, int]], matches: Callable[[Tuple[Any, in
         if matches(history[i]):
             return i, must
     return None, must
+
+
+def _lost(res: CheckResult, tier: str, acked_ns: int) -> None:
+    res.lost += 1
+    res.lost_by_tier[tier] += 1
+    res.lost_acks.append((tier, acked_ns))
 
 
 def _allowed(res: CheckResult, tier: str, history: List[Tuple[Any, int, int]], i: int) -> None:
@@ -505,7 +513,7 @@ def check_after_restart(c: Client, mode: str, led: Ledger, rounds_searches: List
                 _allowed(res, "wm", st.history, i)
             else:
                 if st.acked is not None:
-                    res.lost += 1
+                    _lost(res, "wm", st.history[-1][2])
                 problems.append(f"wm {k}: stored {short(got)} (v{g.get('version')}), acknowledged {short(st.acked)} "
                                 f"(v{st.acked_version}), in flight {short(st.inflight)}"
                                 + (f", last one that had to survive {short(st.history[must][0])} (v{st.history[must][1]})"
@@ -542,7 +550,7 @@ def check_after_restart(c: Client, mode: str, led: Ledger, rounds_searches: List
             # (never written, or expired by now) after the last one that had to survive.
             i, must = _judge(st.history, lambda h: h[0] is None or now >= h[1] - 0.3, "ttl", policy)
             if i is None:
-                res.lost += 1
+                _lost(res, "ttl", st.history[-1][2])
                 problems.append(f"ttl {k}: gone {st.expires_at - now:.2f} s before its expiry")
             else:
                 _allowed(res, "ttl", st.history, i)
@@ -570,7 +578,7 @@ def check_after_restart(c: Client, mode: str, led: Ledger, rounds_searches: List
                 _allowed(res, "claim", st.history, i)
             else:
                 if st.held is not None:
-                    res.lost += 1
+                    _lost(res, "claim", st.history[-1][2])
                 problems.append(f"claim {r}: token {got}, acknowledged {st.held}, in flight {st.inflight}")
         st.held, st.inflight = got, None
         if got is not None:
@@ -602,7 +610,7 @@ def check_after_restart(c: Client, mode: str, led: Ledger, rounds_searches: List
             res.allowed.append(("ep", t))
             continue
         if rec is None or rec["content"] != content or rec["ns"] != ns_:
-            res.lost += 1
+            _lost(res, "ep", led.ep_acked_ns.get(rid, 0))
             problems.append(f"ep {rid}: acknowledged in {ns_}, found {rec!r}")
     for rid in gone:
         del led.ep[rid]
@@ -634,7 +642,7 @@ def check_after_restart(c: Client, mode: str, led: Ledger, rounds_searches: List
                     _allowed(res, "sem", st.history, i)
                 else:
                     if st.acked is not None:
-                        res.lost += 1
+                        _lost(res, "sem", st.history[-1][2])
                     problems.append(f"sem {ns_}/{rid}: stored {short(got)}, acknowledged {short(st.acked)}, "
                                     f"in flight {short(st.inflight)}")
             st.acked, st.inflight = got, None

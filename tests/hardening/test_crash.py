@@ -26,7 +26,6 @@ also replay snapshots and journals written by earlier ones.
 from __future__ import annotations
 
 import os
-import random
 import time
 from typing import List
 

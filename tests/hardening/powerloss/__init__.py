@@ -24,13 +24,13 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "unsynced.c"
 
 MAGIC = 0x31474C50
-T_PRE, T_SYNC_START, T_SYNC_END, T_UNLINK, T_RENAME, T_MMAP_WRITE, T_OPEN = 1, 2, 3, 4, 5, 6, 7
+T_PRE, T_SYNC_START, T_SYNC_END, T_UNLINK, T_RENAME, T_MMAP_WRITE, T_OPEN, T_UNTRACKED = 1, 2, 3, 4, 5, 6, 7, 8
 F_ZEROS = 1
 HEADER = struct.Struct("<IIII")
 
@@ -128,7 +128,7 @@ def read_log(path: str) -> Log:
             p, q = _path(body, 16)
             to = _path(body, q)[0] if typ == T_RENAME else ""
             out.append(Rec(pos, typ, dev, ino, p, to=to))
-        elif typ == T_MMAP_WRITE:
+        elif typ in (T_MMAP_WRITE, T_UNTRACKED):
             dev, ino = struct.unpack_from("<2Q", body, 0)
             out.append(Rec(pos, typ, dev, ino, _path(body, 16)[0]))
         elif typ == T_OPEN:
@@ -158,7 +158,7 @@ class Plug:
     kept: int = 0                    # pre-images covered by a completed sync (durable)
     syncs: List[Sync] = field(default_factory=list)          # completed syncs, in log order
     open_syncs: int = 0              # syncs started and not completed at the kill
-    mmap_writes: List[str] = field(default_factory=list)     # shared writable mappings seen
+    mmap_writes: List[str] = field(default_factory=list)     # writes the log missed (shared writable mappings, ...)
     records: int = 0
     cut_bytes: int = 0
 
@@ -199,6 +199,8 @@ def pull_plug(log_path: str, data_dir: str) -> Plug:
             incarnation[(r.dev, r.ino)] += 1
         elif r.type == T_MMAP_WRITE:
             plug.mmap_writes.append(r.path)
+        elif r.type == T_UNTRACKED:
+            plug.mmap_writes.append(r.path + " (descriptor beyond the shim's table)")
     plug.open_syncs = len(starts)
     # Where each live file is now (by inode; renames are durable at once).
     where: Dict[Tuple[int, int], str] = {}
@@ -281,13 +283,9 @@ def mnemo_check(data_dir: str) -> Tuple[int, str]:
     return r.returncode, (r.stdout + r.stderr).strip()
 
 
-def files_matching(paths: Iterable[str], pattern) -> List[str]:
-    return [p for p in paths if pattern(p)]
-
-
 # -- a daemon under the shim ----------------------------------------------------------------------
 
-def make_shim_daemon(workdir: str, config: str, shim: Optional[str]):
+def make_shim_daemon(workdir: str, config: str, shim: Optional[str], data_dir: Optional[str] = None):
     """A harness.Daemon whose every start runs under the shim (when ``shim`` is set) with a
     fresh undo log (``d.undo_log``: the one of the latest start), and that waits while the
     binary is being relinked."""
@@ -295,11 +293,12 @@ def make_shim_daemon(workdir: str, config: str, shim: Optional[str]):
 
     class ShimDaemon(Daemon):
         def __init__(self) -> None:
-            super().__init__(workdir, config=config)
+            super().__init__(workdir, config=config, data_dir=data_dir)
             self.shim = shim
             self.undo_dir = os.path.join(workdir, "undo")
-            os.makedirs(self.undo_dir, exist_ok=True)
-            os.makedirs(self.data_dir, exist_ok=True)
+            if shim:
+                os.makedirs(self.undo_dir, exist_ok=True)
+                os.makedirs(self.data_dir, exist_ok=True)
             self.undo_log: Optional[str] = None
 
         def spawn(self) -> None:

@@ -46,7 +46,8 @@
 #include <unistd.h>
 
 #define MAGIC 0x31474c50u /* "PLG1" little-endian */
-enum { T_PRE = 1, T_SYNC_START = 2, T_SYNC_END = 3, T_UNLINK = 4, T_RENAME = 5, T_MMAP_WRITE = 6, T_OPEN = 7 };
+enum { T_PRE = 1, T_SYNC_START = 2, T_SYNC_END = 3, T_UNLINK = 4, T_RENAME = 5, T_MMAP_WRITE = 6, T_OPEN = 7,
+       T_UNTRACKED = 8 };
 enum { OP_WRITE = 1, OP_TRUNCATE = 2, OP_FALLOCATE = 3, OP_OPEN_TRUNC = 4, OP_PUNCH = 5 };
 enum { F_ZEROS = 1 };
 
@@ -224,11 +225,21 @@ static int fd_path(int fd, char *out) {
 
 /* After a successful open: starts tracking `fd` when it is a wanted regular file. */
 static void track(int fd, int flags) {
-    if (!enabled || fd < 0 || fd >= MAX_FDS) return;
+    if (!enabled || fd < 0) return;
     char path[PATH_MAX];
     if (fd_path(fd, path) != 0 || !wanted_path(path)) return;
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    if (fd >= MAX_FDS) {
+        /* Beyond the table: the simulation would miss its writes. Say so (the harness fails). */
+        struct buf p = {0};
+        put64(&p, (uint64_t)st.st_dev); put64(&p, (uint64_t)st.st_ino); put_path(&p, path);
+        pthread_mutex_lock(&mu);
+        emit(T_UNTRACKED, &p);
+        pthread_mutex_unlock(&mu);
+        fprintf(stderr, "unsynced: descriptor %d of %s is beyond the shim's table: not tracked\n", fd, path);
+        return;
+    }
     struct tracked *t = calloc(1, sizeof *t);
     if (!t) abort();
     t->dev = st.st_dev;
