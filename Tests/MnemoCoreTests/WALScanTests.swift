@@ -108,7 +108,7 @@ struct WALScanTests {
         let scan = WALScan(path: wal, index: index)
         #expect(scan.damage == nil && scan.missingFrames == whole.validFrames - scan.validFrames && scan.missingFrames > 0)
         #expect(scan.problem(wal, indexIsProof: true) != nil && scan.problem(wal, indexIsProof: false) == nil)
-        #expect(DataCheck.wal(wal, index: index)?.severity == .damaged)
+        #expect(DataCheck.wal(wal, index: index)?.severity == .recoverable)
         #expect(throws: StorageError.self) { _ = try Self.open(dir, .strict) }
         #expect(FileManager.default.fileExists(atPath: index))  // nothing changed by the refusal
         _ = try DataRepair.cutWAL(wal)
