@@ -1,7 +1,7 @@
 # Mnemo: `make run` starts the daemon on its embedded defaults, `make test` runs every test.
 SWIFT ?= swift
 PYTHON ?= python3
-APT_PACKAGES := libsqlite3-dev libblas-dev libopenblas-dev socat systemd
+APT_PACKAGES := libsqlite3-dev libblas-dev libopenblas-dev socat systemd gcc sqlite3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps pydeps release clean bench fuzz model
