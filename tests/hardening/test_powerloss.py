@@ -325,8 +325,9 @@ def test_powerloss_under_mixed_load(mode, shim, shim_daemons, rng, report):
               f"{' | '.join(p.summary() for p in plugs)}; check exit {code}; lost={res.lost} "
               f"allowed={dict(res.allowed_by_tier)}", flush=True)
         if not problems:  # the undo logs are large: kept only as the evidence of a failed round
-            for f in used_logs:  # (not the running daemon's)
-                os.unlink(f)
+            for f in used_logs:  # (not the running daemon's; a start killed early may have made none)
+                if os.path.exists(f):
+                    os.unlink(f)
         if problems and not SETTINGS.long:
             break
     d.stop()
