@@ -27,6 +27,8 @@ METHODS = [
     "watch.subscribe", "watch.cancel",
     "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
     "sem.upsert", "sem.search", "sem.get", "sem.delete",
+    "barrier.arrive", "barrier.get", "barrier.list", "vote.open", "vote.cast", "vote.get",
+    "leader.campaign", "leader.get", "leader.resign",
 ]
 NOTIFICATIONS = ["event"]
 EXTRA_EXAMPLES = ["errors", "framing"]
@@ -35,7 +37,7 @@ STRICT = [m for m in METHODS if m.startswith(("wm.", "claim.")) or m == "session
 APP_ERRORS = [
     "UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND", "CONFLICT", "CLAIMED", "FENCED",
     "IDEMPOTENCY_MISMATCH", "INVALID_TRANSITION", "DIMENSION_MISMATCH",
-    "LIMIT_EXCEEDED", "UNAVAILABLE", "SHUTTING_DOWN", "CORRUPT",
+    "LIMIT_EXCEEDED", "UNAVAILABLE", "SHUTTING_DOWN", "CORRUPT", "BROKEN",
 ]
 
 from schema_support import FORMAT_CHECKER  # noqa: E402

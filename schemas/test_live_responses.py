@@ -78,6 +78,8 @@ IMPLEMENTED = [
     "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
     "audit.query",
     "admin.export", "admin.import", "admin.snapshot", "admin.check",
+    "barrier.arrive", "barrier.get", "barrier.list", "vote.open", "vote.cast", "vote.get",
+    "leader.campaign", "leader.get", "leader.resign",
 ]
 # Every method of the contract is implemented; a method added to the schemas must be
 # added to IMPLEMENTED and driven below (test_method_lists_match_contract fails until then).
@@ -1564,6 +1566,91 @@ def _undo(client, method, params, result):
     if method == "claim.acquire" and result.get("token"):
         client.call("claim.release", {"ns": params["ns"], "resource": params["resource"], "token": result["token"]})
 
+def test_barrier(server, ns):
+    a = server.connect("planner")
+    b = server.connect("reviewer")
+    first = a.call("barrier.arrive", {"ns": ns, "name": "gate", "parties": 2, "value": {"ok": True}})
+    assert first["state"] == "waiting" and first["generation"] == 1 and first["arrived"] == 1
+    # Arriving twice is arriving once.
+    assert a.call("barrier.arrive", {"ns": ns, "name": "gate", "parties": 2})["arrived"] == 1
+    b.fail("barrier.arrive", {"ns": ns, "name": "gate", "parties": 3}, -32000, "CONFLICT")
+    # a waits; b's arrival opens it and answers both, with what each brought.
+    pending = a.send("barrier.arrive", {"ns": ns, "name": "gate", "parties": 2, "generation": 1, "wait_ms": 5000})
+    time.sleep(0.1)
+    opened = b.call("barrier.arrive", {"ns": ns, "name": "gate", "parties": 2})
+    assert opened["state"] == "open" and [x["agent"] for x in opened["arrivals"]] == ["planner", "reviewer"]
+    assert opened["arrivals"][0]["value"] == {"ok": True} and opened["arrivals"][1]["value"] is None
+    assert a.receive(pending, "barrier.arrive")["result"] == opened
+    # A retry about generation 1 gets its outcome; a new arrival starts generation 2.
+    assert b.call("barrier.arrive", {"ns": ns, "name": "gate", "parties": 2, "generation": 1}) == opened
+    got = a.call("barrier.get", {"ns": ns, "name": "gate"})
+    assert got["generation"] == 2 and got["last"]["state"] == "open" and got["last"]["generation"] == 1
+    assert a.call("barrier.list", {"ns": ns})["barriers"][0]["name"] == "gate"
+    # A generation that does not fill breaks: BROKEN to its waiter and to a later retry.
+    e = a.fail("barrier.arrive", {"ns": ns, "name": "short", "parties": 2, "ttl_ms": 150, "wait_ms": 3000}, -32000, "BROKEN")
+    assert e["data"]["generation"] == 1 and e["data"]["arrived"] == 1
+    a.fail("barrier.arrive", {"ns": ns, "name": "short", "parties": 2, "generation": 1}, -32000, "BROKEN")
+    assert a.call("barrier.arrive", {"ns": ns, "name": "short", "parties": 2})["generation"] == 2
+    a.fail("barrier.get", {"ns": ns, "name": "never"}, -32000, "NOT_FOUND")
+    a.fail("barrier.arrive", {"ns": ns, "name": "gate", "parties": 2, "generation": 99}, -32000, "CONFLICT")
+
+
+def test_vote_and_decision_fence(server, ns):
+    planner = server.connect("planner")
+    reviewer = server.connect("reviewer")
+    outsider = server.connect("outsider")
+    opened = planner.call("vote.open", {"ns": ns, "proposal": "deploy", "voters": ["planner", "reviewer"],
+                                        "payload": {"version": "1.4.2"}})
+    assert opened["status"] == "open" and opened["round"] == 1 and opened["quorum"] == 2 and opened["token"] is None
+    planner.fail("vote.open", {"ns": ns, "proposal": "deploy", "voters": ["planner"]}, -32000, "CONFLICT")
+    outsider.fail("vote.cast", {"ns": ns, "proposal": "deploy", "choice": "yes"}, -32000, "FORBIDDEN")
+    assert planner.call("vote.cast", {"ns": ns, "proposal": "deploy", "choice": "yes"})["yes"] == 1
+    assert planner.call("vote.cast", {"ns": ns, "proposal": "deploy", "choice": "yes"})["yes"] == 1  # a retry
+    planner.fail("vote.cast", {"ns": ns, "proposal": "deploy", "choice": "no"}, -32000, "CONFLICT")
+    pending = planner.send("vote.get", {"ns": ns, "proposal": "deploy", "wait_ms": 5000})
+    time.sleep(0.1)
+    decided = reviewer.call("vote.cast", {"ns": ns, "proposal": "deploy", "choice": "yes", "reason": "tests green"})
+    assert decided["status"] == "accepted" and isinstance(decided["token"], int)
+    assert planner.receive(pending, "vote.get")["result"] == decided
+    token = decided["token"]
+    fence = {"resource": "deploy", "token": token}
+    planner.call("wm.set", {"ns": ns, "key": "deployed", "value": "1.4.2", "fence": fence})
+    # A newer decision (rejected here) supersedes it: the old token is FENCED.
+    planner.call("vote.open", {"ns": ns, "proposal": "deploy", "voters": ["planner", "reviewer"]})
+    planner.call("wm.set", {"ns": ns, "key": "deployed", "value": "1.4.2", "fence": fence})  # still in force
+    rejected = reviewer.call("vote.cast", {"ns": ns, "proposal": "deploy", "choice": "no"})
+    assert rejected["status"] == "rejected" and rejected["round"] == 2 and rejected["token"] is None
+    planner.fail("wm.set", {"ns": ns, "key": "deployed", "value": "x", "fence": fence}, -32000, "FENCED")
+    planner.fail("vote.get", {"ns": ns, "proposal": "nothing"}, -32000, "NOT_FOUND")
+    planner.fail("vote.open", {"ns": ns, "proposal": "open-to-all"}, -32602)
+    anyone = planner.call("vote.open", {"ns": ns, "proposal": "open-to-all", "quorum": 1, "ttl_ms": 150})
+    assert anyone["voters"] is None
+    time.sleep(0.3)
+    assert planner.call("vote.get", {"ns": ns, "proposal": "open-to-all"})["status"] == "rejected"
+
+
+def test_leader_election(server, ns):
+    a = server.connect("worker-a")
+    b = server.connect("worker-b")
+    assert a.call("leader.get", {"ns": ns, "election": "sched"}) == {"election": "sched", "leader": None}
+    won = a.call("leader.campaign", {"ns": ns, "election": "sched", "ttl_ms": 600_000, "value": {"addr": "a"}})
+    assert won["leader"] is True
+    again = a.call("leader.campaign", {"ns": ns, "election": "sched", "ttl_ms": 600_000})
+    assert again["leader"] is True and again["token"] == won["token"]  # renewal keeps the token
+    lost = b.call("leader.campaign", {"ns": ns, "election": "sched", "ttl_ms": 1000})
+    assert lost == {"leader": False, "holder": "worker-a", "expires_at": again["expires_at"]}
+    got = b.call("leader.get", {"ns": ns, "election": "sched"})
+    assert got["leader"] == "worker-a" and got["token"] == won["token"] and got["value"] == {"addr": "a"}
+    pending = b.send("leader.campaign", {"ns": ns, "election": "sched", "ttl_ms": 600_000, "wait_ms": 5000})
+    time.sleep(0.1)
+    assert a.call("leader.resign", {"ns": ns, "election": "sched", "token": won["token"]}) == {"resigned": True}
+    took = b.receive(pending, "leader.campaign")["result"]
+    assert took["leader"] is True and took["token"] > won["token"]
+    a.fail("wm.set", {"ns": ns, "key": "k", "value": 1, "fence": {"resource": "sched", "token": won["token"]}},
+           -32000, "FENCED")
+    assert a.call("leader.resign", {"ns": ns, "election": "sched", "token": won["token"]}) == {"resigned": False}
+
+
 
 # ----------------------------------------------------------------- coverage
 def test_zz_every_implemented_method_validated(server, request):
@@ -1581,3 +1668,4 @@ def test_zz_every_implemented_method_validated(server, request):
     assert {"UNAUTHENTICATED", "NOT_FOUND", "CONFLICT", "CLAIMED", "FENCED", "IDEMPOTENCY_MISMATCH",
             "INVALID_TRANSITION", "LIMIT_EXCEEDED", "DIMENSION_MISMATCH"} <= names, names
     assert {t for (t, _) in SEEN["events"]} >= {"wm", "claim", "inbox", "ep", "sem"}, SEEN["events"]
+

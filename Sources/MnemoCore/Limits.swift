@@ -56,6 +56,8 @@ public struct Limits: Sendable, Equatable {
     /// connection: it is parsed and checked whole before anything is applied (nothing
     /// applied on a bad line or a record outside the grants), so it is held in memory.
     public var maxImportBytes = 1 << 30
+    /// Most barriers and proposals kept at once.
+    public var maxAgreements = 100_000
 
     /// The defaults.
     public init() {}
@@ -121,6 +123,8 @@ public struct Limits: Sendable, Equatable {
              reason: "each record is indexed by FTS5 and returned whole by ep.query", keyPath: \.maxEpisodeContentBytes),
         Spec(name: "max_import_bytes", minimum: 1 << 10, hardMaximum: 1 << 32,
              reason: "an import is held in memory and checked whole before anything is applied", keyPath: \.maxImportBytes),
+        Spec(name: "max_agreements", minimum: 1, hardMaximum: 10_000_000,
+             reason: "barriers and proposals are kept in memory (and in every snapshot)", keyPath: \.maxAgreements),
     ]
 
     /// Fixed by the wire contract, not configurable.
@@ -145,6 +149,12 @@ public struct Limits: Sendable, Equatable {
     public static let maxSummarizeRecords = 100_000
     /// Most namespace remappings one `admin.import` takes.
     public static let maxImportRemaps = 16
+    /// Most parties of a barrier generation, and most voters of a proposal (a barrier's
+    /// or proposal's whole state is journaled at each arrival or vote).
+    public static let maxParties = 256
+    /// Largest `value` a party brings to a barrier, `payload` of a proposal, leader `value`
+    /// (compact JSON bytes) and vote `reason` (bytes).
+    public static let maxAgreementValueBytes = 4096
 
     /// Sets the limit named `name`, refusing unknown names and values out of range.
     public mutating func set(_ name: String, to value: Int) throws(ConfigError) {

@@ -16,6 +16,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     /// A tier's stored data is damaged: its calls are refused (`data.tier` names it) until
     /// it is repaired; the other tiers go on.
     case corrupt = "CORRUPT"
+    /// A barrier generation broke (its deadline passed before every party arrived).
+    case broken = "BROKEN"
 }
 
 /// Every error that reaches a client: one JSON-RPC error object.

@@ -53,6 +53,7 @@ final class Dispatcher: Sendable {
             + Dispatcher.episodicMethods(engine: engine)
             + Dispatcher.auditMethods(engine: engine)
             + Dispatcher.transferMethods(engine: engine)
+            + Dispatcher.agreementMethods(engine: engine)
         {
             guard let index = names.firstIndex(of: name) else { preconditionFailure("\(name) missing from methodNames") }
             guard let access = MethodAccess.table[name] else { preconditionFailure("\(name) missing from MethodAccess.table") }
@@ -74,6 +75,8 @@ final class Dispatcher: Sendable {
         "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
         "audit.query",
         "admin.export", "admin.import", "admin.snapshot", "admin.check",
+        "barrier.arrive", "barrier.get", "barrier.list", "vote.open", "vote.cast", "vote.get",
+        "leader.campaign", "leader.get", "leader.resign",
     ]
 
     /// Decodes one request line and writes its reply (nothing for notifications; one

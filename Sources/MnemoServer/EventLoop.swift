@@ -499,18 +499,15 @@ final class EventLoop: @unchecked Sendable {
         resumed.append(conn)
     }
 
-    /// Tries a parked acquire again if it is due; the reply line when it is answered.
+    /// Tries a parked call again if it is due; the reply line when it is answered.
     private func retry(_ call: ParkedCall, now: UInt64) -> [UInt8]? {
         let signaled = call.signaled.exchange(false, ordering: .relaxed)
         guard signaled || now >= call.retryAtNs.load(ordering: .relaxed) else { return nil }
         var w = JSONWriter(capacity: 192)
         call.cancel(engine.working)
         do throws(WireError) {
-            let outcome = try call.attempt(engine.working)
-            if case .held = outcome, now < call.deadlineNs { return nil }
-            call.cancel(engine.working)
             RPC.beginResult(id: call.id, &w)
-            try Dispatcher.writeAcquire(outcome, &w)
+            guard try call.attempt(last: now >= call.deadlineNs, &w) else { return nil }
             RPC.endResult(&w)
         } catch {
             w.bytes.removeAll(keepingCapacity: true)

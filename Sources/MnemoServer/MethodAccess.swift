@@ -42,6 +42,9 @@ enum MethodAccess: Sendable {
         "audit.query": .handlerRead,
         "admin.export": .handler, "admin.import": .handler, "admin.snapshot": .global(.admin),
         "admin.check": .global(.admin),
+        "barrier.arrive": .ns(.write), "barrier.get": .ns(.read), "barrier.list": .ns(.read),
+        "vote.open": .ns(.write), "vote.cast": .ns(.write), "vote.get": .ns(.read),
+        "leader.campaign": .ns(.write), "leader.get": .ns(.read), "leader.resign": .ns(.write),
     ]
 }
 

@@ -2,40 +2,40 @@ import MnemoCore
 import MnemoProtocol
 import Synchronization
 
-/// A `claim.acquire` with `wait_ms` that could not be granted at once: answered later by
-/// its connection's event loop, when the claim ends (signaled) or at the holder's expiry,
-/// and with `CLAIMED` at the deadline. Replies after it on the same connection wait, so
+/// A call with `wait_ms` that could not be answered at once (`claim.acquire` on a held
+/// claim, `leader.campaign`, `barrier.arrive` before the barrier opens, `vote.get` before
+/// the decision): answered later by its connection's event loop, when what it waits for
+/// ends (signaled) or at the time worth looking again (a holder's expiry, a deadline),
+/// and finally at its own deadline. Replies after it on the same connection wait, so
 /// replies stay in request order.
 final class ParkedCall: Sendable {
+    /// One try. Writes the result and returns true when the call is answered; otherwise
+    /// registers for the next wake-up (``wait(until:key:id:)``) and returns false. `last`:
+    /// the call's deadline has come, so it must answer.
+    typealias Attempt = @Sendable (_ call: ParkedCall, _ last: Bool, _ out: inout JSONWriter) throws(WireError) -> Bool
+
     let id: JSON
-    let ns: String
-    let resource: String
-    let ttlMs: Int64
     let deadlineNs: UInt64
-    let caller: Caller
-    /// Set by the claim's end; the loop retries at once.
+    /// Set by the end of what it waits for; the loop retries at once.
     let signaled = Atomic<Bool>(false)
-    /// Monotonic time of the next retry (the holder's expiry, or the deadline).
+    /// Monotonic time of the next retry.
     let retryAtNs: Atomic<UInt64>
-    /// The store's registration for the claim's end (0: none), cancelled when answered.
-    let waiter = Atomic<UInt64>(0)
     /// Wakes the connection's event loop.
     let wake: @Sendable () -> Void
+    private let body: Attempt
+    /// The store registration to cancel when answered (none: `registration.id == 0`).
+    private let registration = Mutex<(key: WaitKey?, id: UInt64)>((nil, 0))
 
-    init(id: JSON, ns: String, resource: String, ttlMs: Int64, deadlineNs: UInt64, caller: Caller,
-         wake: @escaping @Sendable () -> Void) {
+    init(id: JSON, deadlineNs: UInt64, wake: @escaping @Sendable () -> Void, _ body: @escaping Attempt) {
         self.id = id
-        self.ns = ns
-        self.resource = resource
-        self.ttlMs = ttlMs
         self.deadlineNs = deadlineNs
-        self.caller = caller
         self.retryAtNs = Atomic(deadlineNs)
         self.wake = wake
+        self.body = body
     }
 
-    /// What the store calls when the claim ends (any thread, store lock held: only flags
-    /// and wakes).
+    /// What the store calls when the awaited thing ends (any thread, store lock held:
+    /// only flags and wakes).
     var onEnd: @Sendable () -> Void {
         { [self] in
             signaled.store(true, ordering: .relaxed)
@@ -43,19 +43,23 @@ final class ParkedCall: Sendable {
         }
     }
 
-    /// Tries to take the claim, registering for its end when it is held.
-    func attempt(_ wm: WorkingMemory) throws(WireError) -> WorkingMemory.AcquireOutcome {
-        let (outcome, id) = try wm.acquire(ns: ns, resource: resource, ttlMs: ttlMs, by: caller, onEnd: onEnd)
-        if case .held(_, _, let retryAt) = outcome {
-            retryAtNs.store(min(retryAt, deadlineNs), ordering: .relaxed)
-        }
-        if let id { waiter.store(id, ordering: .relaxed) }
-        return outcome
+    /// Tries to answer; `out` is written only when it returns true.
+    func attempt(last: Bool, _ out: inout JSONWriter) throws(WireError) -> Bool {
+        try body(self, last, &out)
+    }
+
+    /// Notes a registration made by an attempt, and when to look again at the latest.
+    func wait(until retryAt: UInt64, key: WaitKey, id: UInt64?) {
+        retryAtNs.store(min(retryAt, deadlineNs), ordering: .relaxed)
+        if let id { registration.withLock { $0 = (key, id) } }
     }
 
     /// Forgets the registration (the call was answered or its connection closed).
     func cancel(_ wm: WorkingMemory) {
-        let id = waiter.exchange(0, ordering: .relaxed)
-        if id != 0 { wm.cancelWait(ns: ns, resource: resource, id: id) }
+        let (key, id) = registration.withLock { r in
+            defer { r = (nil, 0) }
+            return r
+        }
+        if let key, id != 0 { wm.cancelWait(key, id: id) }
     }
 }

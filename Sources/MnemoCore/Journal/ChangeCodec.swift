@@ -44,7 +44,10 @@ enum ChangeCodec {
             w.raw(",\"h\":"); w.string(claim.holder)
             w.raw(",\"pr\":"); w.string(claim.principal)
             w.raw(",\"tok\":"); w.int(claim.token)
-            w.raw(",\"exp\":"); w.int(claim.expiresAt); w.raw("}")
+            w.raw(",\"exp\":"); w.int(claim.expiresAt)
+            if let value = claim.value { w.raw(",\"v\":"); w.raw(value) }
+            if claim.since != 0 { w.raw(",\"at\":"); w.int(claim.since) }
+            w.raw("}")
         case .renew(let ns, let resource, let token, let expiresAt, _, let rev):
             w.raw("{\"t\":\"renew\",\"ns\":"); w.string(ns)
             w.raw(",\"r\":"); w.string(resource)
@@ -95,6 +98,18 @@ enum ChangeCodec {
             w.raw("{\"t\":\"drop\",\"ns\":"); w.string(ns)
             w.raw(",\"id\":"); w.string(id)
             w.raw(",\"rev\":"); w.int(rev); w.raw("}")
+        case .barrier(let ns, let name, let b, let rev, let event):
+            w.raw("{\"t\":\"barrier\",\"ns\":"); w.string(ns)
+            w.raw(",\"n\":"); w.string(name)
+            w.raw(",\"e\":"); w.string(event)
+            w.raw(",\"rev\":"); w.int(rev)
+            w.raw(",\"b\":"); b.write(&w); w.raw("}")
+        case .proposal(let ns, let name, let p, let rev, let event):
+            w.raw("{\"t\":\"proposal\",\"ns\":"); w.string(ns)
+            w.raw(",\"n\":"); w.string(name)
+            w.raw(",\"e\":"); w.string(event)
+            w.raw(",\"rev\":"); w.int(rev)
+            w.raw(",\"p\":"); p.write(&w); w.raw("}")
         }
     }
 
@@ -133,7 +148,8 @@ enum ChangeCodec {
         case "claim":
             return .claim(ns: try r.str("ns"), resource: try r.str("r"),
                           Claim(holder: try r.str("h"), principal: try r.str("pr"), token: try r.int("tok"),
-                                expiresAt: try r.int("exp"), expiresMono: 0))
+                                expiresAt: try r.int("exp"), expiresMono: 0, value: json["v"]?.bytes,
+                                since: json["at"]?.int64Value ?? 0))
         case "renew":
             return .renew(ns: try r.str("ns"), resource: try r.str("r"), token: try r.int("tok"), expiresAt: try r.int("exp"),
                           expiresMono: 0, rev: try r.int("rev"))
@@ -159,6 +175,12 @@ enum ChangeCodec {
             return .ack(ns: try r.str("ns"), ids: ids, rev: try r.int("rev"))
         case "ceiling": return .ceiling(rev: try r.int("rev"))
         case "drop": return .dropEntry(ns: try r.str("ns"), id: try r.str("id"), rev: try r.int("rev"))
+        case "barrier":
+            return .barrier(ns: try r.str("ns"), name: try r.str("n"), try Barrier(record: try r.sub("b").json),
+                            rev: try r.int("rev"), event: try r.str("e"))
+        case "proposal":
+            return .proposal(ns: try r.str("ns"), name: try r.str("n"), try Proposal(record: try r.sub("p").json),
+                             rev: try r.int("rev"), event: try r.str("e"))
         case let t: throw DecodeError(description: "unknown record type \(t)")
         }
     }
@@ -174,7 +196,7 @@ enum ChangeCodec {
                    task: r.json["task"]?.stringValue, derivedFrom: r.json["df"]?.arrayValue?.compactMap(\.stringValue))
     }
 
-    private struct Reader {
+    struct Reader {
         let json: JSON
         init(_ json: JSON) { self.json = json }
         func str(_ k: String) throws(DecodeError) -> String {

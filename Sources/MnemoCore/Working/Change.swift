@@ -33,6 +33,10 @@ enum Change: Sendable {
     /// (normal mode): after a power loss recovery resumes above it, so revisions and
     /// fencing tokens issued in the last unsynced second are never issued again.
     case ceiling(rev: Int64)
+    /// A barrier's whole new state after an arrival, an opening or a break (`event`).
+    case barrier(ns: String, name: String, Barrier, rev: Int64, event: String)
+    /// A proposal's whole new state after it was opened, voted on or decided (`event`).
+    case proposal(ns: String, name: String, Proposal, rev: Int64, event: String)
 
     /// The revision this change takes.
     var rev: Int64 {
@@ -40,7 +44,8 @@ enum Change: Sendable {
         case .put(_, _, let item, _): return item.version
         case .renew(_, _, _, _, _, let rev): return rev
         case .remove(_, _, let rev, _), .clear(_, let rev), .batch(let rev, _), .unclaim(_, _, let rev, _, _),
-            .forgetResult(_, _, let rev), .ack(_, _, let rev), .dropEntry(_, _, let rev):
+            .forgetResult(_, _, let rev), .ack(_, _, let rev), .dropEntry(_, _, let rev),
+            .barrier(_, _, _, let rev, _), .proposal(_, _, _, let rev, _):
             return rev
         case .claim(_, _, let c): return c.token
         case .ceiling: return 0  // not a revision of its own; recovery reads it

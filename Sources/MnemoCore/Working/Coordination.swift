@@ -21,6 +21,10 @@ public struct Claim: Sendable, Equatable {
     var expiresMono: UInt64
     /// Keys of the claim's namespace written with `lease`, deleted when the claim ends.
     var leasedKeys: Set<String> = []
+    /// What a leader campaigned with (compact JSON), for `leader.get`; nil for a plain claim.
+    public var value: [UInt8]? = nil
+    /// When it was granted (wall ms; 0 when not recorded).
+    public var since: Int64 = 0
 }
 
 /// The lifecycle of a task (contract, section "coordination").

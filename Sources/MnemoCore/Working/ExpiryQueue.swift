@@ -9,14 +9,15 @@ import HeapModule
 /// deadlines when it holds more than twice as many entries as there are (amortized O(1)).
 struct ExpiryQueue: Sendable {
     /// What an entry is about.
-    enum Tier: UInt8, Sendable { case key, result, inbox, claim }
+    enum Tier: UInt8, Sendable { case key, result, inbox, claim, barrier, proposal }
 
     struct Entry: Comparable, Sendable {
         var expiresAt: Int64
         var ns: String
         /// Key, idempotency key, inbox id or claim resource.
         var key: String
-        /// Key version or claim token it was made for (0 where the deadline alone decides).
+        /// Key version, claim token, barrier generation or proposal round it was made for (0
+        /// where the deadline alone decides).
         var version: Int64
         var tier: Tier = .key
         static func < (a: Entry, b: Entry) -> Bool { a.expiresAt < b.expiresAt }

@@ -18,16 +18,26 @@ extension WorkingMemory {
 
     /// Takes the claim, or, when it is held and `onEnd` is given, registers `onEnd` to run
     /// once when that claim ends — in the same critical section, so no release can slip
-    /// in between. Cancel an unneeded registration with ``cancelWait(ns:resource:id:)``.
+    /// in between. Cancel an unneeded registration with ``cancelWait(_:id:)``.
     /// - Returns: the outcome, and the registration's id when one was made.
-    public func acquire(ns: String, resource: String, ttlMs: Int64, by caller: Caller,
+    ///
+    /// A leader's campaign (`value` given, `reentrant`): the value is kept with the claim,
+    /// and the holder campaigning again keeps its token and extends its lease.
+    public func acquire(ns: String, resource: String, ttlMs: Int64, by caller: Caller, value: [UInt8]? = nil,
+                        reentrant: Bool = false,
                         onEnd: (@Sendable () -> Void)?) throws(WireError) -> (outcome: AcquireOutcome, waiter: UInt64?) {
         try Validate.identifier(resource, field: "resource")
         try checkClaimTTL(ttlMs)
         return try state.withLock { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: resource)
+            if reentrant, let held = liveClaim(&s, ck), held.holder == caller.agent, held.principal == caller.principal {
+                let expiresAt = time.nowMs() + ttlMs
+                try commit(&s, .renew(ns: ns, resource: resource, token: held.token, expiresAt: expiresAt,
+                                      expiresMono: time.monotonicNs() + UInt64(ttlMs) * 1_000_000, rev: s.rev + 1))
+                return (.granted(token: held.token, expiresAt: expiresAt), nil)
+            }
             if let held = liveClaim(&s, ck) {
-                let waiter = onEnd.map { addWaiter(ck, $0) }
+                let waiter = onEnd.map { addWaiter(WaitKey(.claim, ck), $0) }
                 return (.held(holder: held.holder, expiresAt: held.expiresAt, retryAtNs: held.expiresMono), waiter)
             }
             // An expired claim that could not be ended (journal unavailable) still owns its
@@ -37,8 +47,10 @@ extension WorkingMemory {
             }
             try reserve(&s, adding: Cost.claim, freeing: 0, by: caller.principal)
             let token = s.rev + 1
+            let now = time.nowMs()
             let claim = Claim(holder: caller.agent, principal: caller.principal, token: token,
-                              expiresAt: time.nowMs() + ttlMs, expiresMono: time.monotonicNs() + UInt64(ttlMs) * 1_000_000)
+                              expiresAt: now + ttlMs, expiresMono: time.monotonicNs() + UInt64(ttlMs) * 1_000_000,
+                              value: value, since: now)
             try commit(&s, .claim(ns: ns, resource: resource, claim))
             return (.granted(token: token, expiresAt: claim.expiresAt), nil)
         }
@@ -71,7 +83,7 @@ extension WorkingMemory {
             let ck = ClaimKey(ns: ns, resource: resource)
             guard let claim = liveClaim(&s, ck), claim.token == token else { return false }
             try commit(&s, .unclaim(ns: ns, resource: resource, rev: s.rev + 1, at: time.nowMs(), expired: false))
-            for waiter in takeWaiters(ck) { waiter() }
+            for waiter in takeWaiters(WaitKey(.claim, ck)) { waiter() }
             return true
         }
     }
@@ -88,6 +100,11 @@ extension WorkingMemory {
         public var expiresAt: Int64
     }
 
+    /// The live claim on `ns/resource` (a leader's, for an election), if any.
+    public func claim(ns: String, resource: String) -> Claim? {
+        state.withLock { s in liveClaim(&s, ClaimKey(ns: ns, resource: resource)) }
+    }
+
     /// Live claims of exactly this namespace, by resource.
     /// - Complexity: O(all claims).
     public func claims(ns: String) -> [ClaimInfo] {
@@ -96,31 +113,6 @@ extension WorkingMemory {
             return keys.compactMap { ck in
                 liveClaim(&s, ck).map { ClaimInfo(resource: ck.resource, holder: $0.holder, token: $0.token, expiresAt: $0.expiresAt) }
             }.sorted { $0.resource < $1.resource }
-        }
-    }
-
-    /// Calls `callback` once when the claim on `ns/resource` ends (release or expiry).
-    /// - Returns: an id for ``cancelWait(ns:resource:id:)``.
-    @discardableResult
-    public func onClaimEnd(ns: String, resource: String, _ callback: @escaping @Sendable () -> Void) -> UInt64 {
-        addWaiter(ClaimKey(ns: ns, resource: resource), callback)
-    }
-
-    /// Forgets a registration (the wait ended, or its connection closed).
-    public func cancelWait(ns: String, resource: String, id: UInt64) {
-        claimWaiters.withLock { w in
-            let ck = ClaimKey(ns: ns, resource: resource)
-            w.byClaim[ck]?[id] = nil
-            if w.byClaim[ck]?.isEmpty == true { w.byClaim[ck] = nil }
-        }
-    }
-
-    private func addWaiter(_ ck: ClaimKey, _ callback: @escaping @Sendable () -> Void) -> UInt64 {
-        claimWaiters.withLock { w in
-            let id = w.next
-            w.next += 1
-            w.byClaim[ck, default: [:]][id] = callback
-            return id
         }
     }
 
@@ -141,20 +133,21 @@ extension WorkingMemory {
     func expireClaim(_ s: inout WorkingState, _ ck: ClaimKey) -> Bool {
         guard (try? commit(&s, .unclaim(ns: ck.ns, resource: ck.resource, rev: s.rev + 1, at: time.nowMs(), expired: true))) != nil
         else { return false }
-        for waiter in takeWaiters(ck) { waiter() }
+        for waiter in takeWaiters(WaitKey(.claim, ck)) { waiter() }
         return true
     }
 
-    func takeWaiters(_ ck: ClaimKey) -> [@Sendable () -> Void] {
-        claimWaiters.withLock { w in w.byClaim.removeValue(forKey: ck).map { Array($0.values) } ?? [] }
-    }
-
-    /// Rejects a stale holder: the claim must be live and `token` its current token.
-    func checkFence(_ s: inout WorkingState, ns: String, resource: String, token: Int64) throws(WireError) {
+    /// Rejects a stale holder: the claim must be live and `token` its current token. A
+    /// fence (not a lease) may also name a proposal: then `token` must be its newest
+    /// decision's, and that decision an acceptance.
+    func checkFence(_ s: inout WorkingState, ns: String, resource: String, token: Int64, orDecision: Bool = false) throws(WireError) {
         let ck = ClaimKey(ns: ns, resource: resource)
-        guard let claim = liveClaim(&s, ck), claim.token == token else {
-            throw Self.fenced(resource, given: token, current: s.claims[ck]?.token)
+        if let claim = liveClaim(&s, ck), claim.token == token { return }
+        if orDecision, let p = liveProposal(&s, ck) {
+            guard p.authority == token else { throw Self.fenced(resource, given: token, current: p.authority) }
+            return
         }
+        throw Self.fenced(resource, given: token, current: s.claims[ck]?.token)
     }
 
     /// `FENCED`: `token` is the resource's live token (null when free), `given_token` the

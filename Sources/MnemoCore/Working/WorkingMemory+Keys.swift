@@ -66,7 +66,7 @@ extension WorkingMemory {
         }
         let now = time.nowMs()
         return try state.withLock { s throws(WireError) in
-            if let f = w.fence { try checkFence(&s, ns: w.ns, resource: f.resource, token: f.token) }
+            if let f = w.fence { try checkFence(&s, ns: w.ns, resource: f.resource, token: f.token, orDecision: true) }
             if let l = w.lease { try checkFence(&s, ns: w.ns, resource: l.resource, token: l.token) }
             let old = live(&s, w.ns, w.key, now: now)
             if w.ifAbsent, let old { throw Self.conflict(w.ns, w.key, current: old.version) }
@@ -104,7 +104,7 @@ extension WorkingMemory {
         try checkKey(key)
         let now = time.nowMs()
         return try state.withLock { s throws(WireError) in
-            if let f = fence { try checkFence(&s, ns: ns, resource: f.resource, token: f.token) }
+            if let f = fence { try checkFence(&s, ns: ns, resource: f.resource, token: f.token, orDecision: true) }
             let old = live(&s, ns, key, now: now)
             if let expected = ifVersion, old?.version != expected {
                 throw Self.conflict(ns, key, current: old?.version)

@@ -14,7 +14,7 @@ extension WorkingMemory {
         return try state.withLock { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: task)
             _ = liveClaim(&s, ck)  // an expired claim returns its task to pending first
-            if let f = fence { try checkFence(&s, ns: ns, resource: f.resource, token: f.token) }
+            if let f = fence { try checkFence(&s, ns: ns, resource: f.resource, token: f.token, orDecision: true) }
             let current = s.tasks[ck]?.state
             if let from, from != current {
                 throw .app(.conflict, "task \(task) is \(current?.rawValue ?? "absent"), not \(from.rawValue)",

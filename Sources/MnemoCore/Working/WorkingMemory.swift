@@ -19,8 +19,9 @@ public final class WorkingMemory: Sendable {
     /// The journal; nil in `volatile` mode.
     public let journal: Journal?
     let logger: Logger
-    /// Callbacks waiting for a claim to end (`claim.acquire` with `wait_ms`), by id.
-    let claimWaiters = Mutex<(next: UInt64, byClaim: [ClaimKey: [UInt64: @Sendable () -> Void]])>((1, [:]))
+    /// Callbacks waiting for a claim to end (`claim.acquire`, `leader.campaign` with
+    /// `wait_ms`), a barrier generation or a proposal round to end, by id.
+    let waiters = Mutex<(next: UInt64, byKey: [WaitKey: [UInt64: @Sendable () -> Void]])>((1, [:]))
     /// Change listeners (watches), called with the lock held, in revision order.
     let observers = Mutex<[@Sendable ([WatchEvent]) -> Void]>([])
     /// Whether a snapshot is being written.
@@ -191,6 +192,20 @@ public final class WorkingMemory: Sendable {
                         s.expiry.insert(e)
                         return (removed, false)
                     }
+                case .barrier:
+                    let ck = ClaimKey(ns: e.ns, resource: e.key)
+                    guard let b = s.barriers[ck], b.generation == e.version, b.deadline != 0, b.deadline <= now else { continue }
+                    guard breakBarrier(&s, ck, b) else {
+                        s.expiry.insert(e)
+                        return (removed, false)
+                    }
+                case .proposal:
+                    let ck = ClaimKey(ns: e.ns, resource: e.key)
+                    guard let p = s.proposals[ck], p.round == e.version, p.status == .open, p.deadline <= now else { continue }
+                    guard expireProposal(&s, ck, p) else {
+                        s.expiry.insert(e)
+                        return (removed, false)
+                    }
                 case .claim:
                     continue
                 }
@@ -295,6 +310,8 @@ extension WorkingState {
         for (ns, box) in inboxes {
             for e in box.values.sorted(by: { $0.provenance.rev < $1.provenance.rev }) { out.append(.post(ns: ns, e)) }
         }
+        for (k, b) in barriers { out.append(.barrier(ns: k.ns, name: k.resource, b, rev: 0, event: "snapshot")) }
+        for (k, p) in proposals { out.append(.proposal(ns: k.ns, name: k.resource, p, rev: 0, event: "snapshot")) }
         return out
     }
 }

@@ -9,6 +9,10 @@ struct WorkingState: Sendable {
     var results: [ClaimKey: StoredResult] = [:]
     var tasks: [ClaimKey: TaskRecord] = [:]
     var inboxes: [String: [String: InboxEntry]] = [:]
+    var barriers: [ClaimKey: Barrier] = [:]
+    var proposals: [ClaimKey: Proposal] = [:]
+    /// What each barrier and proposal is charged, and to whom (the last party to act).
+    var agreementCharges: [AgreementKey: (principal: String, bytes: Int)] = [:]
     var rev: Int64 = 0
     var keyCount = 0
     var bytes = 0
@@ -128,7 +132,30 @@ struct WorkingState: Sendable {
             emit(rev, "inbox", "drop", ns, id: id)
             if let old = inboxes[ns]?.removeValue(forKey: id) { charge(old.provenance.principal, -Cost.entry(old)) }
             if inboxes[ns]?.isEmpty == true { inboxes[ns] = nil }
+        case .barrier(let ns, let name, let b, let rev, let event):
+            emit(rev, "barrier", event, ns, key: name)
+            let ck = ClaimKey(ns: ns, resource: name)
+            barriers[ck] = b
+            recharge(AgreementKey(kind: .barrier, key: ck), to: b.actor, Cost.barrier(b))
+            if b.deadline != 0 {
+                expiry.insert(.init(expiresAt: b.deadline, ns: ns, key: name, version: b.generation, tier: .barrier))
+            }
+        case .proposal(let ns, let name, let p, let rev, let event):
+            emit(rev, "vote", event, ns, key: name)
+            let ck = ClaimKey(ns: ns, resource: name)
+            proposals[ck] = p
+            recharge(AgreementKey(kind: .proposal, key: ck), to: p.openedPrincipal, Cost.proposal(p))
+            if p.status == .open {
+                expiry.insert(.init(expiresAt: p.deadline, ns: ns, key: name, version: p.round, tier: .proposal))
+            }
         }
+    }
+
+    /// Moves what `key` is charged to `principal`, now `bytes`.
+    private mutating func recharge(_ key: AgreementKey, to principal: String, _ bytes: Int) {
+        if let old = agreementCharges[key] { charge(old.principal, -old.bytes) }
+        charge(principal, bytes)
+        agreementCharges[key] = (principal, bytes)
     }
 
     // MARK: key primitives
@@ -197,7 +224,8 @@ struct WorkingState: Sendable {
     }
 
     private mutating func compactExpiryIfNeeded() {
-        guard expiry.needsRebuild(live: withTTL + results.count + inboxes.values.reduce(0) { $0 + $1.count }) else { return }
+        let live = withTTL + results.count + inboxes.values.reduce(0) { $0 + $1.count } + barriers.count + proposals.count
+        guard expiry.needsRebuild(live: live) else { return }
         var entries: [ExpiryQueue.Entry] = []
         for (ns, space) in spaces {
             for (key, item) in space.items where item.expiresAt != 0 {
@@ -207,6 +235,12 @@ struct WorkingState: Sendable {
         for (k, r) in results { entries.append(.init(expiresAt: r.expiresAt, ns: k.ns, key: k.resource, version: 0, tier: .result)) }
         for (ns, box) in inboxes {
             for (id, e) in box { entries.append(.init(expiresAt: e.expiresAt, ns: ns, key: id, version: 0, tier: .inbox)) }
+        }
+        for (k, b) in barriers where b.deadline != 0 {
+            entries.append(.init(expiresAt: b.deadline, ns: k.ns, key: k.resource, version: b.generation, tier: .barrier))
+        }
+        for (k, p) in proposals where p.status == .open {
+            entries.append(.init(expiresAt: p.deadline, ns: k.ns, key: k.resource, version: p.round, tier: .proposal))
         }
         expiry.rebuild(entries)
     }
@@ -220,4 +254,23 @@ enum Cost {
     static func entry(_ e: InboxEntry) -> Int { 240 + e.content.count + e.type.utf8.count + e.to.utf8.count }
     static let taskRecord = 120
     static let taskStep = 160
+    static func barrier(_ b: Barrier) -> Int {
+        200 + (b.arrivals + b.finished.flatMap(\.arrivals)).reduce(0) { $0 + 120 + $1.value.count + $1.agent.utf8.count }
+    }
+    static func proposal(_ p: Proposal) -> Int {
+        240 + p.payload.count + (p.voters ?? []).reduce(0) { $0 + 24 + $1.utf8.count }
+            + p.ballots.reduce(0) { $0 + 120 + $1.voter.utf8.count + ($1.reason?.utf8.count ?? 0) }
+    }
+}
+
+/// A barrier or a proposal, for what it is charged.
+struct AgreementKey: Hashable, Sendable {
+    enum Kind: UInt8, Sendable { case barrier, proposal }
+    var kind: Kind
+    var key: ClaimKey
+}
+
+extension Barrier {
+    /// The principal charged for it: its latest arrival's.
+    var actor: String { (arrivals.last ?? finished.last?.arrivals.last)?.principal ?? "mnemod" }
 }

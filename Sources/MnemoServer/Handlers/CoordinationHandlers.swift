@@ -13,19 +13,11 @@ extension Dispatcher {
                 let ttl = try p.int("ttl_ms", in: 1...limits.maxTTLms)
                 let wait = try p.optionalInt("wait_ms", in: 0...3_600_000) ?? 0
                 let caller = try session.callerOrThrow()
-                guard wait > 0, session.canPark else {
-                    try writeAcquire(try wm.acquire(ns: ns, resource: resource, ttlMs: ttl, by: caller), &out)
-                    return
+                try park(waitMs: wait, &session, engine, &out) { call, last, out throws(WireError) in
+                    guard let outcome = try tryAcquire(wm, ns, resource, ttl, caller, value: nil, call, last: last) else { return false }
+                    try writeAcquire(outcome, &out)
+                    return true
                 }
-                let call = ParkedCall(id: session.currentID, ns: ns, resource: resource, ttlMs: ttl,
-                                      deadlineNs: engine.time.monotonicNs() + UInt64(wait) * 1_000_000, caller: caller,
-                                      wake: session.wake)
-                let outcome = try call.attempt(wm)
-                if case .held = outcome {
-                    session.parked = call  // answered by the event loop when the claim ends
-                    return
-                }
-                try writeAcquire(outcome, &out)
             }),
             ("claim.renew", Method(requiresSession: true) { p, session, out throws(WireError) in
                 try p.allowOnly(["ns", "resource", "token", "ttl_ms"])
@@ -165,6 +157,30 @@ extension Dispatcher {
     }
 
     /// Writes a `claim.acquire` result, or throws `CLAIMED`.
+    /// Answers now, or parks the call (`wait_ms` above 0, on a connection that can wait)
+    /// for the event loop to answer when `attempt` does.
+    static func park(waitMs: Int64, _ session: inout Session, _ engine: Engine, _ out: inout JSONWriter,
+                     _ attempt: @escaping ParkedCall.Attempt) throws(WireError) {
+        let canWait = waitMs > 0 && session.canPark
+        let call = ParkedCall(id: session.currentID, deadlineNs: engine.time.monotonicNs() + UInt64(waitMs) * 1_000_000,
+                              wake: session.wake, attempt)
+        if try call.attempt(last: !canWait, &out) { return }
+        session.parked = call
+    }
+
+    /// One try at a claim (a leader's when `value` is given) for a call that may wait: the
+    /// outcome to answer, or nil when it waits (registered for the claim's end).
+    static func tryAcquire(_ wm: WorkingMemory, _ ns: String, _ resource: String, _ ttl: Int64, _ caller: Caller,
+                           value: [UInt8]?, _ call: ParkedCall, last: Bool) throws(WireError) -> WorkingMemory.AcquireOutcome? {
+        let (outcome, waiter) = try wm.acquire(ns: ns, resource: resource, ttlMs: ttl, by: caller, value: value,
+                                               reentrant: value != nil, onEnd: last ? nil : call.onEnd)
+        if case .held(_, _, let retryAt) = outcome, !last {
+            call.wait(until: retryAt, key: WaitKey(.claim, ns: ns, name: resource), id: waiter)
+            return nil
+        }
+        return outcome
+    }
+
     static func writeAcquire(_ outcome: WorkingMemory.AcquireOutcome, _ out: inout JSONWriter) throws(WireError) {
         switch outcome {
         case .granted(let token, let expiresAt):

@@ -6,6 +6,7 @@ from .errors import (
     Claimed,
     Conflict,
     Corrupt,
+    Broken,
     ConnectionLost,
     DimensionMismatch,
     Fenced,
@@ -33,5 +34,5 @@ __all__ = [
     "MnemoError", "ParseError", "InvalidRequest", "MethodNotFound", "InvalidParams", "InternalError",
     "ApplicationError", "Unauthenticated", "Forbidden", "NotFound", "Conflict", "Claimed", "Fenced",
     "IdempotencyMismatch", "InvalidTransition", "DimensionMismatch", "LimitExceeded", "Unavailable",
-    "ShuttingDown", "Corrupt", "ConnectionLost", "error_from_response",
+    "ShuttingDown", "Corrupt", "Broken", "ConnectionLost", "error_from_response",
 ]

@@ -120,6 +120,46 @@ class ApiMixin:
     def claims(self, ns: str) -> Any:
         return self._invoke("claim.list", {"ns": ns})
 
+    # -- agreement ---------------------------------------------------------------------------
+    def arrive(self, ns: str, name: str, parties: int, *, value: Any = None, generation: Optional[int] = None,
+               ttl_ms: Optional[int] = None, wait_ms: Optional[int] = None) -> Any:
+        """``barrier.arrive``: ``state`` is ``open`` (with every party's value) or ``waiting``.
+        Ask again with ``generation`` (from the reply) after a lost reply or a timeout."""
+        return self._invoke("barrier.arrive", _clean(ns=ns, name=name, parties=parties, value=value,
+                                                     generation=generation, ttl_ms=ttl_ms, wait_ms=wait_ms))
+
+    def barrier_get(self, ns: str, name: str) -> Any:
+        return self._invoke("barrier.get", {"ns": ns, "name": name})
+
+    def barriers(self, ns: str) -> Any:
+        return self._invoke("barrier.list", {"ns": ns})
+
+    def vote_open(self, ns: str, proposal: str, *, voters: Optional[Sequence[str]] = None,
+                  quorum: Optional[int] = None, ttl_ms: Optional[int] = None, payload: Any = None) -> Any:
+        return self._invoke("vote.open", _clean(ns=ns, proposal=proposal, voters=list(voters) if voters else None,
+                                                quorum=quorum, ttl_ms=ttl_ms, payload=payload))
+
+    def vote(self, ns: str, proposal: str, choice: str, *, reason: Optional[str] = None) -> Any:
+        """``vote.cast`` with ``choice`` ``"yes"`` or ``"no"``."""
+        return self._invoke("vote.cast", _clean(ns=ns, proposal=proposal, choice=choice, reason=reason))
+
+    def vote_get(self, ns: str, proposal: str, *, wait_ms: Optional[int] = None) -> Any:
+        """``vote.get``; with ``wait_ms`` it waits while the round is open."""
+        return self._invoke("vote.get", _clean(ns=ns, proposal=proposal, wait_ms=wait_ms))
+
+    def campaign(self, ns: str, election: str, ttl_ms: int, *, value: Any = None,
+                 wait_ms: Optional[int] = None) -> Any:
+        """``leader.campaign``: ``{"leader": True, "token": ...}`` or who leads. Campaign
+        again before the lease ends to stay leader (same token)."""
+        return self._invoke("leader.campaign", _clean(ns=ns, election=election, ttl_ms=ttl_ms, value=value,
+                                                      wait_ms=wait_ms))
+
+    def leader(self, ns: str, election: str) -> Any:
+        return self._invoke("leader.get", {"ns": ns, "election": election})
+
+    def resign(self, ns: str, election: str, token: int) -> Any:
+        return self._invoke("leader.resign", {"ns": ns, "election": election, "token": token})
+
     def put_result(self, ns: str, task: str, idempotency_key: str, value: Any) -> Any:
         return self._invoke("result.put", {"ns": ns, "task": task, "idempotency_key": idempotency_key,
                                            "value": value})

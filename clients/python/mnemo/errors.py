@@ -146,6 +146,13 @@ class Corrupt(ApplicationError):
     name = "CORRUPT"
 
 
+class Broken(ApplicationError):
+    """A barrier generation broke before every party arrived (``data["generation"]``,
+    ``data["arrived"]``, ``data["parties"]``); the next arrival starts a new one."""
+
+    name = "BROKEN"
+
+
 class ConnectionLost(MnemoError):
     """The connection to mnemod dropped (or the client was closed).
 
@@ -172,6 +179,7 @@ _BY_NAME: Dict[str, Type[ApplicationError]] = {
         Conflict,
         Claimed,
         Fenced,
+        Broken,
         IdempotencyMismatch,
         InvalidTransition,
         DimensionMismatch,

@@ -1,0 +1,48 @@
+import MnemoProtocol
+
+/// What a parked call waits for: a claim to end, a barrier generation or a proposal
+/// round to end.
+public struct WaitKey: Hashable, Sendable {
+    public enum Kind: UInt8, Sendable { case claim, barrier, proposal }
+    let kind: Kind
+    let key: ClaimKey
+
+    init(_ kind: Kind, _ key: ClaimKey) {
+        self.kind = kind
+        self.key = key
+    }
+
+    public init(_ kind: Kind, ns: String, name: String) { self.init(kind, ClaimKey(ns: ns, resource: name)) }
+}
+
+extension WorkingMemory {
+    /// Calls `callback` once when the claim on `ns/resource` ends (release or expiry).
+    /// - Returns: an id for ``cancelWait(_:id:)``.
+    @discardableResult
+    public func onClaimEnd(ns: String, resource: String, _ callback: @escaping @Sendable () -> Void) -> UInt64 {
+        addWaiter(WaitKey(.claim, ns: ns, name: resource), callback)
+    }
+
+    /// Forgets a registration (the wait ended, or its connection closed).
+    public func cancelWait(_ key: WaitKey, id: UInt64) {
+        waiters.withLock { w in
+            w.byKey[key]?[id] = nil
+            if w.byKey[key]?.isEmpty == true { w.byKey[key] = nil }
+        }
+    }
+
+    func addWaiter(_ key: WaitKey, _ callback: @escaping @Sendable () -> Void) -> UInt64 {
+        waiters.withLock { w in
+            let id = w.next
+            w.next += 1
+            w.byKey[key, default: [:]][id] = callback
+            return id
+        }
+    }
+
+    /// Removes and returns the callbacks waiting on `key` (they only flag and wake, so
+    /// calling them with the store lock held is safe).
+    func takeWaiters(_ key: WaitKey) -> [@Sendable () -> Void] {
+        waiters.withLock { w in w.byKey.removeValue(forKey: key).map { Array($0.values) } ?? [] }
+    }
+}
