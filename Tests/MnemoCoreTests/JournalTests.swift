@@ -130,6 +130,23 @@ struct JournalTests {
         .ack(ns: "a", ids: ["22", "23"], rev: 24),
         .dropEntry(ns: "a", id: "22", rev: 25),
         .ceiling(rev: 1 << 20),
+        .claim(ns: "a", resource: "leader", Claim(holder: "h", principal: "p", token: 30, expiresAt: 1_800_000_009_000, expiresMono: 0,
+                                                  value: Array(#"{"addr":"x"}"#.utf8), since: 1_800_000_000_500)),
+        .barrier(ns: "a", name: "gate", {
+            var b = Barrier(parties: 2)
+            b.arrivals = [BarrierArrival(agent: "x", principal: "p", value: Array("1".utf8), at: 1_800_000_000_001, rev: 31)]
+            b.deadline = 1_800_000_010_000
+            b.finished = [.init(generation: 0, state: .broken, parties: 3, arrivals: [], rev: 29, at: 1_800_000_000_000)]
+            b.generation = 1
+            return b
+        }(), rev: 31, event: "arrive"),
+        .proposal(ns: "a", name: "ship", {
+            var p = Proposal(round: 2, voters: ["x", "y"], quorum: 1, payload: Array(#"{"v":1}"#.utf8), openedBy: "x",
+                             openedPrincipal: "p", openedAt: 1_800_000_000_002, openedRev: 32, deadline: 1_800_000_020_000)
+            p.ballots = [.init(voter: "y", principal: "q", yes: true, reason: "ok \u{e9}", at: 1_800_000_000_003, rev: 33)]
+            p.decide(.accepted, rev: 33, at: 1_800_000_000_003)
+            return p
+        }(), rev: 33, event: "decided"),
     ]
 
     @Test("ChangeCodec.decode(encode(c)) gives back every field of every kind of change", arguments: everyChange.indices)
@@ -161,12 +178,14 @@ struct JournalTests {
         case .ack: "ack"
         case .dropEntry: "dropEntry"
         case .ceiling: "ceiling"
+        case .barrier: "barrier"
+        case .proposal: "proposal"
         }
     }
 
     @Test("the round trip above covers every kind of change")
     func codecCoversEveryCase() {
-        #expect(Set(Self.everyChange.map(Self.kind)).count == 14)
+        #expect(Set(Self.everyChange.map(Self.kind)).count == 16)
     }
 
     @Test("records that do not decode are refused, not guessed at",

@@ -3,7 +3,7 @@ import MnemoProtocol
 
 extension Dispatcher {
     static func watchMethods(engine: Engine, hub: WatchHub) -> [(String, Method)] {
-        let tierNames: Set<String> = ["wm", "claim", "task", "inbox", "result", "ep", "sem"]
+        let tierNames: Set<String> = ["wm", "claim", "task", "inbox", "result", "ep", "sem", "barrier", "vote"]
         return [
             ("watch.subscribe", Method(requiresSession: true) { p, session, out throws(WireError) in
                 try p.allowOnly(["ns", "prefix", "from_rev", "tiers"])
