@@ -153,6 +153,53 @@ extension BridgeTool {
             readOnly: false,
             run: forward("claim.release")),
         BridgeTool(
+            name: "barrier_arrive",
+            description: "Arrive at a barrier and wait until `parties` agents have arrived (state open, with what each brought). If it is still waiting when wait_ms ends, call again with the generation returned. A barrier that does not fill in time answers BROKEN.",
+            arguments: [
+                .init(name: "name", type: "string", description: "The barrier", required: true),
+                .init(name: "parties", type: "integer", description: "How many distinct agents it waits for", required: true),
+                .init(name: "value", type: "", description: "What you bring: any JSON value"),
+                .init(name: "generation", type: "integer", description: "The generation a previous call returned (a retry)"),
+                .init(name: "wait_ms", type: "integer", description: "How long to wait for it to open (default 30000)"),
+                namespace,
+            ],
+            readOnly: false,
+            run: forward("barrier.arrive", defaults: [JSONMember("wait_ms", 30_000)])),
+        BridgeTool(
+            name: "propose",
+            description: "Put a proposal to a vote: it is accepted once `quorum` listed voters say yes (default: all of them), rejected when that becomes impossible or at its deadline. An accepted decision returns a token that fences the action it authorises.",
+            arguments: [
+                .init(name: "proposal", type: "string", description: "The proposal's name", required: true),
+                .init(name: "voters", type: "array", description: "The agents whose votes count"),
+                .init(name: "quorum", type: "integer", description: "Yes votes that accept it"),
+                .init(name: "payload", type: "", description: "What is proposed: any JSON value"),
+                .init(name: "ttl_ms", type: "integer", description: "Milliseconds before an undecided round is rejected (default 600000)"),
+                namespace,
+            ],
+            readOnly: false,
+            run: forward("vote.open")),
+        BridgeTool(
+            name: "vote",
+            description: "Vote yes or no on a proposal; returns the round (status open, accepted or rejected).",
+            arguments: [
+                .init(name: "proposal", type: "string", description: "The proposal's name", required: true),
+                .init(name: "choice", type: "string", description: "yes or no", required: true),
+                .init(name: "reason", type: "string", description: "Why"),
+                namespace,
+            ],
+            readOnly: false,
+            run: forward("vote.cast")),
+        BridgeTool(
+            name: "decision",
+            description: "Read a proposal's round, waiting up to wait_ms for its decision. Act only if status is accepted, passing fence {resource: proposal, token} with your writes.",
+            arguments: [
+                .init(name: "proposal", type: "string", description: "The proposal's name", required: true),
+                .init(name: "wait_ms", type: "integer", description: "How long to wait for the decision (default 30000)"),
+                namespace,
+            ],
+            readOnly: true,
+            run: forward("vote.get", defaults: [JSONMember("wait_ms", 30_000)])),
+        BridgeTool(
             name: "inbox_post",
             description: "Send a message to another agent's inbox.",
             arguments: [

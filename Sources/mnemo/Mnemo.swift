@@ -10,11 +10,12 @@ struct Mnemo: AsyncParsableCommand {
         commandName: "mnemo",
         abstract: "Talk to a running mnemod over its Unix socket.",
         discussion: """
-            Exit codes: 0 success; 1 not found (get, del, expire of a missing key); \
+            Exit codes: 0 success; 1 not found (get, del, expire of a missing key), or the barrier, vote \
+            or leadership asked for does not hold (yet); \
             2 the server refused the request (the error code is printed, e.g. CONFLICT); \
             3 mnemod could not be reached; 64 bad usage.
             """,
-        subcommands: [Get.self, Set.self, Del.self, Ls.self, Remember.self, Search.self, Health.self, Stats.self, Summarize.self, Prune.self, Export.self, Import.self, Snapshot.self, Check.self, Repair.self, Audit.self, Call.self, MCPBridge.self])
+        subcommands: [Get.self, Set.self, Del.self, Ls.self, Remember.self, Search.self, Health.self, Stats.self, Summarize.self, Prune.self, Export.self, Import.self, Snapshot.self, Check.self, Repair.self, Audit.self, BarrierCommand.self, VoteCommand.self, LeaderCommand.self, Call.self, MCPBridge.self])
 }
 
 /// Options every subcommand takes.

@@ -16,7 +16,8 @@ struct MCPTests {
         let tools = try a.request("tools/list")["tools"]?.arrayValue ?? []
         let names = Swift.Set(tools.compactMap { $0["name"]?.stringValue })
         #expect(names == ["remember_episode", "recall_episodes", "remember_fact", "recall_facts", "scratchpad_read",
-                          "scratchpad_write", "claim_task", "release_task", "inbox_post", "inbox_read"])
+                          "scratchpad_write", "claim_task", "release_task", "inbox_post", "inbox_read",
+                          "barrier_arrive", "propose", "vote", "decision"])
         for t in tools {
             #expect(t["inputSchema"]?["type"] == "object")
             #expect(t["description"]?.stringValue?.isEmpty == false)
@@ -67,6 +68,14 @@ struct MCPTests {
         #expect(inbox.map { $0["from"] } == ["planner"])
         #expect(inbox.first?["content"] == ["do": "task-2"])
         #expect(try b.tool("inbox_read", [:])["entries"]?.arrayValue?.isEmpty == true)
+
+        // Agreement: a proposal both must accept; the barrier opens at the second arrival.
+        _ = try a.tool("propose", ["proposal": "ship", "voters": ["planner", "worker"]])
+        #expect(try a.tool("vote", ["proposal": "ship", "choice": "yes"])["status"] == "open")
+        #expect(try b.tool("vote", ["proposal": "ship", "choice": "yes"])["status"] == "accepted")
+        #expect(try a.tool("decision", ["proposal": "ship", "wait_ms": 0])["token"]?.int64Value != nil)
+        #expect(try a.tool("barrier_arrive", ["name": "go", "parties": 2, "wait_ms": 0])["state"] == "waiting")
+        #expect(try b.tool("barrier_arrive", ["name": "go", "parties": 2])["state"] == "open")
 
         // The namespace of a call overrides the default.
         _ = try a.tool("scratchpad_write", ["key": "k", "value": "elsewhere", "ns": "wf/8"])
