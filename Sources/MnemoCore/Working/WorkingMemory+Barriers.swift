@@ -56,11 +56,11 @@ extension WorkingMemory {
                 if opened { b.finish(.open, rev: rev, at: now) }
                 let old = s.barriers[ck].map(Cost.barrier) ?? 0
                 try reserve(&s, adding: Cost.barrier(b), freeing: old, by: caller.principal)
-                try commit(&s, .barrier(ns: ns, name: name, b, rev: rev, event: opened ? "open" : "arrive"))
                 if opened {
-                    for waiter in takeWaiters(WaitKey(.barrier, ck)) { waiter() }
+                    try commitEnding(&s, .barrier(ns: ns, name: name, b, rev: rev, event: "open"), WaitKey(.barrier, ck))
                     return (try Self.view(b.finished.last!, name), nil)
                 }
+                try commit(&s, .barrier(ns: ns, name: name, b, rev: rev, event: "arrive"))
             }
             let waiter = onEnd.map { addWaiter(WaitKey(.barrier, ck), $0) }
             return (BarrierView(generation: b.generation, state: .waiting, parties: b.parties, arrivals: b.arrivals,
@@ -97,9 +97,7 @@ extension WorkingMemory {
         var b = b
         let rev = s.rev + 1
         b.finish(.broken, rev: rev, at: time.nowMs())
-        guard (try? commit(&s, .barrier(ns: ck.ns, name: ck.resource, b, rev: rev, event: "break"))) != nil else { return false }
-        for waiter in takeWaiters(WaitKey(.barrier, ck)) { waiter() }
-        return true
+        return (try? commitEnding(&s, .barrier(ns: ck.ns, name: ck.resource, b, rev: rev, event: "break"), WaitKey(.barrier, ck))) != nil
     }
 
     /// Refuses a new barrier or proposal past `max_agreements`.

@@ -88,8 +88,11 @@ extension WorkingMemory {
             let outcome = p.certainOutcome()
             if let outcome { p.decide(outcome, rev: rev, at: now) }
             try reserve(&s, adding: Cost.proposal(p), freeing: s.proposals[ck].map(Cost.proposal) ?? 0, by: caller.principal)
-            try commit(&s, .proposal(ns: ns, name: proposal, p, rev: rev, event: outcome == nil ? "cast" : "decided"))
-            if outcome != nil { for waiter in takeWaiters(WaitKey(.proposal, ck)) { waiter() } }
+            if outcome == nil {
+                try commit(&s, .proposal(ns: ns, name: proposal, p, rev: rev, event: "cast"))
+            } else {
+                try commitEnding(&s, .proposal(ns: ns, name: proposal, p, rev: rev, event: "decided"), WaitKey(.proposal, ck))
+            }
             return p
         }
     }
@@ -122,8 +125,6 @@ extension WorkingMemory {
         var p = p
         let rev = s.rev + 1
         p.decide(.rejected, rev: rev, at: time.nowMs())
-        guard (try? commit(&s, .proposal(ns: ck.ns, name: ck.resource, p, rev: rev, event: "decided"))) != nil else { return false }
-        for waiter in takeWaiters(WaitKey(.proposal, ck)) { waiter() }
-        return true
+        return (try? commitEnding(&s, .proposal(ns: ck.ns, name: ck.resource, p, rev: rev, event: "decided"), WaitKey(.proposal, ck))) != nil
     }
 }

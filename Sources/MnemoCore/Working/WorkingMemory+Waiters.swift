@@ -40,6 +40,13 @@ extension WorkingMemory {
         }
     }
 
+    /// Journals and applies `change`, which ends what `key`'s waiters wait for, then wakes
+    /// them. Lock held.
+    func commitEnding(_ s: inout WorkingState, _ change: Change, _ key: WaitKey) throws(WireError) {
+        try commit(&s, change)
+        for waiter in takeWaiters(key) { waiter() }
+    }
+
     /// Removes and returns the callbacks waiting on `key` (they only flag and wake, so
     /// calling them with the store lock held is safe).
     func takeWaiters(_ key: WaitKey) -> [@Sendable () -> Void] {

@@ -128,6 +128,81 @@ extension Bench {
         }
     }
 
+    /// Agreement, next to the same protocols as Lua scripts in Redis (an etcd-style
+    /// transaction, one round trip each): `barrier.arrive` at a one-party barrier (every
+    /// call opens a generation: the arrival, the opening and the reply with the arrivals),
+    /// and `vote.open` then `vote.cast` of a one-vote quorum (one sample: both round trips;
+    /// the cast decides and mints the token).
+    func agreement() throws {
+        let m = try startMnemod("normal")
+        let r = try ServerProcess.redis(.none, cpus: pin)
+        defer { m.stop(); r.stop() }
+        let loader = try BenchSocket(path: r.socket)
+        func load(_ script: String) throws -> String {
+            try loader.send(Connect.resp(["SCRIPT", "LOAD", script]))
+            return String(decoding: try loader.readRESPBulk(), as: UTF8.self)
+        }
+        let arrive = try load("""
+            local g = tonumber(redis.call('HGET', KEYS[1], 'gen') or '1')
+            local members = KEYS[1] .. ':' .. g
+            redis.call('HSETNX', members, ARGV[1], ARGV[3])
+            local n = redis.call('HLEN', members)
+            if n >= tonumber(ARGV[2]) then
+              redis.call('HSET', KEYS[1], 'gen', g + 1)
+              return {g, 'open', redis.call('HGETALL', members)}
+            end
+            return {g, 'waiting', n}
+            """)
+        let open = try load("""
+            redis.call('DEL', KEYS[1] .. ':b')
+            redis.call('HSET', KEYS[1], 'status', 'open', 'quorum', ARGV[1])
+            return redis.call('HINCRBY', KEYS[1], 'round', 1)
+            """)
+        let cast = try load("""
+            if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return {'decided'} end
+            redis.call('HSETNX', KEYS[1] .. ':b', ARGV[1], ARGV[2])
+            local yes = 0
+            for _, v in ipairs(redis.call('HVALS', KEYS[1] .. ':b')) do if v == 'yes' then yes = yes + 1 end end
+            if yes >= tonumber(redis.call('HGET', KEYS[1], 'quorum')) then
+              local token = redis.call('INCR', 'tokens')
+              redis.call('HSET', KEYS[1], 'status', 'accepted', 'token', token)
+              return {'accepted', token}
+            end
+            return {'open', yes}
+            """)
+        for n in counts {
+            let steps = perClient(n) / (n == 1 ? 2 : 4)
+            try rounds {
+                [
+                    try measureMultiplexed(workload: "barrier.arrive", system: "mnemo", clients: n, perClient: steps,
+                                           warmup: 100, threads: clientThreads) { c in
+                        let line = Connect.rpc("barrier.arrive", "{\"ns\":\"bench\",\"name\":\"b\(c)\",\"parties\":1,\"value\":\"\(c)\"}")
+                        return try Connect.mnemo(m.socket, agent: "bench\(c)", stepLength: 1) { _, _ in line }
+                    },
+                    try measureMultiplexed(workload: "barrier.arrive", system: "redis EVALSHA barrier", role: "peer",
+                                           clients: n, perClient: steps, warmup: 100, threads: clientThreads) { c in
+                        try Connect.redis(r.socket, stepLength: 1) { _, _ in
+                            Connect.resp(["EVALSHA", arrive, "1", "barrier:b\(c)", "bench\(c)", "1", "\(c)"])
+                        }
+                    },
+                    try measureMultiplexed(workload: "vote.open+cast", system: "mnemo", clients: n, perClient: steps,
+                                           warmup: 100, threads: clientThreads) { c in
+                        let open = Connect.rpc("vote.open", "{\"ns\":\"bench\",\"proposal\":\"p\(c)\",\"quorum\":1}")
+                        let cast = Connect.rpc("vote.cast", "{\"ns\":\"bench\",\"proposal\":\"p\(c)\",\"choice\":\"yes\"}")
+                        return try Connect.mnemo(m.socket, agent: "bench\(c)", stepLength: 2) { i, _ in i % 2 == 0 ? open : cast }
+                    },
+                    try measureMultiplexed(workload: "vote.open+cast", system: "redis EVALSHA open + cast", role: "peer",
+                                           clients: n, perClient: steps, warmup: 100, threads: clientThreads) { c in
+                        try Connect.redis(r.socket, stepLength: 2) { i, _ in
+                            i % 2 == 0 ? Connect.resp(["EVALSHA", open, "1", "vote:p\(c)", "1"])
+                                : Connect.resp(["EVALSHA", cast, "1", "vote:p\(c)", "bench\(c)", "yes"])
+                        }
+                    },
+                ]
+            }
+        }
+    }
+
     /// `result.put` with a new idempotency key each time (first write wins) next to Redis
     /// `SET NX EX` with mnemod's 7-day retention.
     func result() throws {

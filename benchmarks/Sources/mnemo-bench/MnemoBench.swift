@@ -77,6 +77,7 @@ struct MnemoBench: ParsableCommand {
             case "set": try bench.set()
             case "strict": try bench.strict()
             case "claim": try bench.claim()
+            case "agree": try bench.agreement()
             case "result": try bench.result()
             case "mem": try bench.memory()
             case "ep": try bench.episodic()
@@ -103,7 +104,7 @@ func log(_ s: String) {
 
 /// What one invocation measures and the results so far.
 final class Bench {
-    static let allWorkloads = ["get", "set", "strict", "claim", "result", "mem", "ep", "sem", "step", "embed"]
+    static let allWorkloads = ["get", "set", "strict", "claim", "agree", "result", "mem", "ep", "sem", "step", "embed"]
 
     let mnemod: String
     let full: Bool
