@@ -255,11 +255,15 @@ enum Cost {
     static let taskRecord = 120
     static let taskStep = 160
     static func barrier(_ b: Barrier) -> Int {
-        200 + (b.arrivals + b.finished.flatMap(\.arrivals)).reduce(0) { $0 + 120 + $1.value.count + $1.agent.utf8.count }
+        var total = 200
+        for a in b.arrivals + b.finished.flatMap(\.arrivals) { total += 120 + a.value.count + a.agent.utf8.count }
+        return total
     }
     static func proposal(_ p: Proposal) -> Int {
-        240 + p.payload.count + (p.voters ?? []).reduce(0) { $0 + 24 + $1.utf8.count }
-            + p.ballots.reduce(0) { $0 + 120 + $1.voter.utf8.count + ($1.reason?.utf8.count ?? 0) }
+        var total = 240 + p.payload.count
+        for v in p.voters ?? [] { total += 24 + v.utf8.count }
+        for b in p.ballots { total += 120 + b.voter.utf8.count + (b.reason?.utf8.count ?? 0) }
+        return total
     }
 }
 

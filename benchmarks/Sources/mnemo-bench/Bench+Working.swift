@@ -129,7 +129,7 @@ extension Bench {
     }
 
     /// Agreement, next to the same protocols as Lua scripts in Redis (an etcd-style
-    /// transaction, one round trip each): `barrier.arrive` at a one-party barrier (every
+    /// transaction, one round trip each, answering JSON as mnemod does): `barrier.arrive` at a one-party barrier (every
     /// call opens a generation: the arrival, the opening and the reply with the arrivals),
     /// and `vote.open` then `vote.cast` of a one-vote quorum (one sample: both round trips;
     /// the cast decides and mints the token).
@@ -149,9 +149,9 @@ extension Bench {
             local n = redis.call('HLEN', members)
             if n >= tonumber(ARGV[2]) then
               redis.call('HSET', KEYS[1], 'gen', g + 1)
-              return {g, 'open', redis.call('HGETALL', members)}
+              return cjson.encode({generation = g, state = 'open', arrivals = redis.call('HGETALL', members)})
             end
-            return {g, 'waiting', n}
+            return cjson.encode({generation = g, state = 'waiting', arrived = n})
             """)
         let open = try load("""
             redis.call('DEL', KEYS[1] .. ':b')
@@ -159,16 +159,16 @@ extension Bench {
             return redis.call('HINCRBY', KEYS[1], 'round', 1)
             """)
         let cast = try load("""
-            if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return {'decided'} end
+            if redis.call('HGET', KEYS[1], 'status') ~= 'open' then return cjson.encode({status = 'decided'}) end
             redis.call('HSETNX', KEYS[1] .. ':b', ARGV[1], ARGV[2])
             local yes = 0
             for _, v in ipairs(redis.call('HVALS', KEYS[1] .. ':b')) do if v == 'yes' then yes = yes + 1 end end
             if yes >= tonumber(redis.call('HGET', KEYS[1], 'quorum')) then
               local token = redis.call('INCR', 'tokens')
               redis.call('HSET', KEYS[1], 'status', 'accepted', 'token', token)
-              return {'accepted', token}
+              return cjson.encode({status = 'accepted', token = token})
             end
-            return {'open', yes}
+            return cjson.encode({status = 'open', yes = yes})
             """)
         for n in counts {
             let steps = perClient(n) / (n == 1 ? 2 : 4)
