@@ -109,6 +109,9 @@ NEEDS = {
     "inbox.post": "w", "inbox.read": "r", "inbox.ack": "w",
     "ep.append": "w", "ep.summarize": "a", "ep.prune": "a",
     "sem.upsert": "w", "sem.get": "r", "sem.delete": "w",
+    "barrier.arrive": "w", "barrier.get": "r", "barrier.list": "r",
+    "vote.open": "w", "vote.cast": "w", "vote.get": "r",
+    "leader.campaign": "w", "leader.get": "r", "leader.resign": "w",
 }
 
 
@@ -139,8 +142,11 @@ def params_for(method, ns):
         p["dry_run"] = True
     if method == "wm.clear":
         p = {"ns": ns}
-    if method == "claim.acquire":
+    if method in ("claim.acquire", "barrier.arrive", "vote.get", "leader.campaign"):
         p.pop("wait_ms", None)
+    if method == "vote.open":  # open to every agent that may write: a refused vote.cast is then the grants' doing
+        p.pop("voters", None)
+        p["quorum"] = 2
     return p
 
 
