@@ -40,6 +40,14 @@ def hello_params(agent: str, token: Optional[str]) -> Dict[str, Any]:
     return p
 
 
+def wait_slice_ms(seconds_left: float, client_timeout: Optional[float]) -> int:
+    """How long one parked call may wait: what is left, but short of the client's own timeout."""
+    ms = max(0, int(seconds_left * 1000))
+    if client_timeout is not None:
+        ms = min(ms, max(0, int(client_timeout * 1000) - 500))
+    return ms
+
+
 def _clean(**params: Any) -> Dict[str, Any]:
     """Drop parameters left at None (the contract treats null as absent anyway)."""
     return {k: v for k, v in params.items() if v is not None}

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 from types import TracebackType
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
+from typing import Any, AsyncIterator, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
-from ._api import ApiMixin, default_socket_path, encode, hello_params, merge_params, request, watch_params
+from ._api import (ApiMixin, default_socket_path, encode, hello_params, merge_params, request, wait_slice_ms,
+                   watch_params)
 from .errors import ConnectionLost, MnemoError, error_from_response
 
 __all__ = ["AsyncClient", "AsyncWatch"]
@@ -221,6 +223,28 @@ class AsyncClient(ApiMixin):
         if not calls:
             return []
         return await self._exchange([(m, dict(p) if p else {}) for m, p in calls])
+
+    async def await_barrier(self, ns: str, name: str, parties: int, *, value: Any = None,
+                            ttl_ms: Optional[int] = None, wait_ms: int = 60_000) -> Any:
+        """Arrive at a barrier and wait until it opens (see ``Client.await_barrier``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        generation: Optional[int] = None
+        while True:
+            r = await self.arrive(ns, name, parties, value=value, generation=generation, ttl_ms=ttl_ms,
+                                  wait_ms=wait_slice_ms(deadline - loop.time(), self.timeout))
+            generation = r["generation"]
+            if r["state"] == "open":
+                return r
+            if loop.time() >= deadline:
+                raise TimeoutError(f"barrier {name} generation {generation}: {r['arrived']} of {parties} arrived")
+
+    @contextlib.asynccontextmanager
+    async def barrier(self, ns: str, name: str, parties: int, *, value: Any = None, ttl_ms: Optional[int] = None,
+                      wait_ms: int = 60_000) -> AsyncIterator[Any]:
+        """``async with client.barrier(ns, name, parties) as opened:`` runs the block once
+        every party has arrived."""
+        yield await self.await_barrier(ns, name, parties, value=value, ttl_ms=ttl_ms, wait_ms=wait_ms)
 
     async def next_notification(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         """The next notification other than watch events (those go to their watch)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import select
 import socket
@@ -10,7 +11,8 @@ import time
 from types import TracebackType
 from typing import Any, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
-from ._api import ApiMixin, default_socket_path, encode, hello_params, merge_params, request, watch_params
+from ._api import (ApiMixin, default_socket_path, encode, hello_params, merge_params, request, wait_slice_ms,
+                   watch_params)
 from .errors import ConnectionLost, Fenced, MnemoError, error_from_response
 
 __all__ = ["Client", "Claim", "Watch"]
@@ -280,6 +282,30 @@ class Client(ApiMixin):
               renew_every: Optional[float] = None) -> "Claim":
         """A context manager holding a claim; see :class:`Claim`."""
         return Claim(self, ns, resource, ttl_ms, wait_ms=wait_ms, renew_every=renew_every)
+
+    def await_barrier(self, ns: str, name: str, parties: int, *, value: Any = None, ttl_ms: Optional[int] = None,
+                      wait_ms: int = 60_000) -> Any:
+        """Arrive at a barrier and wait until it opens; returns the reply with every party's
+        value. When one call's wait ends first, asks again about the same generation (never
+        arriving at the next). Raises :class:`mnemo.errors.Broken` if the generation breaks,
+        :class:`TimeoutError` if it is still waiting after ``wait_ms``."""
+        deadline = time.monotonic() + wait_ms / 1000
+        generation: Optional[int] = None
+        while True:
+            r = self.arrive(ns, name, parties, value=value, generation=generation, ttl_ms=ttl_ms,
+                            wait_ms=wait_slice_ms(deadline - time.monotonic(), self.timeout))
+            generation = r["generation"]
+            if r["state"] == "open":
+                return r
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"barrier {name} generation {generation}: {r['arrived']} of {parties} arrived")
+
+    @contextlib.contextmanager
+    def barrier(self, ns: str, name: str, parties: int, *, value: Any = None, ttl_ms: Optional[int] = None,
+                wait_ms: int = 60_000) -> Iterator[Any]:
+        """``with client.barrier(ns, name, parties) as opened:`` runs the block once every
+        party has arrived (``opened`` is the reply; see :meth:`await_barrier`)."""
+        yield self.await_barrier(ns, name, parties, value=value, ttl_ms=ttl_ms, wait_ms=wait_ms)
 
     def watch(self, ns: str, prefix: Optional[str] = None, from_rev: Optional[int] = None,
               tiers: Optional[Sequence[str]] = None) -> "Watch":

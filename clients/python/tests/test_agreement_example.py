@@ -15,8 +15,8 @@ def test_asyncio_client_agrees_too(mnemod: str) -> None:
 
     async def party(agent: str) -> dict:
         async with AsyncClient(mnemod, agent=agent) as c:
-            opened = await c.arrive("aio/t", "meet", 2, value=agent, wait_ms=10_000)
-            await c.vote("aio/t", "go", "yes")
+            async with c.barrier("aio/t", "meet", 2, value=agent, wait_ms=10_000) as opened:
+                await c.vote("aio/t", "go", "yes")
             return opened
 
     async def main() -> None:
@@ -29,3 +29,33 @@ def test_asyncio_client_agrees_too(mnemod: str) -> None:
             assert decided["status"] == "accepted" and isinstance(decided["token"], int)
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_barrier_context_manager_waits_across_short_calls(mnemod: str) -> None:
+    """Each call waits at most a slice short of the client's timeout; the helper asks again
+    about its generation until the barrier opens, then runs the block once."""
+    import threading
+    import time
+
+    from mnemo import Broken, Client
+
+    opened = []
+
+    def late() -> None:
+        time.sleep(1.5)
+        with Client(mnemod, agent="late") as c:
+            c.arrive("cm/t", "gate", 2)
+
+    t = threading.Thread(target=late)
+    t.start()
+    with Client(mnemod, agent="early", timeout=1.0) as c:  # calls wait 0.5 s each
+        with c.barrier("cm/t", "gate", 2, value="early", wait_ms=10_000) as r:
+            opened.append(r)
+    t.join()
+    assert len(opened) == 1 and opened[0]["generation"] == 1 and opened[0]["arrived"] == 2
+    with Client(mnemod, agent="alone") as c:
+        try:
+            with c.barrier("cm/t", "short", 2, ttl_ms=300, wait_ms=5_000):
+                raise AssertionError("the block ran without every party")
+        except Broken as e:
+            assert e.data["generation"] == 1
