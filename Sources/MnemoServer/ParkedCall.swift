@@ -10,9 +10,10 @@ import Synchronization
 /// replies stay in request order.
 final class ParkedCall: Sendable {
     /// One try. Writes the result and returns true when the call is answered; otherwise
-    /// registers for the next wake-up (``wait(until:key:id:)``) and returns false. `last`:
-    /// the call's deadline has come, so it must answer.
-    typealias Attempt = @Sendable (_ call: ParkedCall, _ last: Bool, _ out: inout JSONWriter) throws(WireError) -> Bool
+    /// registers `waiting` for the next wake-up (``wait(until:key:id:)``) and returns false.
+    /// `waiting` is nil when the call must answer now: it may not wait (no `wait_ms`, a
+    /// batch) or its deadline has come. A call answered at once makes no ParkedCall.
+    typealias Attempt = @Sendable (_ waiting: ParkedCall?, _ out: inout JSONWriter) throws(WireError) -> Bool
 
     let id: JSON
     let deadlineNs: UInt64
@@ -43,9 +44,9 @@ final class ParkedCall: Sendable {
         }
     }
 
-    /// Tries to answer; `out` is written only when it returns true.
+    /// Tries to answer; `out` is written only when it returns true (always when `last`).
     func attempt(last: Bool, _ out: inout JSONWriter) throws(WireError) -> Bool {
-        try body(self, last, &out)
+        try body(last ? nil : self, &out)
     }
 
     /// Notes a registration made by an attempt, and when to look again at the latest.

@@ -141,17 +141,21 @@ def _call(c: Client, what: str, method: str, params: Dict[str, Any]) -> Any:
         raise ReadFailed(what, e) from e
 
 
+def found(c: Client, method: str, ns: str, field: str, names: List[str]) -> Dict[str, Any]:
+    """``method`` for each name in one pipeline: the replies of those found, by name."""
+    out = {}
+    for name, g in zip(names, c.pipeline([(method, {"ns": ns, field: name}) for name in names])):
+        if isinstance(g, Exception):
+            raise ReadFailed(f"{method} {name}", g)
+        if g.get("found"):
+            out[name] = g
+    return out
+
+
 def read_state(c: Client, query_vectors: List[List[float]]) -> Dict[str, Any]:
     """Everything the fill stored, as the daemon serves it (volatile fields removed)."""
     state: Dict[str, Any] = {}
-    keys = [f"k{i}" for i in range(120)]
-    out = {}
-    for k, g in zip(keys, c.pipeline([("wm.get", {"ns": "bitrot/wm", "key": k}) for k in keys])):
-        if isinstance(g, Exception):
-            raise ReadFailed(f"wm.get {k}", g)
-        if g.get("found"):
-            out[k] = g
-    state["wm"] = out
+    state["wm"] = found(c, "wm.get", "bitrot/wm", "key", [f"k{i}" for i in range(120)])
     records: List[Any] = []
     cursor = None
     for _ in range(1000):
@@ -164,14 +168,7 @@ def read_state(c: Client, query_vectors: List[List[float]]) -> Dict[str, Any]:
         if not cursor or not page["records"]:
             break
     state["ep"] = records
-    ids = [f"s{i}" for i in range(200)]
-    sem = {}
-    for i, g in zip(ids, c.pipeline([("sem.get", {"ns": "bitrot/sem", "id": i}) for i in ids])):
-        if isinstance(g, Exception):
-            raise ReadFailed(f"sem.get {i}", g)
-        if g.get("found"):
-            sem[i] = g
-    state["sem"] = sem
+    state["sem"] = found(c, "sem.get", "bitrot/sem", "id", [f"s{i}" for i in range(200)])
     state["sem.search"] = [_call(c, "sem.search", "sem.search", {"ns": "bitrot/sem", "vector": v, "k": 1000})["hits"]
                            for v in query_vectors]
     state["ep.search"] = [_call(c, f"ep.search {w}", "ep.search", {"ns": "bitrot/ep", "text": w, "limit": 1000,

@@ -56,17 +56,36 @@ public enum DataCheck {
         }
     }
 
+    /// The data directory's lock (`working/LOCK`, which mnemod holds while it runs), tried
+    /// without waiting.
+    enum DirectoryLock {
+        /// Taken: the descriptor holds it until closed.
+        case taken(Int32)
+        /// mnemod holds it.
+        case held
+        /// The file cannot be opened (errno): absent when it is not created, where mnemod never ran.
+        case unopened(Int32)
+    }
+
+    static func tryLock(_ working: String, create: Bool) -> DirectoryLock {
+        let fd = open(working + "/LOCK", O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0o600)
+        guard fd >= 0 else { return .unopened(errno) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            return .held
+        }
+        return .taken(fd)
+    }
+
     /// Takes the lock of the data directory `dataDir` when mnemod does not hold it (a check
     /// then reads a still directory): the descriptor holds it until closed. `live` when
     /// mnemod runs on it.
     public static func lockIfStopped(_ dataDir: String) -> (live: Bool, fd: Int32?) {
-        let fd = open(dataDir + "/working/LOCK", O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { return (false, nil) }  // never run here
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            return (true, nil)
+        switch tryLock(dataDir + "/working", create: false) {
+        case .taken(let fd): return (false, fd)
+        case .held: return (true, nil)
+        case .unopened: return (false, nil)  // never run here
         }
-        return (false, fd)
     }
 
     /// Checks the data directory `dataDir` (offline, or beside a running daemon: then

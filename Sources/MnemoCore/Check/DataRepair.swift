@@ -87,13 +87,11 @@ public enum DataRepair {
     /// Takes the journal directory's lock (the one mnemod holds while it runs).
     static func lockDirectory(_ working: String) throws(StorageError) -> Int32 {
         try? FileManager.default.createDirectory(atPath: working, withIntermediateDirectories: true)
-        let fd = open(working + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StorageError("cannot open \(working)/LOCK: \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            close(fd)
-            throw StorageError("mnemod is running on \(working) (its LOCK is held); stop it before repairing")
+        switch DataCheck.tryLock(working, create: true) {
+        case .taken(let fd): return fd
+        case .held: throw StorageError("mnemod is running on \(working) (its LOCK is held); stop it before repairing")
+        case .unopened(let e): throw StorageError("cannot open \(working)/LOCK: \(String(cString: strerror(e)))")
         }
-        return fd
     }
 
     /// Keeps a copy of `path` in `dir` (once: a file already kept is not copied again).

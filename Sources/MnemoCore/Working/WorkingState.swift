@@ -9,10 +9,10 @@ struct WorkingState: Sendable {
     var results: [ClaimKey: StoredResult] = [:]
     var tasks: [ClaimKey: TaskRecord] = [:]
     var inboxes: [String: [String: InboxEntry]] = [:]
+    /// Barriers and proposals, each charged ``Cost`` to its last party to act (barriers)
+    /// or its opener (proposals): derived from the record, so replacing one moves the charge.
     var barriers: [ClaimKey: Barrier] = [:]
     var proposals: [ClaimKey: Proposal] = [:]
-    /// What each barrier and proposal is charged, and to whom (the last party to act).
-    var agreementCharges: [AgreementKey: (principal: String, bytes: Int)] = [:]
     var rev: Int64 = 0
     var keyCount = 0
     var bytes = 0
@@ -135,27 +135,24 @@ struct WorkingState: Sendable {
         case .barrier(let ns, let name, let b, let rev, let event):
             emit(rev, "barrier", event, ns, key: name)
             let ck = ClaimKey(ns: ns, resource: name)
-            barriers[ck] = b
-            recharge(AgreementKey(kind: .barrier, key: ck), to: b.actor, Cost.barrier(b))
-            if b.deadline != 0 {
+            let old = barriers.updateValue(b, forKey: ck)
+            if let old { charge(old.actor, -Cost.barrier(old)) }
+            charge(b.actor, Cost.barrier(b))
+            // One expiry entry per generation: set by its first arrival.
+            if b.deadline != 0, old?.deadline != b.deadline {
                 expiry.insert(.init(expiresAt: b.deadline, ns: ns, key: name, version: b.generation, tier: .barrier))
             }
         case .proposal(let ns, let name, let p, let rev, let event):
             emit(rev, "vote", event, ns, key: name)
             let ck = ClaimKey(ns: ns, resource: name)
-            proposals[ck] = p
-            recharge(AgreementKey(kind: .proposal, key: ck), to: p.openedPrincipal, Cost.proposal(p))
-            if p.status == .open {
+            let old = proposals.updateValue(p, forKey: ck)
+            if let old { charge(old.openedPrincipal, -Cost.proposal(old)) }
+            charge(p.openedPrincipal, Cost.proposal(p))
+            // One expiry entry per round: set when it opens.
+            if p.status == .open, old?.round != p.round {
                 expiry.insert(.init(expiresAt: p.deadline, ns: ns, key: name, version: p.round, tier: .proposal))
             }
         }
-    }
-
-    /// Moves what `key` is charged to `principal`, now `bytes`.
-    private mutating func recharge(_ key: AgreementKey, to principal: String, _ bytes: Int) {
-        if let old = agreementCharges[key] { charge(old.principal, -old.bytes) }
-        charge(principal, bytes)
-        agreementCharges[key] = (principal, bytes)
     }
 
     // MARK: key primitives
@@ -265,13 +262,6 @@ enum Cost {
         for b in p.ballots { total += 120 + b.voter.utf8.count + (b.reason?.utf8.count ?? 0) }
         return total
     }
-}
-
-/// A barrier or a proposal, for what it is charged.
-struct AgreementKey: Hashable, Sendable {
-    enum Kind: UInt8, Sendable { case barrier, proposal }
-    var kind: Kind
-    var key: ClaimKey
 }
 
 extension Barrier {

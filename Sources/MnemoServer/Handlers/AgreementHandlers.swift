@@ -20,12 +20,12 @@ extension Dispatcher {
                 let caller = try session.callerOrThrow()
                 // The first try arrives; a parked call asks again about the generation it joined.
                 let joined = GenerationBox(generation ?? 0)
-                try park(waitMs: wait, &session, engine, &out) { call, last, out throws(WireError) in
+                try park(waitMs: wait, &session, engine, &out) { waiting, out throws(WireError) in
                     let (view, waiter) = try wm.arrive(ns: ns, name: name, parties: parties, generation: joined.value,
-                                                       ttlMs: ttl, value: value, by: caller, onEnd: last ? nil : call.onEnd)
+                                                       ttlMs: ttl, value: value, by: caller, onEnd: waiting?.onEnd)
                     joined.set(view.generation)
-                    if view.state == .waiting, !last {
-                        call.wait(until: view.retryAtNs, key: WaitKey(.barrier, ns: ns, name: name), id: waiter)
+                    if view.state == .waiting, let waiting {
+                        waiting.wait(until: view.retryAtNs, key: WaitKey(.barrier, ns: ns, name: name), id: waiter)
                         return false
                     }
                     writeBarrier(name, view.generation, view.state, view.parties, view.arrivals, deadline: view.deadline, &out)
@@ -101,13 +101,13 @@ extension Dispatcher {
                 let ns = try p.namespace()
                 let proposal = try p.string("proposal")
                 let wait = try p.optionalInt("wait_ms", in: 0...3_600_000) ?? 0
-                try park(waitMs: wait, &session, engine, &out) { call, last, out throws(WireError) in
-                    let (found, waiter) = wm.proposal(ns: ns, name: proposal, onEnd: last ? nil : call.onEnd)
+                try park(waitMs: wait, &session, engine, &out) { waiting, out throws(WireError) in
+                    let (found, waiter) = wm.proposal(ns: ns, name: proposal, onEnd: waiting?.onEnd)
                     guard let found else {
                         throw .app(.notFound, "no proposal \(proposal)", [JSONMember("proposal", .string(proposal))])
                     }
-                    if found.status == .open, !last {
-                        call.wait(until: wm.retryAt(found), key: WaitKey(.proposal, ns: ns, name: proposal), id: waiter)
+                    if found.status == .open, let waiting {
+                        waiting.wait(until: wm.retryAt(found), key: WaitKey(.proposal, ns: ns, name: proposal), id: waiter)
                         return false
                     }
                     writeProposal(proposal, found, &out)
@@ -125,8 +125,8 @@ extension Dispatcher {
                     throw .invalidParams(p.name("value"), "longer than \(Limits.maxAgreementValueBytes) bytes")
                 }
                 let caller = try session.callerOrThrow()
-                try park(waitMs: wait, &session, engine, &out) { call, last, out throws(WireError) in
-                    guard let outcome = try tryAcquire(wm, ns, election, ttl, caller, value: value, call, last: last) else { return false }
+                try park(waitMs: wait, &session, engine, &out) { waiting, out throws(WireError) in
+                    guard let outcome = try tryAcquire(wm, ns, election, ttl, caller, value: value, waiting) else { return false }
                     switch outcome {
                     case .granted(let token, let expiresAt):
                         out.raw("{\"leader\":true,\"token\":")

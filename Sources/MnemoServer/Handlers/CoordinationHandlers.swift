@@ -13,8 +13,8 @@ extension Dispatcher {
                 let ttl = try p.int("ttl_ms", in: 1...limits.maxTTLms)
                 let wait = try p.optionalInt("wait_ms", in: 0...3_600_000) ?? 0
                 let caller = try session.callerOrThrow()
-                try park(waitMs: wait, &session, engine, &out) { call, last, out throws(WireError) in
-                    guard let outcome = try tryAcquire(wm, ns, resource, ttl, caller, value: nil, call, last: last) else { return false }
+                try park(waitMs: wait, &session, engine, &out) { waiting, out throws(WireError) in
+                    guard let outcome = try tryAcquire(wm, ns, resource, ttl, caller, value: nil, waiting) else { return false }
                     try writeAcquire(outcome, &out)
                     return true
                 }
@@ -161,21 +161,24 @@ extension Dispatcher {
     /// for the event loop to answer when `attempt` does.
     static func park(waitMs: Int64, _ session: inout Session, _ engine: Engine, _ out: inout JSONWriter,
                      _ attempt: @escaping ParkedCall.Attempt) throws(WireError) {
-        let canWait = waitMs > 0 && session.canPark
+        guard waitMs > 0, session.canPark else {
+            _ = try attempt(nil, &out)
+            return
+        }
         let call = ParkedCall(id: session.currentID, deadlineNs: engine.time.monotonicNs() + UInt64(waitMs) * 1_000_000,
                               wake: session.wake, attempt)
-        if try call.attempt(last: !canWait, &out) { return }
+        if try call.attempt(last: false, &out) { return }
         session.parked = call
     }
 
     /// One try at a claim (a leader's when `value` is given) for a call that may wait: the
-    /// outcome to answer, or nil when it waits (registered for the claim's end).
+    /// outcome to answer, or nil when it waits (`waiting` registered for the claim's end).
     static func tryAcquire(_ wm: WorkingMemory, _ ns: String, _ resource: String, _ ttl: Int64, _ caller: Caller,
-                           value: [UInt8]?, _ call: ParkedCall, last: Bool) throws(WireError) -> WorkingMemory.AcquireOutcome? {
+                           value: [UInt8]?, _ waiting: ParkedCall?) throws(WireError) -> WorkingMemory.AcquireOutcome? {
         let (outcome, waiter) = try wm.acquire(ns: ns, resource: resource, ttlMs: ttl, by: caller, value: value,
-                                               reentrant: value != nil, onEnd: last ? nil : call.onEnd)
-        if case .held(_, _, let retryAt) = outcome, !last {
-            call.wait(until: retryAt, key: WaitKey(.claim, ns: ns, name: resource), id: waiter)
+                                               reentrant: value != nil, onEnd: waiting?.onEnd)
+        if case .held(_, _, let retryAt) = outcome, let waiting {
+            waiting.wait(until: retryAt, key: WaitKey(.claim, ns: ns, name: resource), id: waiter)
             return nil
         }
         return outcome
