@@ -50,6 +50,9 @@ public struct Limits: Sendable, Equatable {
     public var maxFactTextBytes = 64 << 10
     /// Most semantic records held (all collections): bounds the in-memory matrices.
     public var maxSemanticRecords = 10_000_000
+    /// Past versions kept per semantic record (`sem.history`); the oldest go first. 0
+    /// keeps none: a replaced version is gone, as before versions were kept.
+    public var maxFactVersions = 32
     /// Largest episodic record content (`ep.append`), in UTF-8 bytes.
     public var maxEpisodeContentBytes = 64 << 10
     /// Largest export one `admin.import` takes, from a file or as lines streamed over the
@@ -119,6 +122,9 @@ public struct Limits: Sendable, Equatable {
              reason: "fact texts are kept in memory beside their vectors", keyPath: \.maxFactTextBytes),
         Spec(name: "max_semantic_records", minimum: 1, hardMaximum: 1 << 31,
              reason: "vectors live in memory: 1M x 384 dims is 1.5 GB", keyPath: \.maxSemanticRecords),
+        Spec(name: "max_fact_versions", minimum: 0, hardMaximum: 10_000,
+             reason: "past versions are kept on disk and scanned by as_of and include_history searches",
+             keyPath: \.maxFactVersions),
         Spec(name: "max_episode_content_bytes", minimum: 64, hardMaximum: 16 << 20,
              reason: "each record is indexed by FTS5 and returned whole by ep.query", keyPath: \.maxEpisodeContentBytes),
         Spec(name: "max_import_bytes", minimum: 1 << 10, hardMaximum: 1 << 32,

@@ -71,7 +71,7 @@ final class Dispatcher: Sendable {
         "wm.set", "wm.get", "wm.del", "wm.list", "wm.expire", "wm.clear", "wm.txn",
         "claim.acquire", "claim.renew", "claim.release", "claim.list", "result.put", "task.transition", "task.get",
         "inbox.post", "inbox.read", "inbox.ack", "watch.subscribe", "watch.cancel",
-        "sem.upsert", "sem.search", "sem.get", "sem.delete",
+        "sem.upsert", "sem.search", "sem.get", "sem.history", "sem.delete",
         "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
         "audit.query",
         "admin.export", "admin.import", "admin.snapshot", "admin.check",

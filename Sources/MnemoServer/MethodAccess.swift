@@ -38,7 +38,7 @@ enum MethodAccess: Sendable {
         "watch.subscribe": .prefixRead, "watch.cancel": .open,
         "ep.append": .ns(.write), "ep.query": .prefixRead, "ep.search": .prefixRead, "ep.summarize": .ns(.admin),
         "ep.prune": .handler, "ep.pin": .handler,
-        "sem.upsert": .ns(.write), "sem.search": .prefixRead, "sem.get": .ns(.read), "sem.delete": .ns(.write),
+        "sem.upsert": .ns(.write), "sem.search": .prefixRead, "sem.get": .ns(.read), "sem.history": .ns(.read), "sem.delete": .ns(.write),
         "audit.query": .handlerRead,
         "admin.export": .handler, "admin.import": .handler, "admin.snapshot": .global(.admin),
         "admin.check": .global(.admin),

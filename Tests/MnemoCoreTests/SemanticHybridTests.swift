@@ -152,7 +152,7 @@ struct SemanticHybridTests {
         let vector = try search(f, "kb", question, k: depth, mode: .vector).hits
         let keyword = try search(f, "kb", question, k: depth, mode: .keyword).hits
         let hybrid = try search(f, "kb", question, k: k, mode: .hybrid)
-        let key = { (h: SemanticHit) in SemanticStore.RecordKey(ns: h.record.ns, id: h.record.id) }
+        let key = { (h: SemanticHit) in SemanticStore.RecordKey(ns: h.record.ns, id: h.record.id, version: h.record.version) }
         for fusion in RankFusion.Method.allCases {
             let hybrid = try search(f, "kb", question, k: k, mode: .hybrid, fusion: fusion)
             let expected = RankFusion.fuse(vector: vector.map { (key: key($0), score: $0.score) },

@@ -204,6 +204,12 @@ public enum Exporter {
                 w.raw(",\"expires_at\":")
                 Timestamp.write(exp, to: &w)
             }
+            w.raw(",\"valid_from\":")
+            Timestamp.write(r.validFrom, to: &w)
+            if let end = r.validTo {
+                w.raw(",\"valid_to\":")
+                Timestamp.write(end, to: &w)
+            }
             w.raw(",\"version\":")
             w.int(r.version)
             w.raw(",\"provenance\":")

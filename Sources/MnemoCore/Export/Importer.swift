@@ -253,7 +253,13 @@ public enum Importer {
                     }
                     let supersededBy = try optionalString(json, "superseded_by")
                     let expiresAt = try timestamp(json, "expires_at", required: false)
-                    let prov = stamp(try provenance(json))
+                    let written = try provenance(json)
+                    let validFrom = try timestamp(json, "valid_from", required: false) ?? written.at
+                    let validTo = try timestamp(json, "valid_to", required: false)
+                    if let validTo, validTo < validFrom {
+                        throw WireError.invalidParams("valid_to", "must not be earlier than valid_from")
+                    }
+                    let prov = stamp(written)
                     guard let dims = json["dims"]?.int64Value, dims >= 1, dims <= Int64(limits.maxVectorDims) else {
                         throw WireError.invalidParams("dims", "must be an integer from 1 to \(limits.maxVectorDims)")
                     }
@@ -274,7 +280,7 @@ public enum Importer {
                     } else {
                         let record = SemanticRecord(id: id, ns: ns, text: text, data: data, tags: tags, confidence: confidence,
                                                     supersededBy: supersededBy, expiresAt: expiresAt, version: prov.rev,
-                                                    provenance: prov)
+                                                    provenance: prov, validFrom: validFrom, validTo: validTo)
                         parsed.facts.append(Fact(record: record, vector: vector, prepared: prepared, dims: Int(dims),
                                                  metric: metric, model: model))
                     }
@@ -508,13 +514,7 @@ public enum Importer {
                 var r = f.record
                 r.version = rev
                 r.provenance.rev = rev
-                try db.cachedStatement(sql: SemanticStore.insertSQL).execute(arguments: [
-                    ns, r.id, r.text, r.data.map { String(decoding: $0, as: UTF8.self) }, SemanticStore.tagsJSON(r.tags),
-                    r.confidence, r.supersededBy, r.expiresAt, rev, r.provenance.agent, r.provenance.principal,
-                    Int64(r.provenance.uid), Int64(r.provenance.pid), r.provenance.at, VectorCodec.bytes(f.vector),
-                    FTSQuery.subtreeKeys(ns),
-                ])
-                index.inserted(seq: db.lastInsertedRowID)
+                index.inserted(seq: try SemanticStore.insert(r, vector: f.vector, into: db))
                 added.append((f, r))
             }
             try index.apply(db)

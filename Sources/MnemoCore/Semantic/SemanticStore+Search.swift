@@ -137,12 +137,25 @@ extension SemanticStore {
             let matching = under.filter { $0.dims == g.dims && $0.model == g.model }
             let left = under.filter { $0.dims != g.dims || $0.model != g.model }.map(\.ns).sorted()
             var tops = g.members.map { TopK<SemanticRecord>(k: $0.depth) }
+            var failure: WireError?
             for c in matching {
                 // Cannot fail: zero vectors were refused above.
                 let prepared = g.members.map { (try? VectorCodec.prepare($0.vector, for: c.metric, field: "vector")) ?? $0.vector }
                 c.search(prepared, filter: g.filter, now: now, into: &tops)
+                if g.filter.readsHistory {
+                    do throws(WireError) {
+                        try searchHistory(of: c, prepared: prepared, filter: g.filter, now: now, into: &tops)
+                    } catch {
+                        failure = error
+                        break
+                    }
+                }
             }
             for (j, m) in g.members.enumerated() {
+                if let failure {
+                    results[m.index] = .failure(failure)
+                    continue
+                }
                 vectorArm[m.index] = tops[j].sorted()
                 skipped[m.index] = left
             }
@@ -165,11 +178,34 @@ extension SemanticStore {
         return results.map { $0 ?? .failure(.internal("search result missing")) }
     }
 
-    /// A record's identity across arms, ordered by namespace then id (the tie order).
+    /// The past versions of the records of `c` that `filter` admits (`as_of`,
+    /// `include_history`), ranked against the same queries into `tops`: read from
+    /// `fact_versions` and scored exactly like live rows, in a scratch collection.
+    /// - Complexity: O(versions in the namespace x dims x queries), plus reading them.
+    private func searchHistory(of c: VectorCollection, prepared: [[Float]], filter: SearchFilter, now: Int64,
+                               into tops: inout [TopK<SemanticRecord>]) throws(WireError) {
+        let candidates = try db.read { db in
+            try FactHistory.candidates(ns: c.ns, asOf: filter.asOf, live: { id in
+                c.get(id).flatMap { $0.isExpired(at: now) ? nil : $0 }
+            }, in: db)
+        }
+        guard !candidates.isEmpty else { return }
+        let past = VectorCollection(ns: c.ns, dims: c.dims, metric: c.metric, model: c.model, initialRows: candidates.count)
+        for v in candidates where v.vector.count == c.dims {
+            // A stored vector was checked when written; a zero one is skipped as at load.
+            guard let p = try? VectorCodec.prepare(v.vector, for: c.metric, field: "vector") else { continue }
+            past.putVersion(v.record, prepared: p)
+        }
+        past.search(prepared, filter: filter, now: now, into: &tops)
+    }
+
+    /// A record version's identity across arms, ordered by namespace, id, then version
+    /// (the tie order).
     struct RecordKey: Hashable, Comparable {
         var ns: String
         var id: String
-        static func < (a: RecordKey, b: RecordKey) -> Bool { (a.ns, a.id) < (b.ns, b.id) }
+        var version: Int64
+        static func < (a: RecordKey, b: RecordKey) -> Bool { (a.ns, a.id, a.version) < (b.ns, b.id, b.version) }
     }
 
     /// The hits of one query from its arms' candidates (each best first): one arm's list
@@ -190,12 +226,12 @@ extension SemanticStore {
         case .hybrid:
             var records: [RecordKey: SemanticRecord] = [:]
             let vectorArm = vector.map { c in
-                let key = RecordKey(ns: c.item.ns, id: c.item.id)
+                let key = RecordKey(ns: c.item.ns, id: c.item.id, version: c.item.version)
                 records[key] = c.item
                 return (key: key, score: Double(c.score))
             }
             let keywordArm = keyword.map { c in
-                let key = RecordKey(ns: c.record.ns, id: c.record.id)
+                let key = RecordKey(ns: c.record.ns, id: c.record.id, version: c.record.version)
                 if records[key] == nil { records[key] = c.record }
                 return (key: key, score: c.score)
             }

@@ -13,6 +13,17 @@ extension SemanticStore {
         case merge
     }
 
+    /// What `sem.upsert` does when it is a near-duplicate of a record that states something
+    /// else (``conflicts(of:among:)``): `on_conflict`.
+    public enum OnConflict: String, Sendable, CaseIterable {
+        /// The new record supersedes the best-scoring conflicting one.
+        case supersede
+        /// Both are kept (the conflicts are reported).
+        case keepBoth = "keep_both"
+        /// The upsert is refused with `CONFLICT` naming them; nothing applied.
+        case reject
+    }
+
     /// What `sem.upsert` asks for.
     public struct Upsert: Sendable {
         /// The namespace (= the collection).
@@ -35,6 +46,13 @@ extension SemanticStore {
         public var ttlMs: Int64?
         /// Near-duplicate handling.
         public var dedupe: Dedupe = .none
+        /// What a conflicting near-duplicate decides; nil: no conflict check unless `dedupe`
+        /// scans (then conflicts are reported and both kept, as before conflicts were named).
+        public var onConflict: OnConflict?
+        /// When the fact began to hold (wall ms); nil: the write time.
+        public var validFrom: Int64?
+        /// When it stops holding (wall ms, after `validFrom`); nil: open.
+        public var validTo: Int64?
 
         /// An upsert of `text` into `ns`.
         public init(ns: String, text: String) {
@@ -51,9 +69,15 @@ extension SemanticStore {
         public var version: Int64
         /// Set with `merge`: whether an existing record was updated.
         public var merged: Bool?
-        /// Existing near-duplicates (score >= ``similarScore``), best first; nil with
-        /// `dedupe: none` (no scan was made).
+        /// Existing near-duplicates (score >= ``similarScore``), best first; nil when no
+        /// scan was made (`dedupe: none` and no `on_conflict`).
         public var similar: [(id: String, score: Float)]?
+        /// The near-duplicates whose text differs (the conflicts), best first; nil when no
+        /// scan was made.
+        public var conflicts: [(id: String, score: Float)]?
+        /// The record this one superseded (`supersedes`, or the conflict `on_conflict:
+        /// supersede` chose); nil when none.
+        public var superseded: String?
         /// Whether the embedder cut the text to the model's maximum length.
         public var truncated: Bool
     }
@@ -72,9 +96,12 @@ extension SemanticStore {
         var vector: [Float]
         var prepared: [Float]
         var model: String
-        var similar: [(id: String, score: Float)]?
+        var similar: [(id: String, score: Float, text: String)]?
+        var conflicts: [(id: String, score: Float, text: String)]?
         /// The id to write: the given one, the merge target, or nil (a new `f-<rev>`).
         var target: String?
+        /// The record it supersedes: `supersedes`, or the conflict `on_conflict: supersede` chose.
+        var supersedes: String?
         var truncated: Bool
     }
 
@@ -84,10 +111,8 @@ extension SemanticStore {
         var prepared: [Float]
         var model: String
         var isNew: Bool
-        var supersedes: String?
-        /// The facts row written, and the one it replaced (`seq`, `text`, `nskey`), for the keyword index.
-        var seq: Int64
-        var replaced: (seq: Int64, text: String, nskey: String)?
+        /// The record it superseded, and that record's new end of validity.
+        var superseded: (id: String, validTo: Int64)?
     }
 
     /// Inserts or replaces several records together: the texts without a vector are
@@ -109,19 +134,21 @@ extension SemanticStore {
     ///   of the collection per item with `dedupe` report or merge.
     public func upsert(_ batch: [Upsert], by caller: Caller) -> [Result<UpsertResult, WireError>] {
         var results = [Result<UpsertResult, WireError>?](repeating: nil, count: batch.count)
+        let now = time.nowMs()
         for (i, u) in batch.enumerated() {
             if u.text.utf8.count > limits.maxFactTextBytes {
                 results[i] = .failure(.limit("max_fact_text_bytes", max: limits.maxFactTextBytes,
                                              "text longer than \(limits.maxFactTextBytes) bytes"))
             } else if u.supersedes != nil && u.supersedes == u.id {
                 results[i] = .failure(.invalidParams("supersedes", "a record cannot supersede itself"))
+            } else if let end = u.validTo, end <= (u.validFrom ?? now) {
+                results[i] = .failure(.invalidParams("valid_to", "must be later than valid_from (or the write time)"))
             }
         }
         let embedded = embedTexts(batch.indices.filter { results[$0] == nil && batch[$0].vector == nil },
                                   of: batch.map(\.text), field: "text")
         var planned: [Planned] = []
         planned.reserveCapacity(batch.count)
-        let now = time.nowMs()
         for (i, u) in batch.enumerated() where results[i] == nil {
             do throws(WireError) {
                 planned.append(try plan(u, index: i, embedded: embedded[i], now: now))
@@ -136,7 +163,9 @@ extension SemanticStore {
                     results[p.index] = w.map { id, version, existed in
                         UpsertResult(id: id, version: version,
                                      merged: p.upsert.dedupe == .merge ? (existed && p.target != nil && p.upsert.id == nil) : nil,
-                                     similar: p.similar, truncated: p.truncated)
+                                     similar: p.similar?.map { ($0.id, $0.score) },
+                                     conflicts: p.conflicts?.map { ($0.id, $0.score) }, superseded: p.supersedes,
+                                     truncated: p.truncated)
                     }
                 }
             } catch {
@@ -161,20 +190,46 @@ extension SemanticStore {
         if let c = existing { try Self.check(c, dims: vector.count, model: model) }
         let prepared = try VectorCodec.prepare(vector, for: existing?.metric ?? defaultMetric,
                                                field: u.vector == nil ? "text" : "vector")
-        var similar: [(id: String, score: Float)]?
-        if u.dedupe != .none {
+        var similar: [(id: String, score: Float, text: String)]?
+        if u.dedupe != .none || u.onConflict != nil {
             similar = []
             if let c = existing {
                 var tops = [TopK<SemanticRecord>(k: 5)]
                 var filter = SearchFilter()
                 filter.minScore = similarScore
                 c.search([prepared], filter: filter, now: now, into: &tops)
-                similar = tops[0].sorted().filter { $0.item.id != u.id }.map { ($0.item.id, $0.score) }
+                similar = tops[0].sorted().filter { $0.item.id != u.id }.map { ($0.item.id, $0.score, $0.item.text) }
             }
+        }
+        let conflicts = similar.map { Self.conflicts(of: u.text, among: $0) }
+        var supersedes = u.supersedes
+        switch u.onConflict {
+        case .reject? where conflicts?.isEmpty == false:
+            let list = conflicts ?? []
+            throw .app(.conflict, "\(list.count) near-duplicate record(s) in \(u.ns) state something else: \(list.map(\.id).joined(separator: ", "))",
+                       [JSONMember("conflicts", .array(list.map { c in
+                           .object([JSONMember("id", .string(c.id)), JSONMember("score", .number(String(Double(c.score))))])
+                       }))])
+        case .supersede?:
+            supersedes = conflicts?.first?.id
+        default:
+            break
         }
         let target = u.dedupe == .merge && u.id == nil ? similar?.first?.id : u.id
         return Planned(index: index, upsert: u, vector: vector, prepared: prepared, model: model, similar: similar,
-                       target: target, truncated: truncated)
+                       conflicts: conflicts, target: target, supersedes: supersedes, truncated: truncated)
+    }
+
+    /// The near-duplicates that state something else than `text`: their text differs once
+    /// case and runs of white space are ignored.
+    static func conflicts(of text: String, among similar: [(id: String, score: Float, text: String)])
+        -> [(id: String, score: Float, text: String)] {
+        let mine = normalized(text)
+        return similar.filter { normalized($0.text) != mine }
+    }
+
+    private static func normalized(_ text: String) -> String {
+        text.lowercased().split(whereSeparator: \.isWhitespace).joined(separator: " ")
     }
 
     /// Writes the planned upserts in one group commit, each checked before it writes; then
@@ -187,7 +242,7 @@ extension SemanticStore {
         let defaultMetric = self.defaultMetric
         let maxRecords = limits.maxSemanticRecords
         let quota = quotas.limit(caller.principal, \.semanticRecords)
-        let storeName = db.name
+        let maxVersions = limits.maxFactVersions
         return try db.write { [self] ctx in
             var out: [Result<(String, Int64, Bool), WireError>] = []
             out.reserveCapacity(planned.count)
@@ -220,11 +275,10 @@ extension SemanticStore {
                 }
                 // A failure while writing is the storage's: it fails the whole write
                 // (rolled back by its savepoint in the group commit), every item alike.
-                let done = try Self.apply(checked, ctx: ctx, caller: caller, now: now, defaultMetric: defaultMetric)
+                let done = try Self.apply(checked, ctx: ctx, caller: caller, now: now, defaultMetric: defaultMetric,
+                                          maxVersions: maxVersions, index: &index)
                 if checked.newCollection { known[p.upsert.ns] = (p.vector.count, p.model) }
                 if done.isNew { added += 1 }
-                if let r = done.replaced { index.deleted(seq: r.seq, text: r.text, nskey: r.nskey) }
-                index.inserted(seq: done.seq)
                 applied.append(done)
                 out.append(.success((done.record.id, done.record.version, !done.isNew)))
             }
@@ -251,7 +305,12 @@ extension SemanticStore {
                     }
                     c.put(a.record, prepared: a.prepared)
                     if a.isNew { recordCount.add(1, ordering: .relaxed) }
-                    if let sup = a.supersedes { c.update(sup) { $0.supersededBy = a.record.id } }
+                    if let sup = a.superseded {
+                        c.update(sup.id) {
+                            $0.supersededBy = a.record.id
+                            $0.validTo = sup.validTo
+                        }
+                    }
                     events.append(WatchEvent(rev: a.record.version, tier: "sem", kind: "upsert", ns: ns, id: a.record.id))
                 }
                 observers.emit(events)
@@ -268,6 +327,8 @@ extension SemanticStore {
         var newCollection: Bool
         var oldRow: Row?
         var old: SemanticRecord?
+        /// The record it supersedes, as stored.
+        var superseded: SemanticRecord?
     }
 
     /// One upsert's checks (reads only): its collection (`known` caches the collections
@@ -286,9 +347,12 @@ extension SemanticStore {
         } else {
             newCollection = true
         }
-        if let sup = u.supersedes,
-           try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM facts WHERE ns = ? AND id = ?"), arguments: [u.ns, sup]) == nil {
-            throw WireError.app(.notFound, "supersedes: no record \(sup) in \(u.ns)", [JSONMember("id", .string(sup))])
+        var superseded: SemanticRecord?
+        if let sup = p.supersedes {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(columns) FROM facts WHERE ns = ? AND id = ?"),
+                                             arguments: [u.ns, sup])
+            else { throw WireError.app(.notFound, "supersedes: no record \(sup) in \(u.ns)", [JSONMember("id", .string(sup))]) }
+            superseded = try record(row)
         }
         // The record it replaces (a server-made id `f-N` is new by construction), admitted
         // before a revision is taken: a refused upsert leaves no gap in the revisions.
@@ -300,12 +364,16 @@ extension SemanticStore {
         try admit(old)
         let rev = try ctx.nextRevision()
         let id = p.target ?? "f-\(rev)"
-        return Checked(planned: p, rev: rev, id: id, newCollection: newCollection, oldRow: oldRow, old: old)
+        return Checked(planned: p, rev: rev, id: id, newCollection: newCollection, oldRow: oldRow, old: old,
+                       superseded: superseded)
     }
 
-    /// One checked upsert's writes.
+    /// One checked upsert's writes: the record, the version it replaces moved to the history
+    /// (keeping the newest `maxVersions`), and the supersession; their keyword index changes
+    /// into `index`.
     /// - Throws: only storage errors.
-    private static func apply(_ c: Checked, ctx: WriteContext, caller: Caller, now: Int64, defaultMetric: Metric) throws -> Applied {
+    private static func apply(_ c: Checked, ctx: WriteContext, caller: Caller, now: Int64, defaultMetric: Metric,
+                              maxVersions: Int, index: inout KeywordIndexChanges) throws -> Applied {
         let db = ctx.db
         let p = c.planned
         let u = p.upsert
@@ -313,11 +381,11 @@ extension SemanticStore {
             try db.cachedStatement(sql: "INSERT INTO collections (ns, dims, metric, model) VALUES (?, ?, ?, ?)")
                 .execute(arguments: [u.ns, p.vector.count, defaultMetric.rawValue, p.model])
         }
+        let validFrom = u.validFrom ?? now
         var record = SemanticRecord(
             id: c.id, ns: u.ns, text: u.text, data: u.data, tags: u.tags, confidence: u.confidence,
             supersededBy: c.old?.supersededBy, expiresAt: u.ttlMs.map { now + $0 }, version: c.rev,
-            provenance: Provenance(caller: caller, at: now, rev: c.rev))
-        var replaced: (seq: Int64, text: String, nskey: String)?
+            provenance: Provenance(caller: caller, at: now, rev: c.rev), validFrom: validFrom, validTo: u.validTo)
         if let oldRow = c.oldRow, let old = c.old {
             if p.target != u.id {
                 // Merged into a near-duplicate: the new text and vector, the union of the
@@ -326,19 +394,20 @@ extension SemanticStore {
                 record.data = u.data ?? old.data
                 record.confidence = u.confidence ?? old.confidence
             }
-            replaced = (oldRow["seq"], old.text, oldRow["nskey"])
+            // A superseded record stays closed when a new version of it is written.
+            if old.supersededBy != nil && u.validTo == nil { record.validTo = old.validTo }
+            try FactHistory.keep(old, closedAt: old.closed(at: validFrom), in: db, max: maxVersions, index: &index)
+            index.deleted(seq: oldRow["seq"], text: old.text, nskey: oldRow["nskey"])
             try db.cachedStatement(sql: "DELETE FROM facts WHERE ns = ? AND id = ?").execute(arguments: [u.ns, c.id])
         }
-        try db.cachedStatement(sql: insertSQL).execute(arguments: [
-            u.ns, c.id, record.text, record.data.map { String(decoding: $0, as: UTF8.self) }, tagsJSON(record.tags),
-            record.confidence, record.supersededBy, record.expiresAt, c.rev, caller.agent, caller.principal,
-            Int64(caller.uid), Int64(caller.pid), now, VectorCodec.bytes(p.vector), FTSQuery.subtreeKeys(u.ns),
-        ])
-        let seq = db.lastInsertedRowID
-        if let sup = u.supersedes {
-            try db.cachedStatement(sql: "UPDATE facts SET superseded_by = ? WHERE ns = ? AND id = ?").execute(arguments: [c.id, u.ns, sup])
+        index.inserted(seq: try insert(record, vector: p.vector, into: db))
+        var superseded: (id: String, validTo: Int64)?
+        if let target = c.superseded {
+            let end = target.closed(at: validFrom)
+            try db.cachedStatement(sql: "UPDATE facts SET superseded_by = ?, valid_to = ? WHERE ns = ? AND id = ?")
+                .execute(arguments: [c.id, end, u.ns, target.id])
+            superseded = (target.id, end)
         }
-        return Applied(record: record, prepared: p.prepared, model: p.model, isNew: c.old == nil, supersedes: u.supersedes,
-                       seq: seq, replaced: replaced)
+        return Applied(record: record, prepared: p.prepared, model: p.model, isNew: c.old == nil, superseded: superseded)
     }
 }

@@ -3,7 +3,7 @@ import GRDB
 import MnemoProtocol
 
 extension SemanticStore {
-    /// Deletes a record; its revision, or nil when there was none.
+    /// Deletes a record and its past versions; its revision, or nil when there was none.
     /// - Throws: `UNAVAILABLE` when the disk fails (nothing applied).
     public func delete(ns: String, id: String) throws(WireError) -> Int64? {
         try delete(ns: ns, ids: [id], kind: "delete").first
@@ -22,6 +22,7 @@ extension SemanticStore {
                 let rev = try ctx.nextRevision()
                 try ctx.db.cachedStatement(sql: "DELETE FROM facts WHERE ns = ? AND id = ?").execute(arguments: [ns, id])
                 index.deleted(seq: row["seq"], text: row["text"], nskey: row["nskey"])
+                try FactHistory.forget(ns: ns, id: id, in: ctx.db, index: &index)
                 deleted.append((id, rev))
             }
             try index.apply(ctx.db)
@@ -37,6 +38,39 @@ extension SemanticStore {
     public func get(ns: String, id: String) -> SemanticRecord? {
         guard let r = collection(ns)?.get(id), !r.isExpired(at: time.nowMs()) else { return nil }
         return r
+    }
+
+    /// The version of a live record believed valid at wall time `asOf` (the live one if it
+    /// held then, else the newest past version that did); nil when none did. One read
+    /// transaction: a consistent view of the record and its history.
+    /// - Throws: `UNAVAILABLE` (or `CORRUPT`) when the database cannot be read.
+    public func get(ns: String, id: String, asOf: Int64) throws(WireError) -> SemanticRecord? {
+        let now = time.nowMs()
+        return try db.read { db in
+            guard let live = try Self.liveRecord(ns: ns, id: id, now: now, in: db) else { return nil }
+            if live.isValid(at: asOf) { return live }
+            return try FactHistory.version(ns: ns, id: id, asOf: asOf, in: db)
+        }
+    }
+
+    /// The versions of a live record, newest first: the live one, then its past versions
+    /// (at most `max_fact_versions`); nil when the record is absent or expired. One read
+    /// transaction.
+    /// - Throws: `UNAVAILABLE` (or `CORRUPT`) when the database cannot be read.
+    public func history(ns: String, id: String) throws(WireError) -> [SemanticRecord]? {
+        let now = time.nowMs()
+        return try db.read { db in
+            guard let live = try Self.liveRecord(ns: ns, id: id, now: now, in: db) else { return nil }
+            return [live] + (try FactHistory.versions(ns: ns, id: id, in: db))
+        }
+    }
+
+    /// The stored live record, unless absent or expired at `now`.
+    static func liveRecord(ns: String, id: String, now: Int64, in db: Database) throws -> SemanticRecord? {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(columns) FROM facts WHERE ns = ? AND id = ?"),
+                                         arguments: [ns, id]) else { return nil }
+        let r = try record(row)
+        return r.isExpired(at: now) ? nil : r
     }
 
     /// Deletes records past their TTL (at most `max` per call) and compacts collections

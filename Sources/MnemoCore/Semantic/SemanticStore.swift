@@ -130,10 +130,22 @@ public final class SemanticStore: Sendable {
 
     // MARK: rows
 
-    static let columns = "ns, id, text, data, tags, confidence, superseded_by, expires_at, version, agent, principal, uid, pid, at"
+    /// The columns of a record, in `facts` and `fact_versions` alike.
+    static let columns = "ns, id, text, data, tags, confidence, superseded_by, expires_at, version, agent, principal, uid, pid, at, valid_from, valid_to"
 
     /// Inserts one fact: ``columns``, `vector`, then `nskey` (``FTSQuery/subtreeKeys(_:)`` of its namespace).
-    static let insertSQL = "INSERT INTO facts (\(columns), vector, nskey) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    static let insertSQL = "INSERT INTO facts (\(columns), vector, nskey) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+    /// Inserts `r` with its (raw) vector into `facts`; its `seq`.
+    static func insert(_ r: SemanticRecord, vector: [Float], into db: Database) throws -> Int64 {
+        try db.cachedStatement(sql: insertSQL).execute(arguments: [
+            r.ns, r.id, r.text, r.data.map { String(decoding: $0, as: UTF8.self) }, tagsJSON(r.tags), r.confidence,
+            r.supersededBy, r.expiresAt, r.version, r.provenance.agent, r.provenance.principal, Int64(r.provenance.uid),
+            Int64(r.provenance.pid), r.provenance.at, r.validFrom == r.provenance.at ? nil : r.validFrom, r.validTo,
+            VectorCodec.bytes(vector), FTSQuery.subtreeKeys(r.ns),
+        ])
+        return db.lastInsertedRowID
+    }
 
     static func record(_ row: Row) throws -> SemanticRecord {
         let tagsText: String = row["tags"]
@@ -144,7 +156,7 @@ public final class SemanticStore: Sendable {
         return SemanticRecord(id: row["id"], ns: row["ns"], text: row["text"], data: dataText.map { Array($0.utf8) },
                               tags: items.compactMap(\.stringValue), confidence: row["confidence"],
                               supersededBy: row["superseded_by"], expiresAt: row["expires_at"], version: row["version"],
-                              provenance: provenance)
+                              provenance: provenance, validFrom: row["valid_from"], validTo: row["valid_to"])
     }
 
     static func tagsJSON(_ tags: [String]) -> String {

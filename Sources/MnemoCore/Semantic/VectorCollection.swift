@@ -81,22 +81,36 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
         precondition(vector.count == dims, "vector length checked by the store")
         lock.write {
             if let old = rowByID[record.id] { tombstone(old) }
-            if rows == capacity { grow() }
-            if rows % Self.rowAlign == 0 {
-                // A new group: BLAS reads all its rows, the ones not written yet as zeros.
-                (matrix + rows * dims).update(repeating: 0, count: min(Self.rowAlign, capacity - rows) * dims)
-            }
-            var n2: Float = 0
-            vector.withUnsafeBufferPointer { v in
-                if let base = v.baseAddress { (matrix + rows * dims).update(from: base, count: dims) }
-                for x in v { n2 += x * x }
-            }
-            norms2.append(n2)
-            records.append(record)
-            flags.append(record.supersededBy == nil ? 0 : Self.superseded)
-            rowByID[record.id] = rows
-            rows += 1
+            rowByID[record.id] = append(record, vector)
         }
+    }
+
+    /// Adds a row that no id reaches (``get(_:)`` and ``put(_:prepared:)`` do not see it):
+    /// the past versions of records that an `as_of` or `include_history` search ranks in a
+    /// scratch collection, several of one id.
+    /// - Complexity: O(dims) amortised.
+    func putVersion(_ record: SemanticRecord, prepared vector: [Float]) {
+        precondition(vector.count == dims, "vector length checked by the store")
+        lock.write { _ = append(record, vector) }
+    }
+
+    /// Appends a row (under the write lock); its index.
+    private func append(_ record: SemanticRecord, _ vector: [Float]) -> Int {
+        if rows == capacity { grow() }
+        if rows % Self.rowAlign == 0 {
+            // A new group: BLAS reads all its rows, the ones not written yet as zeros.
+            (matrix + rows * dims).update(repeating: 0, count: min(Self.rowAlign, capacity - rows) * dims)
+        }
+        var n2: Float = 0
+        vector.withUnsafeBufferPointer { v in
+            if let base = v.baseAddress { (matrix + rows * dims).update(from: base, count: dims) }
+            for x in v { n2 += x * x }
+        }
+        norms2.append(n2)
+        records.append(record)
+        flags.append(record.supersededBy == nil ? 0 : Self.superseded)
+        rows += 1
+        return rows - 1
     }
 
     /// Replaces the record's metadata (not its vector), e.g. to mark it superseded.
@@ -138,7 +152,7 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
                     norms2[out] = norms2[row]
                     records[out] = records[row]
                     flags[out] = flags[row]
-                    if let id = records[out]?.id { rowByID[id] = out }
+                    if let id = records[out]?.id, rowByID[id] == row { rowByID[id] = out }
                 }
                 out += 1
             }
@@ -152,7 +166,7 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
     }
 
     private func tombstone(_ row: Int) {
-        if let id = records[row]?.id { rowByID[id] = nil }
+        if let id = records[row]?.id, rowByID[id] == row { rowByID[id] = nil }
         records[row] = nil
         flags[row] = Self.dead
         deadRows += 1
@@ -191,7 +205,6 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
             qNorms2.append(q.reduce(0) { $0 + $1 * $1 })
         }
         let minScore = filter.minScore ?? -.infinity
-        let selective = filter.isSelective
         let metric = self.metric
         lock.read {
             guard rows > 0 else { return }
@@ -200,7 +213,7 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
             let block = min(max(Self.rowAlign, scratchFloats / m / Self.rowAlign * Self.rowAlign), rows)
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: (block + Self.rowAlign) * m)
             defer { scratch.deallocate() }
-            let hidden: UInt8 = filter.includeSuperseded ? Self.dead : Self.dead | Self.superseded
+            let hidden: UInt8 = filter.keepsSuperseded ? Self.dead : Self.dead | Self.superseded
             flat.withUnsafeBufferPointer { qs in
                 guard let q = qs.baseAddress else { return }
                 var start = 0
@@ -236,7 +249,7 @@ public final class VectorCollection: @unchecked Sendable {  // @unchecked: every
                                     }
                                     if score < bar { continue }
                                     guard records[row] != nil, !records[row]!.isExpired(at: now),
-                                          !selective || filter.keeps(records[row]!)
+                                          filter.keeps(records[row]!, now: now)
                                     else { continue }
                                     local[j].offer(score, row)
                                     bar = max(local[j].threshold, globalBar)

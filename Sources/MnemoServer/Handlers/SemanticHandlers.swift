@@ -23,17 +23,11 @@ extension Dispatcher {
                     out.raw(",\"merged\":")
                     out.bool(merged)
                 }
-                if let similar = r.similar {
-                    out.raw(",\"similar\":[")
-                    for (i, s) in similar.enumerated() {
-                        if i > 0 { out.byte(UInt8(ascii: ",")) }
-                        out.raw("{\"id\":")
-                        out.string(s.id)
-                        out.raw(",\"score\":")
-                        out.double(Double(s.score))
-                        out.byte(UInt8(ascii: "}"))
-                    }
-                    out.byte(UInt8(ascii: "]"))
+                if let similar = r.similar { writeScored("similar", similar, to: &out) }
+                if let conflicts = r.conflicts { writeScored("conflicts", conflicts, to: &out) }
+                if let superseded = r.superseded {
+                    out.raw(",\"superseded\":")
+                    out.string(superseded)
                 }
                 if r.truncated { out.raw(",\"truncated\":true") }
                 out.byte(UInt8(ascii: "}"))
@@ -69,8 +63,12 @@ extension Dispatcher {
                 out.byte(UInt8(ascii: "}"))
             }),
             ("sem.get", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
-                try p.allowOnly(["ns", "id"])
-                guard let r = sem.get(ns: try p.namespace(), id: try p.requiredRecordID("id")) else {
+                try p.allowOnly(["ns", "id", "as_of", "include_history"])
+                let (ns, id) = (try p.namespace(), try p.requiredRecordID("id"))
+                let asOf = try p.timestamp("as_of")
+                let history = try p.optionalBool("include_history") ?? false
+                let found = try asOf.map { t throws(WireError) in try sem.get(ns: ns, id: id, asOf: t) } ?? sem.get(ns: ns, id: id)
+                guard let r = found else {
                     out.raw("{\"found\":false}")
                     return
                 }
@@ -78,6 +76,21 @@ extension Dispatcher {
                 out.int(r.version)
                 out.byte(UInt8(ascii: ","))
                 r.writeFields(to: &out, open: false)
+                if history {
+                    // The record's past versions (its live one is in `sem.history`'s list, not here).
+                    let versions = try sem.history(ns: ns, id: id) ?? []
+                    writeRecords("history", versions.filter { !$0.isCurrent }, to: &out)
+                }
+                out.byte(UInt8(ascii: "}"))
+            }),
+            ("sem.history", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
+                try p.allowOnly(["ns", "id"])
+                guard let versions = try sem.history(ns: try p.namespace(), id: try p.requiredRecordID("id")) else {
+                    out.raw("{\"found\":false}")
+                    return
+                }
+                out.raw("{\"found\":true")
+                writeRecords("versions", versions, to: &out)
                 out.byte(UInt8(ascii: "}"))
             }),
             ("sem.delete", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
@@ -92,6 +105,38 @@ extension Dispatcher {
             }),
         ]
     }
+}
+
+/// Writes `,"<key>":[{"id":…,"score":…},…]`.
+private func writeScored(_ key: String, _ items: [(id: String, score: Float)], to out: inout JSONWriter) {
+    out.byte(UInt8(ascii: ","))
+    out.string(key)
+    out.raw(":[")
+    for (i, s) in items.enumerated() {
+        if i > 0 { out.byte(UInt8(ascii: ",")) }
+        out.raw("{\"id\":")
+        out.string(s.id)
+        out.raw(",\"score\":")
+        out.double(Double(s.score))
+        out.byte(UInt8(ascii: "}"))
+    }
+    out.byte(UInt8(ascii: "]"))
+}
+
+/// Writes `,"<key>":[record,…]`, each with its `version`.
+private func writeRecords(_ key: String, _ records: [SemanticRecord], to out: inout JSONWriter) {
+    out.byte(UInt8(ascii: ","))
+    out.string(key)
+    out.raw(":[")
+    for (i, r) in records.enumerated() {
+        if i > 0 { out.byte(UInt8(ascii: ",")) }
+        out.raw("{\"version\":")
+        out.int(r.version)
+        out.byte(UInt8(ascii: ","))
+        r.writeFields(to: &out, open: false)
+        out.byte(UInt8(ascii: "}"))
+    }
+    out.byte(UInt8(ascii: "]"))
 }
 
 extension SemanticRecord {
@@ -114,6 +159,11 @@ extension SemanticRecord {
         if let supersededBy { w.string(supersededBy) } else { w.raw("null") }
         w.raw(",\"expires_at\":")
         if let expiresAt { Timestamp.write(expiresAt, to: &w) } else { w.raw("null") }
+        w.raw(",\"valid_from\":")
+        Timestamp.write(validFrom, to: &w)
+        w.raw(",\"valid_to\":")
+        if let validTo { Timestamp.write(validTo, to: &w) } else { w.raw("null") }
+        w.raw(isCurrent ? ",\"current\":true" : ",\"current\":false")
         w.raw(",\"provenance\":")
         provenance.write(to: &w)
     }
@@ -122,7 +172,8 @@ extension SemanticRecord {
 extension Params {
     /// The parameters of `sem.upsert`.
     func semanticUpsert(limits: Limits) throws(WireError) -> SemanticStore.Upsert {
-        try allowOnly(["ns", "id", "text", "vector", "vector_b64", "data", "tags", "confidence", "supersedes", "ttl_ms", "dedupe"])
+        try allowOnly(["ns", "id", "text", "vector", "vector_b64", "data", "tags", "confidence", "supersedes", "ttl_ms", "dedupe",
+                       "on_conflict", "valid_from", "valid_to"])
         var u = SemanticStore.Upsert(ns: try namespace(), text: try string("text"))
         guard !u.text.isEmpty else { throw .invalidParams("text", "must not be empty") }
         u.id = try recordID("id")
@@ -141,6 +192,18 @@ extension Params {
             throw .invalidParams("dedupe", "must be \"none\", \"report\" or \"merge\", not \"\(dedupe)\"")
         }
         u.dedupe = mode
+        if let raw = try optionalString("on_conflict") {
+            guard let choice = SemanticStore.OnConflict(rawValue: raw) else {
+                throw .invalidParams("on_conflict", "must be \"supersede\", \"keep_both\" or \"reject\", not \"\(raw)\"")
+            }
+            if mode == .merge { throw .invalidParams("on_conflict", "does not go with dedupe \"merge\" (which updates the near-duplicate)") }
+            if choice == .supersede && u.supersedes != nil {
+                throw .invalidParams("on_conflict", "\"supersede\" chooses the superseded record; do not also give supersedes")
+            }
+            u.onConflict = choice
+        }
+        u.validFrom = try timestamp("valid_from")
+        u.validTo = try timestamp("valid_to")
         return u
     }
 
@@ -184,7 +247,8 @@ extension Params {
 
     /// The parameters of `sem.search`.
     func semanticQuery(limits: Limits) throws(WireError) -> SemanticStore.Query {
-        try allowOnly(["ns", "vector", "vector_b64", "text", "k", "filter", "min_score", "include_superseded", "mode", "fusion"])
+        try allowOnly(["ns", "vector", "vector_b64", "text", "k", "filter", "min_score", "include_superseded", "mode", "fusion",
+                       "as_of", "include_history"])
         let prefix = try namespace()
         let vector = try vector(limits: limits, required: false)
         let text = try optionalString("text")
@@ -212,6 +276,11 @@ extension Params {
             filter.minScore = Float(d)
         }
         filter.includeSuperseded = try optionalBool("include_superseded") ?? false
+        filter.asOf = try timestamp("as_of")
+        filter.includeHistory = try optionalBool("include_history") ?? false
+        if filter.asOf != nil && filter.includeSuperseded {
+            throw .invalidParams("include_superseded", "does not go with as_of, which keeps what was valid then, superseded or not")
+        }
         var mode: SearchMode?
         if let raw = try optionalString("mode") { mode = try SearchMode.parse(raw, field: name("mode"), fallback: .vector) }
         // A mode other than vector with a client vector: the store refuses it (`mode(of:)`).
