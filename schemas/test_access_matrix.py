@@ -108,7 +108,7 @@ NEEDS = {
     "result.put": "w", "task.transition": "w", "task.get": "r",
     "inbox.post": "w", "inbox.read": "r", "inbox.ack": "w",
     "ep.append": "w", "ep.summarize": "a", "ep.prune": "a",
-    "sem.upsert": "w", "sem.get": "r", "sem.delete": "w",
+    "sem.upsert": "w", "sem.get": "r", "sem.history": "r", "sem.delete": "w",
     "barrier.arrive": "w", "barrier.get": "r", "barrier.list": "r",
     "vote.open": "w", "vote.cast": "w", "vote.get": "r",
     "leader.campaign": "w", "leader.get": "r", "leader.resign": "w",

@@ -26,7 +26,7 @@ METHODS = [
     "inbox.post", "inbox.read", "inbox.ack",
     "watch.subscribe", "watch.cancel",
     "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
-    "sem.upsert", "sem.search", "sem.get", "sem.delete",
+    "sem.upsert", "sem.search", "sem.get", "sem.history", "sem.delete",
     "barrier.arrive", "barrier.get", "barrier.list", "vote.open", "vote.cast", "vote.get",
     "leader.campaign", "leader.get", "leader.resign",
 ]
@@ -283,7 +283,8 @@ def test_framing_covers_kinds():
 _PROV = {"agent": "a", "uid": 1, "pid": 1, "at": "2026-11-22T00:14:52.123Z", "rev": 3}
 _SEM = {
     "id": "x", "ns": "a", "text": "t", "data": None, "tags": [], "confidence": None,
-    "superseded_by": None, "expires_at": None, "provenance": _PROV,
+    "superseded_by": None, "expires_at": None, "valid_from": "2026-11-22T00:14:52.123Z", "valid_to": None,
+    "current": True, "provenance": _PROV,
 }
 EDGE_CASES = [
     ("16 segments", "wm.set", "params", {"ns": "/".join(["a"] * 16), "key": "k", "value": 1}, True),

@@ -74,7 +74,7 @@ IMPLEMENTED = [
     "result.put", "task.transition", "task.get",
     "inbox.post", "inbox.read", "inbox.ack",
     "watch.subscribe", "watch.cancel",
-    "sem.upsert", "sem.search", "sem.get", "sem.delete",
+    "sem.upsert", "sem.search", "sem.get", "sem.history", "sem.delete",
     "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
     "audit.query",
     "admin.export", "admin.import", "admin.snapshot", "admin.check",
@@ -1093,6 +1093,70 @@ def test_sem_upsert_search_get_delete(server, ns):
     d = c.call("sem.delete", {"ns": ns + "/vec", "id": "v1"})
     assert d["deleted"] is True and d["rev"] > v2["version"]
     assert c.call("sem.delete", {"ns": ns + "/vec", "id": "v1"}) == {"deleted": False}
+
+
+def test_sem_validity_versions_and_conflicts(server, ns):
+    # Facts that know when they were true: a chain of supersessions, versions of one id,
+    # as_of and include_history on get and search, sem.history, on_conflict.
+    c = server.connect("semantic-time")
+    day = 86_400_000
+    t0 = 1_780_000_000_000
+
+    def ts(ms):
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+    vec = [1.0, 0.2, 0.0]
+    prev = None
+    for i, day_name in enumerate(["monday", "tuesday", "wednesday", "thursday"]):
+        p = {"ns": ns, "id": f"w{i}", "text": f"the deploy window is {day_name}", "vector": vec, "valid_from": ts(t0 + i * day)}
+        if prev:
+            p["supersedes"] = prev
+        r = c.call("sem.upsert", p)
+        assert r.get("superseded") == prev
+        prev = f"w{i}"
+    for i, day_name in enumerate(["monday", "tuesday", "wednesday", "thursday"]):
+        at = ts(t0 + i * day + day // 2)
+        hits = c.call("sem.search", {"ns": ns, "vector": vec, "as_of": at})["hits"]
+        assert [h["text"] for h in hits] == [f"the deploy window is {day_name}"]
+        g = c.call("sem.get", {"ns": ns, "id": f"w{i}", "as_of": at})
+        assert g["found"] and g["valid_from"] == ts(t0 + i * day)
+    assert [h["id"] for h in c.call("sem.search", {"ns": ns, "vector": vec})["hits"]] == ["w3"]
+    assert c.call("sem.get", {"ns": ns, "id": "w0"})["valid_to"] == ts(t0 + day)
+
+    # One id written twice: the past version is kept.
+    first = c.call("sem.upsert", {"ns": ns + "-o", "id": "owner", "text": "alice owns billing", "vector": vec,
+                                  "valid_from": ts(t0)})
+    second = c.call("sem.upsert", {"ns": ns + "-o", "id": "owner", "text": "bob owns billing", "vector": vec,
+                                   "valid_from": ts(t0 + day)})
+    h = c.call("sem.history", {"ns": ns + "-o", "id": "owner"})
+    assert [v["version"] for v in h["versions"]] == [second["version"], first["version"]]
+    assert [v["current"] for v in h["versions"]] == [True, False]
+    assert h["versions"][1]["valid_to"] == ts(t0 + day)
+    g = c.call("sem.get", {"ns": ns + "-o", "id": "owner", "as_of": ts(t0 + 1), "include_history": True})
+    assert g["text"] == "alice owns billing" and g["current"] is False and len(g["history"]) == 1
+    r = c.call("sem.search", {"ns": ns + "-o", "text": "billing", "mode": "keyword", "include_history": True})
+    assert sorted(x["text"] for x in r["hits"]) == ["alice owns billing", "bob owns billing"]
+    assert c.call("sem.history", {"ns": ns + "-o", "id": "nope"}) == {"found": False}
+
+    # on_conflict: reject names the contradicting record and applies nothing; supersede closes it.
+    e = c.fail("sem.upsert", {"ns": ns + "-o", "text": "carol owns billing", "vector": vec, "on_conflict": "reject"},
+               -32000, "CONFLICT")
+    assert [x["id"] for x in e["data"]["conflicts"]] == ["owner"]
+    s = c.call("sem.upsert", {"ns": ns + "-o", "id": "new", "text": "carol owns billing", "vector": vec,
+                              "on_conflict": "supersede"})
+    assert s["superseded"] == "owner" and [x["id"] for x in s["conflicts"]] == ["owner"]
+    assert c.call("sem.get", {"ns": ns + "-o", "id": "owner"})["superseded_by"] == "new"
+
+    # Bad input: -32602, nothing applied.
+    c.fail("sem.upsert", {"ns": ns, "text": "x", "vector": vec, "valid_from": ts(t0), "valid_to": ts(t0)}, -32602)
+    c.fail("sem.upsert", {"ns": ns, "text": "x", "vector": vec, "on_conflict": "supersede", "supersedes": "w3"}, -32602,
+           check_params=False)
+    c.fail("sem.upsert", {"ns": ns, "text": "x", "vector": vec, "on_conflict": "keep_both", "dedupe": "merge"}, -32602,
+           check_params=False)
+    c.fail("sem.search", {"ns": ns, "vector": vec, "as_of": ts(t0), "include_superseded": True}, -32602,
+           check_params=False)
+    c.fail("sem.get", {"ns": ns, "id": "w0", "as_of": "yesterday"}, -32602, check_params=False)
+    assert [h["id"] for h in c.call("sem.search", {"ns": ns, "vector": vec})["hits"]] == ["w3"]
 
 
 def test_sem_batch_of_upserts(server, ns):
