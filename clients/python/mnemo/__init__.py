@@ -1,5 +1,5 @@
 """Python client for mnemod, the Mnemo memory daemon (JSON-RPC 2.0 over a Unix socket)."""
-from ._api import default_socket_path
+from ._api import default_socket_path, timestamp
 from .client import Claim, Client, Watch
 from .errors import (
     ApplicationError,
@@ -30,7 +30,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "Claim", "Watch", "default_socket_path", "__version__",
+    "Client", "Claim", "Watch", "default_socket_path", "timestamp", "__version__",
     "MnemoError", "ParseError", "InvalidRequest", "MethodNotFound", "InvalidParams", "InternalError",
     "ApplicationError", "Unauthenticated", "Forbidden", "NotFound", "Conflict", "Claimed", "Fenced",
     "IdempotencyMismatch", "InvalidTransition", "DimensionMismatch", "LimitExceeded", "Unavailable",

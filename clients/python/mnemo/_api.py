@@ -1,13 +1,28 @@
 """Pieces shared by the sync and the asyncio client: socket path, framing, convenience API."""
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 __all__ = ["default_socket_path", "encode", "ApiMixin"]
 
 CLIENT_NAME = "mnemo-py/0.1.0"
+
+
+def timestamp(when: Union[_dt.datetime, float, int]) -> str:
+    """The wire's one time form, RFC 3339 UTC with milliseconds (``2026-12-01T00:00:00.000Z``),
+    of a datetime (a naive one is taken as UTC) or of seconds since the Unix epoch."""
+    if isinstance(when, _dt.datetime):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_dt.timezone.utc)
+        ms = int(round(when.timestamp() * 1000))
+    else:
+        ms = int(round(float(when) * 1000))
+    seconds, millis = divmod(ms, 1000)
+    base = _dt.datetime.fromtimestamp(seconds, tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{millis:03d}Z"
 
 
 def default_socket_path() -> str:
@@ -208,14 +223,22 @@ class ApiMixin:
         supersedes: Optional[str] = None,
         ttl_ms: Optional[int] = None,
         dedupe: Optional[str] = None,
+        on_conflict: Optional[str] = None,
+        valid_from: Optional[str] = None,
+        valid_to: Optional[str] = None,
     ) -> Any:
         """``sem.upsert``. ``dedupe``: ``"none"`` (the server's default), ``"report"`` (list
         near-duplicates in ``similar``) or ``"merge"`` (update the best near-duplicate
-        instead of adding a record); sent as given, so the server judges the value."""
+        instead of adding a record); sent as given, so the server judges the value.
+        ``on_conflict``: ``"supersede"``, ``"keep_both"`` or ``"reject"`` (a near-duplicate
+        stating something else: supersede it, keep both, or raise ``Conflict``).
+        ``valid_from``/``valid_to``: when the fact held, RFC 3339 with milliseconds
+        (``"2026-12-01T00:00:00.000Z"``; :func:`mnemo.timestamp` makes one)."""
         return self._invoke("sem.upsert", _clean(
             ns=ns, text=text, id=id, vector=list(vector) if vector is not None else None,
             vector_b64=vector_b64, data=data, tags=list(tags) if tags is not None else None,
-            confidence=confidence, supersedes=supersedes, ttl_ms=ttl_ms, dedupe=dedupe))
+            confidence=confidence, supersedes=supersedes, ttl_ms=ttl_ms, dedupe=dedupe,
+            on_conflict=on_conflict, valid_from=valid_from, valid_to=valid_to))
 
     def sem_search(
         self,
@@ -230,21 +253,32 @@ class ApiMixin:
         filter: Optional[Mapping[str, Any]] = None,  # noqa: A002 (contract name)
         min_score: Optional[float] = None,
         include_superseded: Optional[bool] = None,
+        as_of: Optional[str] = None,
+        include_history: Optional[bool] = None,
     ) -> Any:
         """``sem.search`` under the namespace prefix ``ns`` with ``text`` (or ``vector``/
         ``vector_b64``). ``mode``: ``"vector"``, ``"keyword"`` or ``"hybrid"``; ``None`` lets
         the server pick its default. ``fusion`` (hybrid): ``"minmax"`` (the server's default)
         or ``"rrf"``. The result is returned as the server sent it (each hit's
-        ``match`` and ``score``, and ``skipped``/``truncated`` when present)."""
+        ``match`` and ``score``, and ``skipped``/``truncated`` when present). ``as_of``
+        (RFC 3339): what was believed valid then; ``include_history``: past versions too."""
         return self._invoke("sem.search", _clean(
             ns=ns, text=text, vector=list(vector) if vector is not None else None,
             vector_b64=vector_b64, k=k, mode=mode, fusion=fusion, filter=dict(filter) if filter is not None else None,
-            min_score=min_score, include_superseded=include_superseded))
+            min_score=min_score, include_superseded=include_superseded, as_of=as_of,
+            include_history=include_history))
 
     search = sem_search  # the short name
 
-    def sem_get(self, ns: str, id: str) -> Any:  # noqa: A002 (contract name)
-        return self._invoke("sem.get", {"ns": ns, "id": id})
+    def sem_get(self, ns: str, id: str, *, as_of: Optional[str] = None,  # noqa: A002 (contract name)
+                include_history: Optional[bool] = None) -> Any:
+        """``sem.get``; with ``as_of`` the version valid then, with ``include_history``
+        its past versions in ``history``."""
+        return self._invoke("sem.get", _clean(ns=ns, id=id, as_of=as_of, include_history=include_history))
+
+    def sem_history(self, ns: str, id: str) -> Any:  # noqa: A002 (contract name)
+        """``sem.history``: the record's versions, newest first (``found`` false when absent)."""
+        return self._invoke("sem.history", {"ns": ns, "id": id})
 
     def sem_delete(self, ns: str, id: str) -> Any:  # noqa: A002 (contract name)
         return self._invoke("sem.delete", {"ns": ns, "id": id})
