@@ -7,6 +7,12 @@ enum SearchModeOption: String, ExpressibleByArgument, CaseIterable {
     case vector, keyword, hybrid
 }
 
+/// `--on-conflict`: what a near-duplicate stating something else decides.
+enum OnConflictOption: String, ExpressibleByArgument, CaseIterable {
+    case supersede, reject
+    case keepBoth = "keep_both"
+}
+
 struct Remember: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Store a fact in semantic memory (sem.upsert); mnemod embeds the text.",
@@ -22,6 +28,10 @@ struct Remember: ParsableCommand {
     @Option(name: .long, help: "Id of a fact this one replaces (it is marked superseded).") var supersedes: String?
     @Option(name: .long, help: "Forget the fact after this many milliseconds.") var ttlMs: Int64?
     @Flag(name: .long, help: "Report existing near-duplicates (dedupe: report).") var similar = false
+    @Option(name: .long, help: "supersede, keep_both or reject a near-duplicate that states something else.")
+    var onConflict: OnConflictOption?
+    @Option(name: .long, help: "When the fact began to hold (2026-12-01T00:00:00.000Z; default: now).") var validFrom: String?
+    @Option(name: .long, help: "When it stops holding (same form; default: open).") var validTo: String?
 
     func run() throws {
         try reporting {
@@ -31,6 +41,9 @@ struct Remember: ParsableCommand {
             if let supersedes { params.append(.init("supersedes", .string(supersedes))) }
             if let ttlMs { params.append(.init("ttl_ms", .int(ttlMs))) }
             if similar { params.append(.init("dedupe", "report")) }
+            if let onConflict { params.append(.init("on_conflict", .string(onConflict.rawValue))) }
+            if let validFrom { params.append(.init("valid_from", .string(validFrom))) }
+            if let validTo { params.append(.init("valid_to", .string(validTo))) }
             let r = try global.call(try global.connect(), "sem.upsert", .object(params))
             switch global.output {
             case .json: print(r.text)
@@ -40,6 +53,10 @@ struct Remember: ParsableCommand {
                 for s in r["similar"]?.arrayValue ?? [] {
                     printErr("# similar: \(s["id"]?.stringValue ?? "?") (score \(s["score"]?.text ?? "?"))")
                 }
+                for s in r["conflicts"]?.arrayValue ?? [] {
+                    printErr("# conflicts with: \(s["id"]?.stringValue ?? "?") (score \(s["score"]?.text ?? "?"))")
+                }
+                if let superseded = r["superseded"]?.stringValue { printErr("# superseded: \(superseded)") }
             }
         }
     }
@@ -59,6 +76,8 @@ struct Search: ParsableCommand {
     @Option(name: .long, help: "vector, keyword or hybrid (default: the server's).") var mode: SearchModeOption?
     @Option(name: .customLong("tag"), help: "Only facts with this tag (repeat for more).") var tags: [String] = []
     @Flag(name: .long, help: "Search episodic memory instead of facts.") var episodes = false
+    @Option(name: .long, help: "Facts as believed at this time (2026-12-01T00:00:00.000Z).") var asOf: String?
+    @Flag(name: .long, help: "Past versions of facts too.") var history = false
 
     func run() throws {
         try reporting {
@@ -69,6 +88,11 @@ struct Search: ParsableCommand {
             if !tags.isEmpty {
                 guard !episodes else { throw Failure("mnemo: --tag filters facts only", code: 64) }
                 params.append(.init("filter", .object([.init("tags", .array(tags.map(JSON.string)))])))
+            }
+            if asOf != nil || history {
+                guard !episodes else { throw Failure("mnemo: --as-of and --history search facts only", code: 64) }
+                if let asOf { params.append(.init("as_of", .string(asOf))) }
+                if history { params.append(.init("include_history", .bool(true))) }
             }
             let r = try global.call(try global.connect(), episodes ? "ep.search" : "sem.search", .object(params))
             switch global.output {

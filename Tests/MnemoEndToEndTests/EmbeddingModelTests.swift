@@ -104,5 +104,20 @@ import Testing
         #expect(bad.status == 64)
         let blank = try daemon.cli(["remember", "kb", "   "])
         #expect(blank.status == 2 && blank.stderr.contains("nothing to embed"), "\(blank.stderr)")
+        // Validity and conflicts: a contradicting fact supersedes the old one; --as-of recalls it.
+        let old = try daemon.cli(["remember", "kb/ops", "The staging database is reset every Sunday", "--id", "reset",
+                                  "--valid-from", "2026-01-01T00:00:00.000Z"])
+        #expect(old.status == 0, "\(old.stderr)")
+        // The same sentence but for its punctuation scores near 1 and states it otherwise: refused.
+        let clash = try daemon.cli(["remember", "kb/ops", "The staging database is reset every Sunday!", "--on-conflict", "reject"])
+        #expect(clash.status != 0 && clash.stderr.contains("CONFLICT") && clash.stderr.contains("reset"), "\(clash.stderr)")
+        let new = try daemon.cli(["remember", "kb/ops", "The staging database is reset every Monday", "--supersedes", "reset",
+                                  "--valid-from", "2026-06-01T00:00:00.000Z"])
+        #expect(new.status == 0 && new.stderr.contains("superseded: reset"), "\(new.stderr)")
+        let then = try daemon.cli(["search", "kb/ops", "when is staging reset?", "--as-of", "2026-03-01T00:00:00.000Z",
+                                   "-k", "1", "-o", "json"])
+        #expect(try JSONParser.parse(then.stdout)["hits"]?.arrayValue?.first?["id"] == "reset", "\(then.stdout)")
+        let episodesThen = try daemon.cli(["search", "kb", "x", "--episodes", "--as-of", "2026-03-01T00:00:00.000Z"])
+        #expect(episodesThen.status == 64)
     }
 }

@@ -121,17 +121,19 @@ extension SemanticStore {
     /// revision, in order). Each item has its own outcome: an item's error applies nothing
     /// of it and does not stop the others. An embedder failure (`UNAVAILABLE`) fails every
     /// item that needed it; a text with nothing to embed fails only its own item.
-    /// Near-duplicates (`dedupe` report / merge) are looked for among the records stored
-    /// before the batch, not among its other items.
+    /// Near-duplicates (`dedupe` report / merge, `on_conflict`) are looked for among the
+    /// records stored before the batch, not among its other items.
     /// A storage failure (disk full, I/O) fails every item of the batch: nothing applied.
     /// - Returns: one outcome per upsert, in order. Errors: `DIMENSION_MISMATCH` when the
     ///   vector (or the embedder's model) does not fit the namespace's collection;
     ///   `NOT_FOUND` when `supersedes` names no record; `LIMIT_EXCEEDED` past
-    ///   `max_fact_text_bytes` or `max_semantic_records`; `-32602` for bad text or
-    ///   vectors; `UNAVAILABLE` when the embedder or the disk fails.
+    ///   `max_fact_text_bytes` or `max_semantic_records`; `CONFLICT` with `on_conflict:
+    ///   reject` and a conflicting near-duplicate; `-32602` for bad text, vectors or
+    ///   validity; `UNAVAILABLE` when the embedder or the disk fails.
     /// - Complexity: one embedder call, one group commit with O(1) indexed statements per
-    ///   item (plus its text's FTS5 postings), O(dims) per item in memory; plus one scan
-    ///   of the collection per item with `dedupe` report or merge.
+    ///   item (plus its text's FTS5 postings; a replaced version is copied to the history),
+    ///   O(dims) per item in memory; plus one scan of the collection per item with `dedupe`
+    ///   report or merge, or `on_conflict`.
     public func upsert(_ batch: [Upsert], by caller: Caller) -> [Result<UpsertResult, WireError>] {
         var results = [Result<UpsertResult, WireError>?](repeating: nil, count: batch.count)
         let now = time.nowMs()
