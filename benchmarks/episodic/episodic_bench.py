@@ -68,7 +68,37 @@ def content(rng, vocab, weights):
     return " ".join(rng.choices(vocab, cum_weights=weights, k=rng.randint(8, 20)))
 
 
+def without_reserve(path):
+    """Rebuilds mnemod's new, empty database with no reserved bytes per page (same schema
+    and rows). mnemod reserves 8 bytes of every page for its page checksums, which plain
+    SQLite (this loader) would leave stale, so mnemod would refuse the loaded file as
+    damaged; a file without the reserve is one from before checksums, which mnemod
+    rewrites once with them (a VACUUM through its checksum layer) when it opens it."""
+    fresh = path + ".fresh"
+    if os.path.exists(fresh):
+        os.remove(fresh)
+    db = sqlite3.connect(fresh)
+    db.execute("ATTACH DATABASE ? AS src", (path,))
+    schema = db.execute("SELECT type, name, sql FROM src.sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
+    virtual = [name for kind, name, sql in schema if sql.upper().startswith("CREATE VIRTUAL TABLE")]
+    shadow = lambda name: any(name.startswith(v + "_") for v in virtual)  # noqa: E731
+    for kind, name, sql in schema:
+        if not name.startswith("sqlite_") and not shadow(name):
+            db.execute(sql)
+    for kind, name, sql in schema:
+        if kind == "table" and name not in virtual and not shadow(name) and not name.startswith("sqlite_"):
+            db.execute(f'INSERT INTO main."{name}" SELECT * FROM src."{name}"')
+    db.commit()
+    db.execute("DETACH DATABASE src")
+    db.close()
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.remove(path + suffix)
+    os.replace(fresh, path)
+
+
 def bulk_load(path, n, rng, vocab, weights):
+    without_reserve(path)
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous = OFF")
     t0 = time.time()
