@@ -1,3 +1,4 @@
+import Foundation
 import MnemoCore
 import MnemoProtocol
 import Testing
@@ -107,6 +108,20 @@ struct EpisodeStoreTests {
         #expect(try contents(EpisodeQuery(ns: "wf", until: start + 1000)) == ["a"])
         #expect(try contents(EpisodeQuery(ns: "wf", descending: true)) == ["c", "b", "a"])
         #expect(try contents(EpisodeQuery(ns: "nothing")) == [])
+    }
+
+    @Test("a cursor's opaque form is base64url of ep1:<a|d>:<rev>, unpadded, and reads back")
+    func cursorEncoding() throws {
+        for rev: Int64 in [1, 9, 99, 12_345, 1 << 40, Int64.max] {
+            for descending in [false, true] {
+                let c = EpisodeCursor(rev: rev, descending: descending)
+                let reference = Data("ep1:\(descending ? "d" : "a"):\(rev)".utf8).base64EncodedString()
+                    .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                    .replacingOccurrences(of: "=", with: "")
+                #expect(c.encoded == reference)
+                #expect(try EpisodeCursor(decoding: c.encoded) == c)
+            }
+        }
     }
 
     @Test(arguments: [false, true])

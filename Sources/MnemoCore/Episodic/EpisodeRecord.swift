@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import MnemoProtocol
 
 /// One episodic record as stored: what happened, where, when and by whom.
@@ -63,6 +64,35 @@ public struct EpisodeRecord: Sendable, Equatable {
         let pid: Int64 = row[12]
         let caller = Caller(agent: row[9], principal: row[10], uid: UInt32(truncatingIfNeeded: uid), gid: 0,
                             pid: Int32(truncatingIfNeeded: pid))
+        provenance = Provenance(caller: caller, at: at, rev: rev, task: task, derivedFrom: derived)
+    }
+
+    /// Decodes the current row of a statement selecting ``columns`` from its columns
+    /// directly (GRDB's generic `Row` decoding was a quarter of an `ep.query` in mnemod).
+    init(_ s: SQLiteStatement) {
+        func text(_ i: Int32) -> String? {
+            guard let p = sqlite3_column_text(s, i) else { return nil }
+            return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(s, i))), as: UTF8.self)
+        }
+        func bytes(_ i: Int32) -> [UInt8]? {
+            guard let p = sqlite3_column_text(s, i) else { return nil }
+            return Array(UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(s, i))))
+        }
+        rev = sqlite3_column_int64(s, 0)
+        id = text(1) ?? ""
+        ns = text(2) ?? ""
+        kind = text(3) ?? ""
+        content = text(4) ?? ""
+        data = bytes(5)
+        task = text(6)
+        tags = EpisodeRecord.decodeList(text(7) ?? "[]")
+        at = sqlite3_column_int64(s, 8)
+        let derived = text(13).map(EpisodeRecord.decodeList)
+        derivedFrom = derived ?? []
+        summarized = sqlite3_column_int64(s, 14) != 0
+        pinned = sqlite3_column_int64(s, 15) != 0
+        let caller = Caller(agent: text(9) ?? "", principal: text(10) ?? "", uid: UInt32(truncatingIfNeeded: sqlite3_column_int64(s, 11)),
+                            gid: 0, pid: Int32(truncatingIfNeeded: sqlite3_column_int64(s, 12)))
         provenance = Provenance(caller: caller, at: at, rev: rev, task: task, derivedFrom: derived)
     }
 

@@ -45,22 +45,25 @@ extension EpisodeStore {
         }
         let order = q.descending ? "DESC" : "ASC"
         let fetch = q.limit + 1
-        let exact = "SELECT \(EpisodeRecord.columns) FROM episodes WHERE ns = ?\(filters) ORDER BY rev \(order) LIMIT ?"
-        let below = "SELECT \(EpisodeRecord.columns) FROM episodes WHERE ns >= ? AND ns < ?\(filters) ORDER BY rev \(order) LIMIT ?"
-        let exactArgs = StatementArguments([q.ns.databaseValue] + args + [fetch.databaseValue])
-        // Descendants are "ns/..." : from "ns/" up to (not including) "ns0" ('0' follows '/').
-        let belowArgs = StatementArguments([(q.ns + "/").databaseValue, (q.ns + "0").databaseValue] + args + [fetch.databaseValue])
-        let rows = try store.read { db in
-            // Cached statements: GRDB's preparation (SQL compile plus its authorizer) costs
-            // more than these index lookups.
-            (try Row.fetchAll(db.cachedStatement(sql: exact), arguments: exactArgs).map(EpisodeRecord.init(row:)),
-             try Row.fetchAll(db.cachedStatement(sql: below), arguments: belowArgs).map(EpisodeRecord.init(row:)))
-        }
-        var merged = rows.0 + rows.1
-        merged.sort { q.descending ? $0.rev > $1.rev : $0.rev < $1.rev }
-        guard merged.count > q.limit else { return Page(records: merged, cursor: nil) }
-        merged.removeLast(merged.count - q.limit)
-        return Page(records: merged, cursor: EpisodeCursor(rev: merged[merged.count - 1].rev, descending: q.descending))
+        // The namespace itself and its descendants ("ns/..." : from "ns/" up to, not
+        // including, "ns0"; '0' follows '/'), each an index range scan stopping after
+        // `fetch` rows, merged by SQLite: ONE statement, so one implicit read snapshot and
+        // no BEGIN/COMMIT around it.
+        let sql = """
+            SELECT * FROM (SELECT \(EpisodeRecord.columns) FROM episodes WHERE ns = ?\(filters) ORDER BY rev \(order) LIMIT ?)
+            UNION ALL
+            SELECT * FROM (SELECT \(EpisodeRecord.columns) FROM episodes WHERE ns >= ? AND ns < ?\(filters) ORDER BY rev \(order) LIMIT ?)
+            ORDER BY rev \(order) LIMIT ?
+            """
+        let arguments = [q.ns.databaseValue] + args + [fetch.databaseValue]
+            + [(q.ns + "/").databaseValue, (q.ns + "0").databaseValue] + args + [fetch.databaseValue, fetch.databaseValue]
+        var records: [EpisodeRecord] = []
+        records.reserveCapacity(fetch)
+        // A prepared statement kept per connection, rows decoded from the columns directly.
+        try store.readRows(sql, arguments) { records.append(EpisodeRecord($0)) }
+        guard records.count > q.limit else { return Page(records: records, cursor: nil) }
+        records.removeLast(records.count - q.limit)
+        return Page(records: records, cursor: EpisodeCursor(rev: records[records.count - 1].rev, descending: q.descending))
     }
 
     /// ``query(_:)`` showing only records whose namespace `visible` accepts (access

@@ -24,6 +24,8 @@ import Synchronization
 public final class SQLiteStore: Sendable {
     /// The database (a WAL pool on disk; an in-memory queue when volatile).
     public let writer: any DatabaseWriter
+    /// Connections for ``readRows(_:_:_:)`` (nil when volatile: the database is GRDB's, in memory).
+    private let rawReaders: RawReaders?
     /// The highest revision stored when the database was opened.
     public let maxRevAtOpen: Int64
     /// Short name for logs and thread names ("episodic", "semantic").
@@ -68,6 +70,7 @@ public final class SQLiteStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
         }
         let path = dir + "/" + name + ".sqlite"
+        rawReaders = durability == .volatile ? nil : RawReaders(path: path)
         // Before SQLite replays the WAL (and would stop silently at a damaged frame).
         if durability != .volatile {
             let scan = WALScan(path: path + "-wal", index: path + "-shm")
@@ -152,6 +155,24 @@ public final class SQLiteStore: Sendable {
         }
     }
 
+    /// Runs ONE statement, `sql` with `arguments`, calling `row` on each row (read with the
+    /// SQLite C API, e.g. `sqlite3_column_int64`): a read for the hottest queries, on a
+    /// connection of its own without GRDB (``RawReaders``), the statement its own read
+    /// snapshot (no `BEGIN`/`COMMIT`). `row` must not keep the statement.
+    /// - Throws: what `row` threw, or a mapped database error.
+    public func readRows(_ sql: String, _ arguments: [DatabaseValue], _ row: (OpaquePointer) throws -> Void) throws(WireError) {
+        try checkUsable()
+        do {
+            if let rawReaders {
+                try rawReaders.read { c in try RawReaders.forEachRow(try c.statement(sql), arguments, row) }
+            } else {
+                try writer.unsafeRead { db in try RawReaders.forEachRow(try db.cachedStatement(sql: sql).sqliteStatement, arguments, row) }
+            }
+        } catch {
+            throw wireError(error)
+        }
+    }
+
     /// Records and bytes per principal (``PrincipalUsage``).
     public func usageByPrincipal() throws(WireError) -> [String: (records: Int, bytes: Int)] {
         try read { db in try PrincipalUsage.all(db) }
@@ -210,6 +231,7 @@ public final class SQLiteStore: Sendable {
         guard wasRunning else { return }
         wake.signal()
         finished.wait()
+        rawReaders?.close()
         // A clean stop leaves everything in the database file (a short WAL to replay next
         // time, and a file that `mnemo check` reads whole).
         if writer is DatabasePool, damage == nil {
