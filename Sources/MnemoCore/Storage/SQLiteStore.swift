@@ -14,8 +14,9 @@ import Synchronization
 ///
 /// Group commit: callers (worker threads, never an event loop) queue a write and wait;
 /// the writer thread takes everything queued, runs each write in its own savepoint inside
-/// one transaction, commits once (one fsync in `strict` mode), then wakes every caller
-/// with its own outcome. A write that throws rolls back its savepoint only.
+/// one transaction (a write alone runs in the transaction itself), commits once (one fsync
+/// in `strict` mode), then wakes every caller with its own outcome. A write that throws
+/// rolls back its savepoint only (alone, the transaction).
 ///
 /// Revisions: a write takes global revisions from ``WriteContext/nextRevision()`` inside
 /// the transaction, so revisions are in commit order. The highest one is stored in the
@@ -294,25 +295,40 @@ public final class SQLiteStore: Sendable {
     private func commit(_ batch: [PendingWrite]) {
         var actions: [() -> Void] = []
         do {
-            try writer.write { db in
-                let ctx = WriteContext(db: db, nextRevision: nextRevision)
-                for pending in batch {
-                    let mark = ctx.actions.count
-                    do {
-                        try db.inSavepoint {
-                            try pending.body(ctx)
-                            return .commit
+            try writer.writeWithoutTransaction { db in
+                try db.inTransaction {
+                    let ctx = WriteContext(db: db, nextRevision: nextRevision)
+                    if batch.count == 1 {
+                        // A write alone needs no savepoint: the transaction is its unit (a
+                        // savepoint costs two statements, and FTS5 flushes its pending terms
+                        // at each one).
+                        do {
+                            try batch[0].body(ctx)
+                        } catch {
+                            batch[0].error = wireError(error)
+                            return .rollback
                         }
-                    } catch {
-                        ctx.actions.removeSubrange(mark...)
-                        pending.error = wireError(error)
+                    } else {
+                        for pending in batch {
+                            let mark = ctx.actions.count
+                            do {
+                                try db.inSavepoint {
+                                    try pending.body(ctx)
+                                    return .commit
+                                }
+                            } catch {
+                                ctx.actions.removeSubrange(mark...)
+                                pending.error = wireError(error)
+                            }
+                        }
                     }
+                    if ctx.maxRev > 0 {
+                        try db.cachedStatement(sql: "UPDATE mnemo_meta SET value = max(value, ?) WHERE key = 'max_rev'")
+                            .execute(arguments: [ctx.maxRev])
+                    }
+                    actions = ctx.actions
+                    return .commit
                 }
-                if ctx.maxRev > 0 {
-                    try db.execute(sql: "UPDATE mnemo_meta SET value = max(value, ?) WHERE key = 'max_rev'",
-                                   arguments: [ctx.maxRev])
-                }
-                actions = ctx.actions
             }
             // Committed: in-memory mirrors (e.g. the vector index) follow, in commit order,
             // before any writer is answered.
