@@ -1,6 +1,5 @@
 import Foundation
 import GRDB
-import GRDBSQLite
 import MnemoProtocol
 
 /// One episodic record as stored: what happened, where, when and by whom.
@@ -43,57 +42,39 @@ public struct EpisodeRecord: Sendable, Equatable {
         columns.split(separator: ",").map { alias + "." + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: ", ")
     }
 
-    /// Decodes a row selected with ``columns``.
-    init(row: Row) {
-        rev = row[0]
-        id = row[1]
-        ns = row[2]
-        kind = row[3]
-        content = row[4]
-        let dataText: String? = row[5]
-        data = dataText.map { Array($0.utf8) }
-        task = row[6]
-        tags = EpisodeRecord.decodeList(row[7])
-        at = row[8]
-        let derivedText: String? = row[13]
-        let derived = derivedText.map(EpisodeRecord.decodeList)
+    /// Decodes the current row of a query selecting ``columns`` first, from a GRDB `Row` or
+    /// a raw statement (``StatementColumns``: GRDB's generic `Row` decoding was a quarter of
+    /// an `ep.query` in mnemod, so the hot reads decode from the statement).
+    init<C: ColumnReader>(columns c: C) {
+        rev = c.int64(0)
+        id = c.text(1) ?? ""
+        ns = c.text(2) ?? ""
+        kind = c.text(3) ?? ""
+        content = c.text(4) ?? ""
+        data = c.bytes(5)
+        task = c.text(6)
+        tags = EpisodeRecord.decodeList(c.text(7) ?? "[]")
+        at = c.int64(8)
+        let derived = c.text(13).map(EpisodeRecord.decodeList)
         derivedFrom = derived ?? []
-        summarized = row[14]
-        pinned = row[15]
-        let uid: Int64 = row[11]
-        let pid: Int64 = row[12]
-        let caller = Caller(agent: row[9], principal: row[10], uid: UInt32(truncatingIfNeeded: uid), gid: 0,
-                            pid: Int32(truncatingIfNeeded: pid))
+        summarized = c.int64(14) != 0
+        pinned = c.int64(15) != 0
+        let caller = Caller(agent: c.text(9) ?? "", principal: c.text(10) ?? "", uid: UInt32(truncatingIfNeeded: c.int64(11)),
+                            gid: 0, pid: Int32(truncatingIfNeeded: c.int64(12)))
         provenance = Provenance(caller: caller, at: at, rev: rev, task: task, derivedFrom: derived)
     }
 
-    /// Decodes the current row of a statement selecting ``columns`` from its columns
-    /// directly (GRDB's generic `Row` decoding was a quarter of an `ep.query` in mnemod).
-    init(_ s: SQLiteStatement) {
-        func text(_ i: Int32) -> String? {
-            guard let p = sqlite3_column_text(s, i) else { return nil }
-            return String(decoding: UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(s, i))), as: UTF8.self)
+    /// The records `sql` (selecting ``columns`` first) gives on `db`, a GRDB connection
+    /// (e.g. inside a write), decoded from the statement's columns. `cached`: keep the
+    /// prepared statement (for SQL that does not vary with the arguments).
+    static func fetchAll(_ db: Database, _ sql: String, _ arguments: [DatabaseValue] = [], cached: Bool = true) throws -> [EpisodeRecord] {
+        let statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
+        var out: [EpisodeRecord] = []
+        try RawReaders.forEachRow(statement.sqliteStatement, arguments) {
+            out.append(EpisodeRecord(columns: StatementColumns($0)))
+            return true
         }
-        func bytes(_ i: Int32) -> [UInt8]? {
-            guard let p = sqlite3_column_text(s, i) else { return nil }
-            return Array(UnsafeBufferPointer(start: p, count: Int(sqlite3_column_bytes(s, i))))
-        }
-        rev = sqlite3_column_int64(s, 0)
-        id = text(1) ?? ""
-        ns = text(2) ?? ""
-        kind = text(3) ?? ""
-        content = text(4) ?? ""
-        data = bytes(5)
-        task = text(6)
-        tags = EpisodeRecord.decodeList(text(7) ?? "[]")
-        at = sqlite3_column_int64(s, 8)
-        let derived = text(13).map(EpisodeRecord.decodeList)
-        derivedFrom = derived ?? []
-        summarized = sqlite3_column_int64(s, 14) != 0
-        pinned = sqlite3_column_int64(s, 15) != 0
-        let caller = Caller(agent: text(9) ?? "", principal: text(10) ?? "", uid: UInt32(truncatingIfNeeded: sqlite3_column_int64(s, 11)),
-                            gid: 0, pid: Int32(truncatingIfNeeded: sqlite3_column_int64(s, 12)))
-        provenance = Provenance(caller: caller, at: at, rev: rev, task: task, derivedFrom: derived)
+        return out
     }
 
     /// A JSON array of strings as stored in a TEXT column.

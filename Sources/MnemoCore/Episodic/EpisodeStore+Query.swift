@@ -60,7 +60,10 @@ extension EpisodeStore {
         var records: [EpisodeRecord] = []
         records.reserveCapacity(fetch)
         // A prepared statement kept per connection, rows decoded from the columns directly.
-        try store.readRows(sql, arguments) { records.append(EpisodeRecord($0)) }
+        try store.readRows(sql, arguments) {
+            records.append(EpisodeRecord(columns: StatementColumns($0)))
+            return true
+        }
         guard records.count > q.limit else { return Page(records: records, cursor: nil) }
         records.removeLast(records.count - q.limit)
         return Page(records: records, cursor: EpisodeCursor(rev: records[records.count - 1].rev, descending: q.descending))
@@ -94,8 +97,8 @@ extension EpisodeStore {
         guard !ids.isEmpty else { return [] }
         let marks = Array(repeating: "?", count: ids.count).joined(separator: ",")
         return try store.read { db in
-            try Row.fetchAll(db, sql: "SELECT \(EpisodeRecord.columns) FROM episodes WHERE id IN (\(marks)) ORDER BY rev",
-                             arguments: StatementArguments(ids)).map(EpisodeRecord.init(row:))
+            try EpisodeRecord.fetchAll(db, "SELECT \(EpisodeRecord.columns) FROM episodes WHERE id IN (\(marks)) ORDER BY rev",
+                                       ids.map(\.databaseValue), cached: false)
         }
     }
 }

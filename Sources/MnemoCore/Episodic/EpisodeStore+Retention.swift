@@ -43,10 +43,10 @@ extension EpisodeStore {
                     let list = doomed[start..<end].map(String.init).joined(separator: ",")
                     start = end
                     let records = try store.read { db in
-                        try Row.fetchAll(db, sql: """
+                        try EpisodeRecord.fetchAll(db, """
                             SELECT \(EpisodeRecord.columns) FROM episodes
                             WHERE rev IN (\(list)) AND summarized = 0 AND kind != 'summary' ORDER BY rev
-                            """).map(EpisodeRecord.init(row:))
+                            """, cached: false)
                     }
                     var byNamespace: [String: [EpisodeRecord]] = [:]
                     for r in records { byNamespace[r.ns, default: []].append(r) }

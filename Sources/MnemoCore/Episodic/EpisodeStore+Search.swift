@@ -110,18 +110,18 @@ extension EpisodeStore {
         var args: [DatabaseValue] = [match.databaseValue, prefix.databaseValue, (prefix + "/").databaseValue,
                                      (prefix + "0").databaseValue]
         if visible == nil { args.append(depth.databaseValue) }
-        let arguments = StatementArguments(args)
-        return try store.read { db in
-            var out: [ArmHit] = []
-            let rows = try Row.fetchCursor(db.cachedStatement(sql: sql), arguments: arguments)
-            while out.count < depth, let row = try rows.next() {
-                let record = EpisodeRecord(row: row)
-                if let visible, !visible(record.ns) { continue }
-                let rank: Double = row[EpisodeRecord.columnCount]
-                out.append(ArmHit(record: record, score: rank == 0 ? 0 : -rank))
-            }
-            return out
+        var out: [ArmHit] = []
+        // One statement on a raw read connection, rows decoded from the columns
+        // (``SQLiteStore/readRows(_:_:_:)``), until `depth` visible ones are found.
+        try store.readRows(sql, args) { s in
+            let row = StatementColumns(s)
+            let record = EpisodeRecord(columns: row)
+            if let visible, !visible(record.ns) { return true }
+            let rank = row.double(Int32(EpisodeRecord.columnCount))
+            out.append(ArmHit(record: record, score: rank == 0 ? 0 : -rank))
+            return out.count < depth
         }
+        return out
     }
 
     /// The `depth` records under `prefix` (visible ones) nearest to the embedding of
@@ -144,7 +144,7 @@ extension EpisodeStore {
         let list = found.hits.map { String($0.rev) }.joined(separator: ",")
         // Read back in full; a record pruned since the scan is left out.
         let records = try store.read { db in
-            try Row.fetchAll(db, sql: "SELECT \(EpisodeRecord.columns) FROM episodes WHERE rev IN (\(list))").map(EpisodeRecord.init(row:))
+            try EpisodeRecord.fetchAll(db, "SELECT \(EpisodeRecord.columns) FROM episodes WHERE rev IN (\(list))", cached: false)
         }
         var byRev: [Int64: EpisodeRecord] = [:]
         for r in records { byRev[r.rev] = r }

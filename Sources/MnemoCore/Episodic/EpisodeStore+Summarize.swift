@@ -26,10 +26,10 @@ extension EpisodeStore {
         defer { jobLock.unlock() }
         let cutoff = olderThanMs.map { time.nowMs() - $0 } ?? Int64.max
         let sources = try store.read { db in
-            try Row.fetchAll(db, sql: """
+            try EpisodeRecord.fetchAll(db, """
                 SELECT \(EpisodeRecord.columns) FROM episodes
                 WHERE ns = ? AND summarized = 0 AND kind != 'summary' AND at < ? ORDER BY rev LIMIT ?
-                """, arguments: [ns, cutoff, maxRecords]).map(EpisodeRecord.init(row:))
+                """, [ns.databaseValue, cutoff.databaseValue, maxRecords.databaseValue])
         }
         return try writeSummaries(ns: ns, sources: sources, by: caller)
     }
@@ -89,8 +89,7 @@ extension EpisodeStore {
                     """, arguments: [rev, id, ns, draft.content, draft.data.text, at, caller.agent, caller.principal,
                                      Int64(caller.uid), Int64(caller.pid), derived, FTSQuery.subtreeKeys(ns)])
                 if let embedding { try self.storeVector(embedding, rev: rev, id: id, ns: ns, in: ctx) }
-                let row = try Row.fetchOne(ctx.db, sql: "SELECT \(EpisodeRecord.columns) FROM episodes WHERE rev = ?", arguments: [rev])
-                if let row { out.append(EpisodeRecord(row: row)) }
+                out += try EpisodeRecord.fetchAll(ctx.db, "SELECT \(EpisodeRecord.columns) FROM episodes WHERE rev = ?", [rev.databaseValue])
             }
             return out
         }

@@ -118,7 +118,7 @@ public enum Exporter {
             SELECT \(EpisodeRecord.qualifiedColumns("e")), v.model, v.dims, v.vector, v.truncated
             FROM episodes e LEFT JOIN episode_vectors v ON v.rev = e.rev WHERE e.rev <= ?\(filter.sql) ORDER BY e.rev
             """, arguments: StatementArguments([rev]) + filter.args, line: { row in
-            let r = EpisodeRecord(row: row)
+            let r = EpisodeRecord(columns: row)
             let model: String? = row[EpisodeRecord.columnCount]
             let vector: Data? = row[EpisodeRecord.columnCount + 2]
             var w = JSONWriter(capacity: 256 + r.content.utf8.count + (r.data?.count ?? 0) + (vector?.count ?? 0) * 2)

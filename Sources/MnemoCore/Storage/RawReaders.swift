@@ -84,9 +84,9 @@ final class RawReaders: Sendable {
     }
 
     /// Binds `arguments` (1-based, in order) to `statement`, steps through its rows calling
-    /// `row` on each, and resets it (which ends its read snapshot).
+    /// `row` on each until it returns false, and resets it (which ends its read snapshot).
     /// - Throws: a `DatabaseError` when a step fails.
-    static func forEachRow(_ statement: OpaquePointer, _ arguments: [DatabaseValue], _ row: (OpaquePointer) throws -> Void) throws {
+    static func forEachRow(_ statement: OpaquePointer, _ arguments: [DatabaseValue], _ row: (OpaquePointer) throws -> Bool) throws {
         defer {
             sqlite3_reset(statement)
             sqlite3_clear_bindings(statement)
@@ -108,7 +108,7 @@ final class RawReaders: Sendable {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_DONE { return }
             guard rc == SQLITE_ROW else { throw error(rc, sqlite3_db_handle(statement), String(cString: sqlite3_sql(statement))) }
-            try row(statement)
+            guard try row(statement) else { return }
         }
     }
 }

@@ -157,11 +157,11 @@ public final class SQLiteStore: Sendable {
     }
 
     /// Runs ONE statement, `sql` with `arguments`, calling `row` on each row (read with the
-    /// SQLite C API, e.g. `sqlite3_column_int64`): a read for the hottest queries, on a
-    /// connection of its own without GRDB (``RawReaders``), the statement its own read
-    /// snapshot (no `BEGIN`/`COMMIT`). `row` must not keep the statement.
+    /// SQLite C API, e.g. `sqlite3_column_int64`) until it returns false: a read for the
+    /// hottest queries, on a connection of its own without GRDB (``RawReaders``), the
+    /// statement its own read snapshot (no `BEGIN`/`COMMIT`). `row` must not keep the statement.
     /// - Throws: what `row` threw, or a mapped database error.
-    public func readRows(_ sql: String, _ arguments: [DatabaseValue], _ row: (OpaquePointer) throws -> Void) throws(WireError) {
+    public func readRows(_ sql: String, _ arguments: [DatabaseValue], _ row: (OpaquePointer) throws -> Bool) throws(WireError) {
         try checkUsable()
         do {
             if let rawReaders {
