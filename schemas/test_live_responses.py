@@ -1225,6 +1225,54 @@ def test_batch_line(server, ns):
     assert c.call("wm.get", {"ns": ns, "key": "n"})["found"], "a notification is executed, just not answered"
 
 
+def test_jsonrpc_specification_examples(server):
+    """The JSON-RPC 2.0 specification's examples (section 7) that involve no method of its
+    own, sent as written: notifications are never answered (whatever their params), and
+    every error comes back with the specified code and id. After each line that must stay
+    unanswered, a probe call proves nothing else came back first."""
+    c = server.connect("spec-examples")
+
+    def silent(line):
+        c.send_line(line)
+        probe = c.call("admin.health", {})
+        assert probe["status"] in ("ok", "degraded"), probe
+
+    def answer(line):
+        c.send_line(line)
+        return c.read_message()
+
+    silent('{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}')
+    silent('{"jsonrpc": "2.0", "method": "foobar"}')
+    silent('[{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, '
+           '{"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}]')
+    r = answer('{"jsonrpc": "2.0", "method": "foobar", "id": "1"}')
+    assert r["id"] == "1" and r["error"]["code"] == -32601
+    r = answer('{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]')
+    assert r["id"] is None and r["error"]["code"] == -32700
+    r = answer('{"jsonrpc": "2.0", "method": 1, "params": "bar"}')
+    assert r["id"] is None and r["error"]["code"] == -32600
+    r = answer('[{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"}, {"jsonrpc": "2.0", "method"]')
+    assert r["id"] is None and r["error"]["code"] == -32700
+    r = answer("[]")
+    assert isinstance(r, dict) and r["id"] is None and r["error"]["code"] == -32600
+    r = answer("[1]")
+    assert [(x["id"], x["error"]["code"]) for x in r] == [(None, -32600)]
+    r = answer("[1,2,3]")
+    assert [(x["id"], x["error"]["code"]) for x in r] == [(None, -32600)] * 3
+    # The mixed batch: the method with positional params is -32602 here (Mnemo's methods take
+    # named params), the notification and the notify_hello stay silent, the rest as specified.
+    r = answer('[{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"}, '
+               '{"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}, '
+               '{"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"}, '
+               '{"foo": "boo"}, '
+               '{"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"}, '
+               '{"jsonrpc": "2.0", "method": "get_data", "id": "9"}]')
+    assert [(x["id"], x["error"]["code"]) for x in r] == [("1", -32602), ("2", -32602), (None, -32600), ("5", -32601), ("9", -32601)]
+    # A request whose params are not structured at all is no request, id or not.
+    r = answer('{"jsonrpc": "2.0", "method": "wm.get", "params": "bar"}')
+    assert r["id"] is None and r["error"]["code"] == -32600
+
+
 # --------------------------------------------------------------- error paths
 def test_error_unknown_method(server):
     c = server.connect("err-agent")

@@ -14,6 +14,10 @@ public enum RPCItem: Sendable {
     case request(RPCRequest)
     /// Not a valid request; answered with `error` under `id` (null when unknown).
     case invalid(id: JSON, error: WireError)
+    /// A notification the server does not run: positional (array) params, which the
+    /// JSON-RPC 2.0 specification allows and Mnemo's by-name methods cannot take. A
+    /// notification is never answered, not even with an error: nothing is done, nothing sent.
+    case ignored
 }
 
 /// What one line of input holds.
@@ -61,6 +65,7 @@ public enum RPC {
         var params: [JSONMember]? = nil
         var version: JSON? = nil
         var badParams = false
+        var positional = false
         for m in members {
             switch m.key {
             case "jsonrpc": version = m.value
@@ -71,6 +76,7 @@ public enum RPC {
                 switch m.value {
                 case .object(let p): params = p
                 case .null: params = []
+                case .array: positional = true
                 default: badParams = true
                 }
             default:
@@ -87,8 +93,13 @@ public enum RPC {
             return .invalid(id: id ?? .null, error: .invalidRequest("jsonrpc must be \"2.0\""))
         }
         guard let method else { return .invalid(id: id ?? .null, error: .invalidRequest("method is missing")) }
-        if badParams {
-            return .invalid(id: id ?? .null, error: .invalidParams(nil, "params must be an object (by-name parameters)"))
+        if badParams || positional {
+            if let id { return .invalid(id: id, error: .invalidParams(nil, "params must be an object (by-name parameters)")) }
+            // Without an id: an array makes a valid notification (never answered), while a
+            // scalar makes no valid request at all (the specification: params "MUST be a
+            // structured value"), which is answered like any invalid request.
+            if positional { return .ignored }
+            return .invalid(id: .null, error: .invalidRequest("params must be an object or an array"))
         }
         return .request(RPCRequest(id: id, method: method, params: Params(params ?? [])))
     }

@@ -220,6 +220,8 @@ final class Dispatcher: Sendable {
         switch item {
         case .invalid(let id, let error):
             RPC.writeError(id: id, error, &out)
+        case .ignored:
+            break
         case .request(let request):
             session.currentID = request.id ?? .null
             session.canPark = canPark && request.id != nil

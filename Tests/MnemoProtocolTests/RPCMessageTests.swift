@@ -165,6 +165,17 @@ struct RPCDecodeTests {
         #expect(invalid.error.code == -32602)
         #expect(invalid.id == .number("3"))
     }
+
+    @Test("a notification with positional params is never answered; one with scalar params is no request (-32600)")
+    func notificationParams() throws {
+        // The JSON-RPC 2.0 specification's own example of a notification.
+        let spec = decode(#"{"jsonrpc":"2.0","method":"update","params":[1,2,3,4,5]}"#)
+        guard case .ignored? = spec.single else { Issue.record("answered: \(spec)"); return }
+        let batch = try #require(decode(#"[{"jsonrpc":"2.0","method":"notify_sum","params":[1,2,4]},{"jsonrpc":"2.0","method":"notify_hello","params":[7]}]"#).batch)
+        #expect(batch.allSatisfy { if case .ignored = $0 { true } else { false } })
+        let scalar = try #require(decode(#"{"jsonrpc":"2.0","method":"update","params":"bar"}"#).single?.invalid)
+        #expect(scalar.error.code == -32600 && scalar.id == .null)
+    }
 }
 
 @Suite("RPC response writing")

@@ -20,12 +20,15 @@ public func fuzzRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         checkErrorReply(id: id, e)
     case .single(.request(let r)):
         precondition(r.id.map(isValidID) ?? true, "request id of a kind JSON-RPC does not allow")
+    case .single(.ignored):
+        break
     case .batch(let items):
         precondition(!items.isEmpty && items.count <= 1000, "batch of \(items.count) items accepted")
         for item in items {
             switch item {
             case .invalid(let id, let e): checkErrorReply(id: id, e)
             case .request(let r): precondition(r.id.map(isValidID) ?? true, "request id of a kind JSON-RPC does not allow")
+            case .ignored: break
             }
         }
     }
