@@ -41,6 +41,12 @@ struct MCPTests {
         let hits = try a.tool("recall_facts", ["text": "does the user prefer tea or coffee", "k": 1])["hits"]?.arrayValue
         #expect(hits?.first?["id"] == "drink")
         #expect(hits?.first?["provenance"]?["agent"] == "planner")
+        // A fact that held until it was replaced: as_of still finds it.
+        _ = try a.tool("remember_fact", ["text": "standup is at nine", "id": "standup", "valid_from": "2026-01-01T00:00:00.000Z"])
+        let moved = try a.tool("remember_fact", ["text": "standup is at ten", "id": "standup", "valid_from": "2026-06-01T00:00:00.000Z"])
+        #expect(moved["id"] == "standup")
+        let then = try a.tool("recall_facts", ["text": "when is standup", "k": 1, "as_of": "2026-03-01T00:00:00.000Z"])["hits"]?.arrayValue
+        #expect(then?.first?["text"] == "standup is at nine" && then?.first?["current"] == false)
 
         // Scratchpad: write, read with its version, a stale compare-and-set is refused.
         let written = try a.tool("scratchpad_write", ["key": "plan", "value": ["step": 1]])
