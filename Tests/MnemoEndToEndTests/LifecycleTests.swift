@@ -42,6 +42,33 @@ struct LifecycleTests {
         }
     }
 
+    /// A value of the wrong type, in every section of the configuration, stops mnemod at
+    /// start with exit 78 and a message naming the key (never a silent default).
+    @Test(arguments: [
+        ("threads = \"two\"", "threads"),
+        ("socket_group_access = \"yes\"", "socket_group_access"),
+        ("durability = 1", "durability"),
+        ("[limits]\nmax_batch = \"64\"", "limits.max_batch"),
+        ("[working]\nsweep_interval_ms = \"100\"", "working.sweep_interval_ms"),
+        ("[audit]\nmutations = \"true\"", "audit.mutations"),
+        ("[[principals]]\nname = 7\ngrants = []", ".name"),
+        ("[semantic]\nsimilar_score = \"0.9\"", "semantic.similar_score"),
+        ("[semantic.embedder]\nkind = \"hash\"\ndims = \"768\"", "dims"),
+        ("[episodic]\nsummarizer_timeout_ms = \"5000\"", "episodic.summarizer_timeout_ms"),
+        ("[[episodic.retention]]\nns = 42", ".ns"),
+    ])
+    func aWrongTypeInAnySectionIsRefusedNamingTheKey(config: String, key: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-cfg-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try config.write(toFile: dir.path + "/mnemod.toml", atomically: true, encoding: .utf8)
+        let (status, stderr) = try Daemon.runToExit(["--socket", dir.path + "/s.sock", "--data-dir", dir.path + "/data",
+                                                     "--config", dir.path + "/mnemod.toml"])
+        #expect(status == 78, "\(config): \(stderr)")
+        #expect(stderr.contains(key), "\(config): \(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/data/semantic.sqlite"), "nothing was opened")
+    }
+
     @Test func idlePartialLineIsCutOff() throws {
         let daemon = try Daemon(config: "[limits]\nidle_timeout_ms = 200\n")
         let idle = try RawConnection(daemon.socket)
