@@ -47,13 +47,13 @@ final class Dispatcher: Sendable {
         for (name, var method) in Dispatcher.sessionMethods(engine: engine, info: info)
             + Dispatcher.adminMethods(engine: engine, stats: stats, status: status, hub: hub)
             + Dispatcher.workingMethods(engine: engine)
-            + Dispatcher.coordinationMethods(engine: engine)
+            + Dispatcher.coordinationMethods(engine: engine, status: status)
             + Dispatcher.watchMethods(engine: engine, hub: hub)
             + Dispatcher.semanticMethods(engine: engine)
             + Dispatcher.episodicMethods(engine: engine)
             + Dispatcher.auditMethods(engine: engine)
             + Dispatcher.transferMethods(engine: engine)
-            + Dispatcher.agreementMethods(engine: engine)
+            + Dispatcher.agreementMethods(engine: engine, status: status)
         {
             guard let index = names.firstIndex(of: name) else { preconditionFailure("\(name) missing from methodNames") }
             guard let access = MethodAccess.table[name] else { preconditionFailure("\(name) missing from MethodAccess.table") }

@@ -27,13 +27,22 @@ final class ParkedCall: Sendable {
     /// The store registration to cancel when answered (none: `registration.id == 0`).
     private let registration = Mutex<(key: WaitKey?, id: UInt64)>((nil, 0))
 
-    init(id: JSON, deadlineNs: UInt64, wake: @escaping @Sendable () -> Void, _ body: @escaping Attempt) {
+    /// Where waiting calls are counted (`admin.stats` `connections.waiting`).
+    private let gauge: ServerStatus
+
+    init(id: JSON, deadlineNs: UInt64, wake: @escaping @Sendable () -> Void, gauge: ServerStatus, _ body: @escaping Attempt) {
         self.id = id
         self.deadlineNs = deadlineNs
         self.retryAtNs = Atomic(deadlineNs)
         self.wake = wake
         self.body = body
+        self.gauge = gauge
+        gauge.waitingCalls.add(1, ordering: .relaxed)
     }
+
+    // Counted while it exists: from parking until it is answered, cancelled or dropped
+    // with its connection, whichever path ends it.
+    deinit { gauge.waitingCalls.subtract(1, ordering: .relaxed) }
 
     /// What the store calls when the awaited thing ends (any thread, store lock held:
     /// only flags and wakes).

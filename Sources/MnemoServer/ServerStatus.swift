@@ -6,4 +6,6 @@ final class ServerStatus: Sendable {
     let connectionsTotal = Atomic<Int>(0)
     let connectionsRefused = Atomic<Int>(0)
     let shuttingDown = Atomic<Bool>(false)
+    /// Calls parked until a claim, barrier or proposal they wait for ends (``ParkedCall``).
+    let waitingCalls = Atomic<Int>(0)
 }

@@ -253,7 +253,11 @@ def test_paused_leader_is_replaced_and_fenced(daemons, report):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         token = int(p.stdout.readline())
-        time.sleep(0.2)
+        with d.client("observer") as o:   # paused once it has written under its token
+            deadline = time.monotonic() + 30
+            while not o.get(NS, "leader-writes")["found"]:
+                assert time.monotonic() < deadline, "the leader never wrote"
+                time.sleep(0.01)
         os.kill(p.pid, signal.SIGSTOP)   # paused past its 600 ms lease
         with d.client("leader-2") as c:
             took = c.campaign(NS, "sched", 60_000, wait_ms=5000)

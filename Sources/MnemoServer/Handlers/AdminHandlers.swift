@@ -45,6 +45,8 @@ extension Dispatcher {
                 out.int(status.connectionsTotal.load(ordering: .relaxed))
                 out.raw(",\"refused\":")
                 out.int(status.connectionsRefused.load(ordering: .relaxed))
+                out.raw(",\"waiting\":")
+                out.int(status.waitingCalls.load(ordering: .relaxed))
                 out.raw("},\"working\":{\"keys\":")
                 out.int(wm.keys)
                 out.raw(",\"namespaces\":")

@@ -4,7 +4,7 @@ import Synchronization
 
 /// Barriers, votes and leader election: agreement between agents before they act.
 extension Dispatcher {
-    static func agreementMethods(engine: Engine) -> [(String, Method)] {
+    static func agreementMethods(engine: Engine, status: ServerStatus) -> [(String, Method)] {
         let wm = engine.working
         let limits = engine.limits
         return [
@@ -20,7 +20,7 @@ extension Dispatcher {
                 let caller = try session.callerOrThrow()
                 // The first try arrives; a parked call asks again about the generation it joined.
                 let joined = GenerationBox(generation ?? 0)
-                try park(waitMs: wait, &session, engine, &out) { waiting, out throws(WireError) in
+                try park(waitMs: wait, &session, engine, status, &out) { waiting, out throws(WireError) in
                     let (view, waiter) = try wm.arrive(ns: ns, name: name, parties: parties, generation: joined.value,
                                                        ttlMs: ttl, value: value, by: caller, onEnd: waiting?.onEnd)
                     joined.set(view.generation)
@@ -101,7 +101,7 @@ extension Dispatcher {
                 let ns = try p.namespace()
                 let proposal = try p.string("proposal")
                 let wait = try p.optionalInt("wait_ms", in: 0...3_600_000) ?? 0
-                try park(waitMs: wait, &session, engine, &out) { waiting, out throws(WireError) in
+                try park(waitMs: wait, &session, engine, status, &out) { waiting, out throws(WireError) in
                     let (found, waiter) = wm.proposal(ns: ns, name: proposal, onEnd: waiting?.onEnd)
                     guard let found else {
                         throw .app(.notFound, "no proposal \(proposal)", [JSONMember("proposal", .string(proposal))])
@@ -125,7 +125,7 @@ extension Dispatcher {
                     throw .invalidParams(p.name("value"), "longer than \(Limits.maxAgreementValueBytes) bytes")
                 }
                 let caller = try session.callerOrThrow()
-                try park(waitMs: wait, &session, engine, &out) { waiting, out throws(WireError) in
+                try park(waitMs: wait, &session, engine, status, &out) { waiting, out throws(WireError) in
                     guard let outcome = try tryAcquire(wm, ns, election, ttl, caller, value: value, waiting) else { return false }
                     switch outcome {
                     case .granted(let token, let expiresAt):

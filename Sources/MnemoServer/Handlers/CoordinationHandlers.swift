@@ -2,7 +2,7 @@ import MnemoCore
 import MnemoProtocol
 
 extension Dispatcher {
-    static func coordinationMethods(engine: Engine) -> [(String, Method)] {
+    static func coordinationMethods(engine: Engine, status: ServerStatus) -> [(String, Method)] {
         let wm = engine.working
         let limits = engine.limits
         return [
@@ -13,7 +13,7 @@ extension Dispatcher {
                 let ttl = try p.int("ttl_ms", in: 1...limits.maxTTLms)
                 let wait = try p.optionalInt("wait_ms", in: 0...3_600_000) ?? 0
                 let caller = try session.callerOrThrow()
-                try park(waitMs: wait, &session, engine, &out) { waiting, out throws(WireError) in
+                try park(waitMs: wait, &session, engine, status, &out) { waiting, out throws(WireError) in
                     guard let outcome = try tryAcquire(wm, ns, resource, ttl, caller, value: nil, waiting) else { return false }
                     try writeAcquire(outcome, &out)
                     return true
@@ -159,14 +159,14 @@ extension Dispatcher {
     /// Writes a `claim.acquire` result, or throws `CLAIMED`.
     /// Answers now, or parks the call (`wait_ms` above 0, on a connection that can wait)
     /// for the event loop to answer when `attempt` does.
-    static func park(waitMs: Int64, _ session: inout Session, _ engine: Engine, _ out: inout JSONWriter,
+    static func park(waitMs: Int64, _ session: inout Session, _ engine: Engine, _ status: ServerStatus, _ out: inout JSONWriter,
                      _ attempt: @escaping ParkedCall.Attempt) throws(WireError) {
         guard waitMs > 0, session.canPark else {
             _ = try attempt(nil, &out)
             return
         }
         let call = ParkedCall(id: session.currentID, deadlineNs: engine.time.monotonicNs() + UInt64(waitMs) * 1_000_000,
-                              wake: session.wake, attempt)
+                              wake: session.wake, gauge: status, attempt)
         if try call.attempt(last: false, &out) { return }
         session.parked = call
     }
