@@ -88,7 +88,6 @@ struct LifecycleTests {
         let slow = try RawConnection(daemon.socket)
         let busy = try daemon.client()
         let line = Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"admin.health\"}".utf8)
-        let start = Date()
         var cut = false
         for byte in line where !cut {
             slow.send([byte])
@@ -98,7 +97,6 @@ struct LifecycleTests {
         }
         #expect(cut, "a line trickled over \(line.count * 50) ms was never cut off")
         #expect(slow.readJSON(timeoutMs: 1000)?["error"]?["data"]?["limit"] == "idle_timeout_ms")
-        #expect(Date().timeIntervalSince(start) < Double(line.count) * 0.05)
         #expect(try busy.call("admin.health")["status"] == "ok")
         // Lines that complete in time reset the deadline: a steady stream of requests,
         // each sent whole, is never cut.
