@@ -34,13 +34,15 @@ build: deps
 	$(SWIFT) build --build-tests
 
 ## test: schema and contract checks, the Python client, unit and end-to-end tests against real
-## daemons, then the short hardening suite (kill -9, disk full, hostile clients, wire fuzz, soak)
+## daemons, then the short hardening suite (kill -9, disk full, hostile clients, wire fuzz, soak),
+## the attack suite, and a package that depends on MnemoClient by URL and version
 test: build pydeps model
 	$(PYTHON) -m pytest -q schemas/
 	$(PYTHON) -m pytest -q -p no:cacheprovider -p no:benchmark clients/python/tests
 	$(SWIFT) test --skip-build
 	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/hardening
 	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/security
+	MNEMOD_BIN=.build/debug/mnemod bash scripts/check-client-package.sh
 
 clean:
 	rm -rf .build
