@@ -77,6 +77,31 @@ struct Del: ParsableCommand {
     }
 }
 
+struct Expire: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Set a key's time to live, or remove it with --persist (wm.expire; exit 1 if absent).",
+        discussion: "Example: mnemo expire wf/42 draft 60000")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Namespace.") var ns: String
+    @Argument(help: "Key.") var key: String
+    @Argument(help: "Milliseconds from now (omit with --persist).") var ttlMs: Int64?
+    @Flag(name: .long, help: "Remove the TTL: the key lives until deleted.") var persist = false
+
+    func validate() throws {
+        guard (ttlMs != nil) != persist else { throw ValidationError("give TTL_MS or --persist, not both or neither") }
+    }
+
+    func run() throws {
+        try reporting {
+            let params: [JSONMember] = [.init("ns", .string(ns)), .init("key", .string(key)), .init("ttl_ms", ttlMs.map(JSON.int) ?? .null)]
+            let r = try global.call(try global.connect(), "wm.expire", .object(params))
+            if global.output == .json { print(r.text) }
+            guard r["found"] != .bool(false) else { throw Failure("mnemo: \(ns) \(key): not found", code: 1) }
+            if global.output == .table { print("version \(r["version"]?.text ?? "?")") }
+        }
+    }
+}
+
 struct Ls: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the keys of a namespace in byte order.")
     @OptionGroup var global: GlobalOptions
@@ -84,11 +109,12 @@ struct Ls: ParsableCommand {
     @Option(name: .long, help: "Only keys starting with this.") var prefix: String?
     @Option(name: .long, help: "Page size (1...1000).") var limit: Int = 100
     @Flag(name: .long, help: "Follow cursors until every key is listed.") var all = false
+    @Option(name: .long, help: "Start after this cursor (printed when more keys follow).") var cursor: String?
 
     func run() throws {
         try reporting {
             let client = try global.connect()
-            var cursor: String? = nil
+            var cursor = self.cursor
             var rows: [[String]] = []
             var pages: [JSON] = []
             repeat {

@@ -181,6 +181,18 @@ struct LifecycleTests {
         #expect(try mnemo(["set"] + s + ["wf/1", "k", "2", "--if-version", "999"]).0 == 2)
         #expect(try mnemo(["set"] + s + ["bad ns", "k", "2"]).0 == 2)
         #expect(try mnemo(["ls"] + s + ["wf/1"]).1.contains("k"))
+        // expire sets and removes a TTL (exit 1 on a missing key); ls resumes from the cursor it prints.
+        #expect(try mnemo(["expire"] + s + ["wf/1", "k", "60000"]).0 == 0)
+        #expect(try mnemo(["get"] + s + ["wf/1", "k", "-o", "json"]).1.contains("expires_at"))
+        #expect(try mnemo(["expire"] + s + ["wf/1", "k", "--persist"]).0 == 0)
+        #expect(!(try mnemo(["get"] + s + ["wf/1", "k", "-o", "json"]).1.contains("expires_at")))
+        #expect(try mnemo(["expire"] + s + ["wf/1", "missing", "1000"]).0 == 1)
+        #expect(try mnemo(["expire"] + s + ["wf/1", "k"]).0 == 64)
+        for i in 0..<3 { _ = try mnemo(["set"] + s + ["pages", "key\(i)", "\(i)"]) }
+        let first = try mnemo(["ls"] + s + ["pages", "--limit", "2", "-o", "json"])
+        let cursor = try #require(try JSONParser.parse(first.1.trimmingCharacters(in: .whitespacesAndNewlines))["cursor"]?.stringValue)
+        let rest = try mnemo(["ls"] + s + ["pages", "--limit", "2", "--cursor", cursor, "-o", "json"])
+        #expect(try JSONParser.parse(rest.1.trimmingCharacters(in: .whitespacesAndNewlines))["items"]?.arrayValue?.map { $0["key"] } == ["key2"])
         #expect(try mnemo(["call"] + s + ["wm.get", "{\"ns\":\"wf/1\",\"key\":\"k\"}"]).0 == 0)
         #expect(try mnemo(["call"] + s + ["wm.get", "not json"]).0 == 64)
         #expect(try mnemo(["health", "--socket", daemon.dir.path + "/nothing.sock"]).0 == 3)
