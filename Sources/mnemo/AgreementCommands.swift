@@ -179,7 +179,6 @@ struct LeaderCommand: ParsableCommand {
 }
 
 /// A value given on the command line: JSON when it parses, else the text as a string.
-private func jsonOrText(_ text: String) -> JSON { (try? JSONParser.parse(text)) ?? .string(text) }
 
 /// Prints a proposal's round; fails with exit 1 unless it was accepted.
 private func printDecision(_ r: JSON, _ global: GlobalOptions) throws {

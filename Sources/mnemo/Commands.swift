@@ -42,7 +42,7 @@ struct Set: ParsableCommand {
 
     func run() throws {
         try reporting {
-            let v: JSON = string ? .string(value) : ((try? JSONParser.parse(value)) ?? .string(value))
+            let v: JSON = string ? .string(value) : jsonOrText(value)
             var params: [JSONMember] = [.init("ns", .string(ns)), .init("key", .string(key)), .init("value", v)]
             if let ttl { params.append(.init("ttl_ms", .int(ttl))) }
             if let ifVersion { params.append(.init("if_version", .int(ifVersion))) }

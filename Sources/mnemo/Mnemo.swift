@@ -15,7 +15,7 @@ struct Mnemo: AsyncParsableCommand {
             2 the server refused the request (the error code is printed, e.g. CONFLICT); \
             3 mnemod could not be reached; 64 bad usage.
             """,
-        subcommands: [Get.self, Set.self, Del.self, Expire.self, Ls.self, Remember.self, Search.self, Health.self, Stats.self, Summarize.self, Prune.self, Export.self, Import.self, Snapshot.self, Check.self, Repair.self, Audit.self, BarrierCommand.self, VoteCommand.self, LeaderCommand.self, Call.self, MCPBridge.self])
+        subcommands: [Get.self, Set.self, Del.self, Expire.self, Ls.self, Remember.self, Search.self, Health.self, Stats.self, Summarize.self, Prune.self, Export.self, Import.self, Snapshot.self, Check.self, Repair.self, Audit.self, WatchCommand.self, EpisodicCommand.self, SemanticCommand.self, ClaimCommand.self, TaskCommand.self, InboxCommand.self, BarrierCommand.self, VoteCommand.self, LeaderCommand.self, Call.self, MCPBridge.self])
 }
 
 /// Options every subcommand takes.

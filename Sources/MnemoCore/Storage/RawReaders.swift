@@ -40,10 +40,12 @@ final class RawReaders: Sendable {
 
     init(path: String) { self.path = path }
 
-    /// Runs `body` on a connection of its own (opened on first need).
-    /// - Throws: a `DatabaseError` when no connection opens, or what `body` throws.
-    func read<T>(_ body: (Connection) throws -> T) throws -> T {
-        let c = try idle.withLock { $0.connections.popLast() } ?? open()
+    /// Runs `body` on a connection of its own (opened on first need); nil, without running
+    /// it, when none is idle and none can be opened (e.g. out of file descriptors: the
+    /// caller reads through GRDB's pool instead, whose connections are already open).
+    /// - Throws: what `body` throws.
+    func read<T>(_ body: (Connection) throws -> T) throws -> T? {
+        guard let c = idle.withLock({ $0.connections.popLast() }) ?? (try? open()) else { return nil }
         defer {
             // A connection checked out while the store closed is dropped (closed by deinit).
             idle.withLock { if !$0.closed { $0.connections.append(c) } }

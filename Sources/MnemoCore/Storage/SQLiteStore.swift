@@ -158,17 +158,18 @@ public final class SQLiteStore: Sendable {
 
     /// Runs ONE statement, `sql` with `arguments`, calling `row` on each row (read with the
     /// SQLite C API, e.g. `sqlite3_column_int64`) until it returns false: a read for the
-    /// hottest queries, on a connection of its own without GRDB (``RawReaders``), the
-    /// statement its own read snapshot (no `BEGIN`/`COMMIT`). `row` must not keep the statement.
+    /// hottest queries, on a connection of its own without GRDB (``RawReaders``; through a
+    /// GRDB reader when none can be opened), the statement its own read snapshot (no
+    /// `BEGIN`/`COMMIT`). `row` must not keep the statement.
     /// - Throws: what `row` threw, or a mapped database error.
     public func readRows(_ sql: String, _ arguments: [DatabaseValue], _ row: (OpaquePointer) throws -> Bool) throws(WireError) {
         try checkUsable()
         do {
-            if let rawReaders {
-                try rawReaders.read { c in try RawReaders.forEachRow(try c.statement(sql), arguments, row) }
-            } else {
-                try writer.unsafeRead { db in try RawReaders.forEachRow(try db.cachedStatement(sql: sql).sqliteStatement, arguments, row) }
+            if let rawReaders, try rawReaders.read({ c in try RawReaders.forEachRow(try c.statement(sql), arguments, row) }) != nil {
+                return
             }
+            // Volatile (GRDB's in-memory database), or no raw connection could be opened.
+            try writer.unsafeRead { db in try RawReaders.forEachRow(try db.cachedStatement(sql: sql).sqliteStatement, arguments, row) }
         } catch {
             throw wireError(error)
         }
