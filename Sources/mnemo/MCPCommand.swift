@@ -45,7 +45,7 @@ struct MCPBridge: AsyncParsableCommand {
             }
             return tool.call(params.arguments ?? [:], defaultNamespace: defaultNamespace, upstream: upstream)
         }
-        try await server.start(transport: StdioTransport(logger: stderrLogger))
+        try await server.start(transport: CheckedTransport(logger: stderrLogger))
         await server.waitUntilCompleted()
     }
 }

@@ -117,6 +117,29 @@ struct MCPTests {
 }
 
 /// One `mnemo mcp` process: requests are sent one at a time and answered in turn.
+@Suite("mnemo mcp: JSON-RPC framing errors")
+struct MCPFramingTests {
+    @Test func framingErrorsAreAnsweredAsTheSpecificationSays() throws {
+        let daemon = try Daemon()
+        defer { daemon.stop() }
+        let s = try MCPSession(socket: daemon.socket, agent: "framing", ns: "wf/1")
+        _ = try s.initialize()
+        let notJSON = try s.raw("{not json")
+        #expect(notJSON["id"] == .null && notJSON["error"]?["code"] == -32700, "\(notJSON.text)")
+        let badMethod = try s.raw(#"{"jsonrpc":"2.0","id":4,"method":7}"#)
+        #expect(badMethod["id"] == 4 && badMethod["error"]?["code"] == -32600, "\(badMethod.text)")
+        let notAMessage = try s.raw(#"{"foo":1}"#)
+        #expect(notAMessage["id"] == .null && notAMessage["error"]?["code"] == -32600, "\(notAMessage.text)")
+        let oldVersion = try s.raw(#"{"jsonrpc":"1.0","id":"x","method":"tools/list"}"#)
+        #expect(oldVersion["id"] == "x" && oldVersion["error"]?["code"] == -32600, "\(oldVersion.text)")
+        let emptyBatch = try s.raw("[]")
+        #expect(emptyBatch["id"] == .null && emptyBatch["error"]?["code"] == -32600, "\(emptyBatch.text)")
+        // The session goes on.
+        #expect(try s.request("tools/list")["tools"]?.arrayValue?.isEmpty == false)
+        try s.expectOnlyProtocolOnStdout()
+    }
+}
+
 final class MCPSession {
     let process = Process()
     private let input = Pipe()
@@ -189,6 +212,13 @@ final class MCPSession {
             let message = try JSONParser.parse(line)
             if message["id"] == .int(id) { return message }
         }
+    }
+
+    /// Writes `text` as one line, as it is, and returns the next line the bridge writes.
+    func raw(_ text: String) throws -> JSON {
+        input.fileHandleForWriting.write(Data(Array(text.utf8) + [0x0A]))
+        guard let line = readLine(timeoutMs: 15_000) else { throw DaemonError("no reply to a raw line within 15 s") }
+        return try JSONParser.parse(line)
     }
 
     /// Every stdout line was a JSON-RPC 2.0 message.
