@@ -10,17 +10,9 @@ struct SemanticMigrationTests {
     func backfillV1() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-sem-v1-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         // A database as the v1 schema wrote it.
         do {
-            let queue = try DatabaseQueue(path: dir + "/semantic.sqlite")
-            var meta = DatabaseMigrator()
-            meta.registerMigration("mnemo_meta") { db in
-                try db.execute(sql: "CREATE TABLE mnemo_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT")
-                try db.execute(sql: "INSERT INTO mnemo_meta VALUES ('max_rev', 3)")
-            }
-            try meta.migrate(queue)
-            try SemanticStore.migrator.migrate(queue, upTo: "v1")
+            let queue = try Self.database(in: dir, upTo: "v1", maxRev: 3)
             try queue.write { db in
                 try db.execute(sql: "INSERT INTO collections VALUES ('wf/1', 3, 'cosine', 'client')")
                 try db.execute(sql: "INSERT INTO collections VALUES ('wf/2', 3, 'cosine', 'client')")
@@ -57,5 +49,20 @@ struct SemanticMigrationTests {
         let g = try f.reopen()
         #expect(Set(try g.store.search(SemanticStore.Query(prefix: "wf", vector: nil, text: "staging pager", k: 10, mode: .keyword))
             .hits.map(\.record.id)) == ["a", "c", "d"])
+    }
+
+    /// `dir/semantic.sqlite` as the schema up to `migration` wrote it, with its `max_rev`,
+    /// for the caller to fill before a store opens (and migrates) it.
+    static func database(in dir: String, upTo migration: String, maxRev: Int64) throws -> DatabaseQueue {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let queue = try DatabaseQueue(path: dir + "/semantic.sqlite")
+        var meta = DatabaseMigrator()
+        meta.registerMigration("mnemo_meta") { db in
+            try db.execute(sql: "CREATE TABLE mnemo_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT")
+            try db.execute(sql: "INSERT INTO mnemo_meta VALUES ('max_rev', ?)", arguments: [maxRev])
+        }
+        try meta.migrate(queue)
+        try SemanticStore.migrator.migrate(queue, upTo: migration)
+        return queue
     }
 }

@@ -187,16 +187,8 @@ struct SemanticValidityTests {
     func migrationBackfill() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-sem-v3-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         do {
-            let queue = try DatabaseQueue(path: dir + "/semantic.sqlite")
-            var meta = DatabaseMigrator()
-            meta.registerMigration("mnemo_meta") { db in
-                try db.execute(sql: "CREATE TABLE mnemo_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT")
-                try db.execute(sql: "INSERT INTO mnemo_meta VALUES ('max_rev', 2)")
-            }
-            try meta.migrate(queue)
-            try SemanticStore.migrator.migrate(queue, upTo: "v3")
+            let queue = try SemanticMigrationTests.database(in: dir, upTo: "v3", maxRev: 2)
             try queue.write { db in
                 try db.execute(sql: "INSERT INTO collections VALUES ('kb', 3, 'cosine', 'client')")
                 for (id, sup, rev, at) in [("a", "b", Int64(1), Int64(1000)), ("b", nil, 2, 5000)] as [(String, String?, Int64, Int64)] {
