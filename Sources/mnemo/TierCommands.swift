@@ -156,8 +156,20 @@ private func printRecords(_ list: JSON?, _ reply: JSON, _ global: GlobalOptions)
 
 struct SemanticCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "sem", abstract: "Semantic memory: get, history and delete facts (store and search: mnemo remember, mnemo search).",
-        subcommands: [Get.self, History.self, Del.self])
+        commandName: "sem", abstract: "Semantic memory: upsert, search, get, history and delete facts.",
+        subcommands: [Upsert.self, Find.self, Get.self, History.self, Del.self])
+
+    struct Upsert: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Store a fact (sem.upsert); the same as mnemo remember.")
+        @OptionGroup var command: Remember
+        func run() throws { try command.run() }
+    }
+
+    struct Find: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "search", abstract: "Recall facts (sem.search); the same as mnemo search.")
+        @OptionGroup var command: Search
+        func run() throws { try command.run() }
+    }
 
     struct Get: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a fact (sem.get); exit 1 if absent.")

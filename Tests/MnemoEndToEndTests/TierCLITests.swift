@@ -26,7 +26,9 @@ struct TierCLITests {
 
         // Semantic: get (and its history), delete; exit 1 when absent.
         _ = try run("remember", "kb", "the cache is redis", "--id", "cache")
-        _ = try run("remember", "kb", "the cache is memcached", "--id", "cache")
+        #expect(try run("sem", "upsert", "kb", "the cache is memcached", "--id", "cache").status == 0)
+        let recalled = try Self.json(try run("sem", "search", "kb", "which cache do we use", "-k", "1", "-o", "json"))
+        #expect(recalled["hits"]?.arrayValue?.first?["text"] == "the cache is memcached")
         #expect(try Self.json(try run("sem", "get", "kb", "cache", "--history", "-o", "json"))["history"]?.arrayValue?.count == 1)
         let versions = try run("sem", "history", "kb", "cache")
         #expect(versions.status == 0 && versions.stdout.contains("the cache is redis") && versions.stdout.contains("yes"))
