@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "clients" / "python"))  # the stdlib client, without installing
 
-from mnemo import Client, MnemoError  # noqa: E402
+from mnemo_client import Client, MnemoError  # noqa: E402
 
 
 def _env_int(name: str, default: int) -> int:

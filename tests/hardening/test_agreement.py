@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from harness import REPO, SETTINGS, _env_int
-from mnemo import Broken, Client, Conflict, Fenced, Forbidden, MnemoError
+from mnemo_client import Broken, Client, Conflict, Fenced, Forbidden, MnemoError
 
 SCHEDULES = _env_int("MNEMO_AGREEMENT_SCHEDULES", 1000)
 NS = "agree/t"
@@ -29,7 +29,7 @@ NS = "agree/t"
 PARTY = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from mnemo import Client
+from mnemo_client import Client
 sock, agent, parties, rounds = sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 seen = []
 with Client(sock, agent=agent, timeout=120) as c:
@@ -232,7 +232,7 @@ def test_decision_token_fences_until_a_newer_decision(daemons):
 LEADER = r"""
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from mnemo import Client, Fenced
+from mnemo_client import Client, Fenced
 with Client(sys.argv[2], agent="leader-1", timeout=30) as c:
     r = c.campaign("agree/t", "sched", 600, value={"pid": 1})
     assert r["leader"], r

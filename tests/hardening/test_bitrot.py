@@ -48,7 +48,7 @@ import pytest
 
 import powerloss
 from harness import SETTINGS, Daemon, _env_int, new_workdir
-from mnemo import Client, MnemoError
+from mnemo_client import Client, MnemoError
 
 TRIALS = _env_int("MNEMO_BITROT_TRIALS", 300 if SETTINGS.long else 30)
 DIMS = 32

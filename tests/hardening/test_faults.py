@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 from harness import Daemon, Raw, can_mount_tmpfs, hello, integrity_check_copies, new_workdir, percentile
-from mnemo import Client, LimitExceeded, MnemoError, Unavailable
+from mnemo_client import Client, LimitExceeded, MnemoError, Unavailable
 
 
 # -- disk full ----------------------------------------------------------------------------------------

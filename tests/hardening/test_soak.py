@@ -31,7 +31,7 @@ from collections import Counter
 from typing import Any, Callable, Dict, List, Tuple
 
 from harness import Daemon, median, percentile
-from mnemo import Claimed, Client, Conflict
+from mnemo_client import Claimed, Client, Conflict
 
 WORDS = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike staging deploy cache".split()
 

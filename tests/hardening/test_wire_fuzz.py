@@ -31,7 +31,7 @@ import time
 from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from harness import Daemon, Raw, hello, integrity_check_copies
-from mnemo import Client
+from mnemo_client import Client
 
 FUZZ_NS = ["fz", "fz/a", "fz/b", "fz/a/b"]
 BAD_NS = ["", "/", "a//b", "x" * 600, "bad ns", "ü", "a/" * 20 + "a", "..", "\u0000", "*"]

@@ -13,7 +13,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run against the source tree without installing
 
-from mnemo import Client, MnemoError  # noqa: E402
+from mnemo_client import Client, MnemoError  # noqa: E402
 
 DEFAULT_BIN = HERE.parents[2] / ".build" / "debug" / "mnemod"
 

@@ -11,7 +11,7 @@ def test_asyncio_client_agrees_too(mnemod: str) -> None:
     """Two asyncio agents meet at a barrier and decide a proposal; a third waits for the decision."""
     import asyncio
 
-    from mnemo.aio import AsyncClient
+    from mnemo_client.aio import AsyncClient
 
     async def party(agent: str) -> dict:
         async with AsyncClient(mnemod, agent=agent) as c:
@@ -37,7 +37,7 @@ def test_barrier_context_manager_waits_across_short_calls(mnemod: str) -> None:
     import threading
     import time
 
-    from mnemo import Broken, Client
+    from mnemo_client import Broken, Client
 
     opened = []
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-import mnemo
-from mnemo import (
+import mnemo_client
+from mnemo_client import (
     Claimed,
     Client,
     Conflict,
@@ -23,7 +23,7 @@ from mnemo import (
     Unauthenticated,
     error_from_response,
 )
-from mnemo.aio import AsyncClient
+from mnemo_client.aio import AsyncClient
 
 
 def ns() -> str:
@@ -37,17 +37,17 @@ def test_error_factory_unit():
     e = error_from_response({"code": -32602, "message": "bad", "data": {"field": "f"}})
     assert isinstance(e, InvalidParams) and e.name is None and e.message == "bad"
     e = error_from_response({"code": -32000, "message": "?", "data": {"code": "NEW_THING"}})
-    assert type(e) is mnemo.ApplicationError and e.name == "NEW_THING"
+    assert type(e) is mnemo_client.ApplicationError and e.name == "NEW_THING"
 
 
 def test_default_socket_path(monkeypatch):
     monkeypatch.setenv("MNEMO_SOCKET", "/x/y.sock")
-    assert mnemo.default_socket_path() == "/x/y.sock"
+    assert mnemo_client.default_socket_path() == "/x/y.sock"
     monkeypatch.delenv("MNEMO_SOCKET")
     monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/7")
-    assert mnemo.default_socket_path() == "/run/user/7/mnemo/mnemo.sock"
+    assert mnemo_client.default_socket_path() == "/run/user/7/mnemo/mnemo.sock"
     monkeypatch.delenv("XDG_RUNTIME_DIR")
-    assert mnemo.default_socket_path() == "./mnemo.sock"
+    assert mnemo_client.default_socket_path() == "./mnemo.sock"
 
 
 def test_hello_set_get_cas(client):

@@ -1,4 +1,4 @@
-"""MnemoStore (mnemo.langgraph) against a real mnemod and LangGraph's own InMemoryStore.
+"""MnemoStore (mnemo_client.langgraph) against a real mnemod and LangGraph's own InMemoryStore.
 
 LangGraph must be installed (``pip install langgraph``): a missing framework is a
 collection error, never a silent skip.
@@ -17,9 +17,9 @@ from langgraph.store.base import GetOp, InvalidNamespaceError, ListNamespacesOp,
 from langgraph.store.memory import InMemoryStore
 from typing_extensions import TypedDict
 
-from mnemo import Client, InvalidParams
-from mnemo.aio import AsyncClient
-from mnemo.langgraph import ENVELOPE_MARK, MnemoStore
+from mnemo_client import Client, InvalidParams
+from mnemo_client.aio import AsyncClient
+from mnemo_client.langgraph import ENVELOPE_MARK, MnemoStore
 
 
 def root() -> str:

@@ -1,4 +1,4 @@
-"""MnemoSession (mnemo.openai_agents) against a real mnemod and the SDK's own SQLiteSession.
+"""MnemoSession (mnemo_client.openai_agents) against a real mnemod and the SDK's own SQLiteSession.
 
 The OpenAI Agents SDK must be installed (``pip install openai-agents``): a missing framework
 is a collection error, never a silent skip. No LLM is called: the SDK's ScriptedModel plays
@@ -14,8 +14,8 @@ from agents import Agent, Runner, SQLiteSession, function_tool, set_tracing_disa
 from agents.memory import Session, SessionSettings
 from agents.testing import ScriptedModel, assistant_message, function_call
 
-from mnemo import Client, InvalidParams
-from mnemo.openai_agents import KIND_CLEAR, KIND_ITEM, KIND_POP, MnemoSession
+from mnemo_client import Client, InvalidParams
+from mnemo_client.openai_agents import KIND_CLEAR, KIND_ITEM, KIND_POP, MnemoSession
 
 set_tracing_disabled(True)
 

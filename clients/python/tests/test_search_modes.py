@@ -9,9 +9,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from mnemo import Client, InvalidParams
-from mnemo._api import ApiMixin
-from mnemo.aio import AsyncClient
+from mnemo_client import Client, InvalidParams
+from mnemo_client._api import ApiMixin
+from mnemo_client.aio import AsyncClient
 
 MODES = ("vector", "keyword", "hybrid")
 

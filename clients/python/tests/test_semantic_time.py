@@ -6,8 +6,8 @@ import datetime
 import pytest
 from readme_blocks import PROJECT_README, run_example
 
-from mnemo import Client, Conflict, InvalidParams, timestamp
-from mnemo.aio import AsyncClient
+from mnemo_client import Client, Conflict, InvalidParams, timestamp
+from mnemo_client.aio import AsyncClient
 
 
 def test_readme_validity_example_runs_as_written(mnemod: str) -> None:

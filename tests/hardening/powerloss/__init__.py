@@ -335,7 +335,7 @@ def start_any(d, timeout: float = 30.0) -> Dict:
     """Starts ``d`` and returns its first admin.health answer, whatever the status (the
     harness's start waits for "ok" only). Raises Refused if it exits, TimeoutError if it
     does not answer in time (then it is killed)."""
-    from mnemo import Client, MnemoError
+    from mnemo_client import Client, MnemoError
     d.spawn()
     deadline = time.monotonic() + timeout
     while True:

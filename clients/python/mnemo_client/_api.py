@@ -72,7 +72,7 @@ class ApiMixin:
     """Convenience methods mirroring the contract.
 
     Each returns whatever ``self._invoke(method, params)`` returns: the result dict for the
-    sync :class:`mnemo.Client`, an awaitable of it for :class:`mnemo.aio.AsyncClient`.
+    sync :class:`mnemo_client.Client`, an awaitable of it for :class:`mnemo_client.aio.AsyncClient`.
     """
 
     def _invoke(self, method: str, params: Dict[str, Any]) -> Any:  # pragma: no cover
@@ -233,7 +233,7 @@ class ApiMixin:
         ``on_conflict``: ``"supersede"``, ``"keep_both"`` or ``"reject"`` (a near-duplicate
         stating something else: supersede it, keep both, or raise ``Conflict``).
         ``valid_from``/``valid_to``: when the fact held, RFC 3339 with milliseconds
-        (``"2026-12-01T00:00:00.000Z"``; :func:`mnemo.timestamp` makes one)."""
+        (``"2026-12-01T00:00:00.000Z"``; :func:`mnemo_client.timestamp` makes one)."""
         return self._invoke("sem.upsert", _clean(
             ns=ns, text=text, id=id, vector=list(vector) if vector is not None else None,
             vector_b64=vector_b64, data=data, tags=list(tags) if tags is not None else None,

@@ -7,8 +7,8 @@
   digits). A segment therefore never is ``.`` or ``..`` and decoding is unambiguous.
 * Plans: the adapters' logic is written once, as generators that yield lists of
   ``(method, params)`` calls and receive the list of results (a result or a
-  :class:`mnemo.MnemoError` instance per call). :func:`run_sync` drives a plan over a
-  :class:`mnemo.Client` pipeline, :func:`run_async` over a :class:`mnemo.aio.AsyncClient`;
+  :class:`mnemo_client.MnemoError` instance per call). :func:`run_sync` drives a plan over a
+  :class:`mnemo_client.Client` pipeline, :func:`run_async` over a :class:`mnemo_client.aio.AsyncClient`;
   every round is one pipelined write, so a plan's cost is its number of rounds, not calls.
   A plan may also yield a :class:`Pause` (a compare-and-set retry backing off): the driver
   sleeps that long (``time.sleep`` / ``asyncio.sleep``) and sends back an empty list.

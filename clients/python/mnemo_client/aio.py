@@ -26,7 +26,7 @@ class _End:
 
 
 class AsyncClient(ApiMixin):
-    """asyncio counterpart of :class:`mnemo.Client`.
+    """asyncio counterpart of :class:`mnemo_client.Client`.
 
     ``async with AsyncClient(path, agent=...) as c`` (or ``await c.connect()``). Calls from
     concurrent tasks are pipelined on the one connection; replies are matched to futures

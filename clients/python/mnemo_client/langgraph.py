@@ -56,7 +56,7 @@ try:
     )
 except ImportError as e:  # pragma: no cover - exercised only without langgraph
     raise ImportError(
-        "mnemo.langgraph needs LangGraph: pip install 'mnemo-client[langgraph]' (or: pip install langgraph)"
+        "mnemo_client.langgraph needs LangGraph: pip install 'mnemo-client[langgraph]' (or: pip install langgraph)"
     ) from e
 
 try:  # langgraph >= 1.x validates the labels of ops passed straight to batch()
@@ -84,7 +84,7 @@ from .errors import Conflict, InvalidParams, MnemoError
 
 __all__ = ["MnemoStore"]
 
-ENVELOPE_MARK = "mnemo.langgraph"
+ENVELOPE_MARK = "mnemo.langgraph"  # a stored format mark, kept when the package was renamed
 #: Registry keys (in the root namespace) are this prefix + the encoded labels joined by "/".
 REGISTRY_PREFIX = "ns/"
 #: Compare-and-set rounds of one put before giving up (each lost round means another writer
@@ -230,9 +230,9 @@ class MnemoStore(BaseStore):
     ``MnemoStore(client=None, *, socket_path=None, agent="langgraph", token=None,
     timeout=None, namespace="langgraph", index=None, ttl=None, aclient=None)``
 
-    * ``client``: a :class:`mnemo.Client` to use (else one is opened with ``socket_path``,
+    * ``client``: a :class:`mnemo_client.Client` to use (else one is opened with ``socket_path``,
       ``agent``, ``token``, ``timeout`` and closed by :meth:`close`).
-    * ``aclient``: optionally a connected :class:`mnemo.aio.AsyncClient` for ``abatch``
+    * ``aclient``: optionally a connected :class:`mnemo_client.aio.AsyncClient` for ``abatch``
       (otherwise ``abatch`` runs the blocking client in the default executor).
     * ``namespace``: the Mnemo namespace under which the store lives.
     * ``index``: ``{"fields": [...]}`` (default ``["$"]``: the whole value) turns on

@@ -287,7 +287,7 @@ class Client(ApiMixin):
                       wait_ms: int = 60_000) -> Any:
         """Arrive at a barrier and wait until it opens; returns the reply with every party's
         value. When one call's wait ends first, asks again about the same generation (never
-        arriving at the next). Raises :class:`mnemo.errors.Broken` if the generation breaks,
+        arriving at the next). Raises :class:`mnemo_client.errors.Broken` if the generation breaks,
         :class:`TimeoutError` if it is still waiting after ``wait_ms``."""
         deadline = time.monotonic() + wait_ms / 1000
         generation: Optional[int] = None
@@ -319,7 +319,7 @@ class Client(ApiMixin):
 class Claim:
     """Holds a claim while the ``with`` block runs.
 
-    On enter it acquires (raising :class:`mnemo.errors.Claimed` if held elsewhere after
+    On enter it acquires (raising :class:`mnemo_client.errors.Claimed` if held elsewhere after
     ``wait_ms``), then renews it on a connection of its own every ``renew_every``
     milliseconds (default ``ttl_ms / 3``); on exit it stops renewing and releases it with
     its token. :attr:`token` is the fencing token and :attr:`fence` the

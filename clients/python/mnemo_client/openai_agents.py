@@ -39,7 +39,7 @@ try:
     from agents.memory.session_settings import SessionSettings
 except ImportError as e:  # pragma: no cover - exercised only without the SDK
     raise ImportError(
-        "mnemo.openai_agents needs the OpenAI Agents SDK: pip install 'mnemo-client[openai-agents]' "
+        "mnemo_client.openai_agents needs the OpenAI Agents SDK: pip install 'mnemo-client[openai-agents]' "
         "(or: pip install openai-agents)"
     ) from e
 
