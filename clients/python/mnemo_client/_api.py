@@ -330,6 +330,48 @@ class ApiMixin:
         as sent (``match`` included)."""
         return self._invoke("ep.search", _clean(ns=ns, text=text, limit=limit, mode=mode, fusion=fusion))
 
+    def ep_summarize(self, ns: str, *, older_than_ms: Optional[int] = None, max_records: Optional[int] = None) -> Any:
+        """``ep.summarize``: condenses the namespace's records not yet summarized (older than
+        ``older_than_ms``, at most ``max_records``) into summary records; sources are kept."""
+        return self._invoke("ep.summarize", _clean(ns=ns, older_than_ms=older_than_ms, max_records=max_records))
+
+    def ep_pin(self, ids: Sequence[str], pinned: bool = True) -> Any:
+        """``ep.pin``: protects records from pruning (``pinned=False`` lifts it)."""
+        return self._invoke("ep.pin", {"ids": list(ids), "pinned": pinned})
+
+    # -- administration (need ``a``) ----------------------------------------------------------
+    def audit_query(self, *, ns: Optional[str] = None, agent: Optional[str] = None, since: Optional[str] = None,
+                    limit: Optional[int] = None) -> Any:
+        """``audit.query``: denials, and mutations when principals are configured."""
+        return self._invoke("audit.query", _clean(ns=ns, agent=agent, since=since, limit=limit))
+
+    def export_file(self, path: str, *, ns: Optional[str] = None, tiers: Optional[Sequence[str]] = None) -> Any:
+        """``admin.export`` with ``path``: mnemod writes the JSONL file itself, a name in its
+        transfer directory (never over an existing one), and answers with counts."""
+        return self._invoke("admin.export", _clean(path=path, ns=ns, tiers=list(tiers) if tiers is not None else None))
+
+    def import_file(self, path: str, *, dry_run: Optional[bool] = None,
+                    remap: Optional[Sequence[Mapping[str, str]]] = None) -> Any:
+        """``admin.import`` of a file in mnemod's transfer directory; idempotent by id."""
+        return self._invoke("admin.import", _clean(path=path, dry_run=dry_run,
+                                                   remap=[dict(r) for r in remap] if remap is not None else None))
+
+    def import_lines(self, lines: Sequence[Mapping[str, Any]], *, dry_run: Optional[bool] = None,
+                     remap: Optional[Sequence[Mapping[str, str]]] = None) -> Any:
+        """``admin.import`` of an export's lines sent in this one call (header first), each
+        the JSON object of one line; for large exports use the CLI, which streams them."""
+        return self._invoke("admin.import", _clean(lines=[dict(x) for x in lines], dry_run=dry_run,
+                                                   remap=[dict(r) for r in remap] if remap is not None else None))
+
+    def snapshot(self, path: str) -> Any:
+        """``admin.snapshot``: a consistent online copy of the store, a new directory in
+        mnemod's transfer directory."""
+        return self._invoke("admin.snapshot", {"path": path})
+
+    def check(self, *, full: Optional[bool] = None) -> Any:
+        """``admin.check``: checks the stored data (``full``: SQLite's integrity_check)."""
+        return self._invoke("admin.check", _clean(full=full))
+
 
 def watch_params(ns: str, prefix: Optional[str], from_rev: Optional[int],
                  tiers: Optional[Sequence[str]]) -> Dict[str, Any]:

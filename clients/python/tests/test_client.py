@@ -303,3 +303,26 @@ def test_large_pipeline_does_not_stall(client):
     results = client.pipeline(calls)
     assert len(results) == 120
     assert all(len(r["value"]) == 200_000 for r in results[1::2])
+
+
+def test_episodic_jobs_and_administration(mnemod: str) -> None:
+    """ep.summarize, ep.pin, audit.query, admin.export/import/snapshot/check through the client."""
+    with Client(mnemod, agent="admin-py") as c:
+        for i in range(3):
+            c.ep_append("py/admin", "step", f"step {i} of the migration")
+        first = c.ep_query("py/admin")["records"][0]
+        assert c.ep_pin([first["id"]])["updated"] == 1
+        done = c.ep_summarize("py/admin")
+        assert done["summarized"] >= 2 and len(done["summaries"]) == 1
+        c.set("py/admin", "plan", {"steps": 3})
+        name = f"py-export-{uuid.uuid4().hex[:8]}.jsonl"
+        exported = c.export_file(name, ns="py/admin")
+        assert exported["lines"] >= 2
+        again = c.import_file(name)
+        assert again["imported"] == 0 and again["skipped"] >= 1  # idempotent by id
+        # Remapped into this same daemon: the key is copied (episodic ids are global: skipped).
+        copy = c.import_file(name, remap=[{"from": "py/admin", "to": "py/admin-copy"}])
+        assert copy["imported"] == 1 and c.get("py/admin-copy", "plan")["value"] == {"steps": 3}
+        assert c.snapshot(f"py-snap-{uuid.uuid4().hex[:8]}")["path"]
+        assert c.check()["status"] == "sound"
+        assert "entries" in c.audit_query(limit=5)
