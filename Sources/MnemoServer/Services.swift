@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import MnemoCore
 import ServiceLifecycle
@@ -17,43 +18,39 @@ public struct ServerService: Service {
     }
 }
 
-/// Removes expired keys, claims, results and inbox entries in the background, like Redis's active expiry:
-/// every `interval`, it removes due keys in small locked steps (earliest expiry first)
-/// until none are due or the step's CPU budget is spent, so that a mass expiry cannot
-/// stall requests. Reads never depend on it: an expired key is invisible at once.
-public struct ExpirySweeper: Service {
-    let engine: Engine
+/// A background job run every `intervalMs` until graceful shutdown (a run in progress
+/// finishes first; the first run comes after one interval). The job runs on a dispatch
+/// queue, never on the cooperative pool or an event loop, since jobs block (SQLite
+/// commits). One mechanism for every periodic job of the daemon: the expiry sweep, the
+/// semantic maintenance and the episodic retention policies (`PeriodicService+*.swift`).
+public struct PeriodicService: Service {
+    /// Milliseconds between runs; 0: the job never runs.
     let intervalMs: Int
-    let budgetNs: UInt64
-    let snapshotBytes: Int
-    let logger: Logger
+    let job: @Sendable () -> Void
 
-    /// A sweeper running every `intervalMs`, spending at most `budgetMs` per run, and
-    /// snapshotting the journal once it grew by `snapshotBytes`.
-    public init(engine: Engine, intervalMs: Int = 100, budgetMs: Int = 5, snapshotBytes: Int = 64 << 20, logger: Logger) {
-        self.engine = engine
+    /// `job` every `intervalMs` (0: never).
+    public init(intervalMs: Int, job: @escaping @Sendable () -> Void) {
         self.intervalMs = intervalMs
-        self.budgetNs = UInt64(budgetMs) * 1_000_000
-        self.snapshotBytes = snapshotBytes
-        self.logger = logger
+        self.job = job
     }
 
-    /// Sweeps until graceful shutdown.
+    /// Runs until graceful shutdown.
     public func run() async throws {
+        guard intervalMs > 0 else {
+            try? await gracefulShutdown()
+            return
+        }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 // Cancellation (graceful shutdown) ends the sleep early; that is not an error.
                 try? await Task.sleep(for: .milliseconds(intervalMs))
                 if Task.isCancelled { break }
-                let start = engine.time.monotonicNs()
-                var removed = 0
-                while true {
-                    let step = engine.working.sweepExpired(max: 128)
-                    removed += step.removed
-                    if !step.more || engine.time.monotonicNs() - start > budgetNs { break }
+                await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                    DispatchQueue.global(qos: .utility).async {
+                        job()
+                        done.resume()
+                    }
                 }
-                if removed > 0 { logger.debug("expired items removed", metadata: ["count": "\(removed)"]) }
-                engine.working.snapshotIfNeeded(thresholdBytes: snapshotBytes)
             }
         }
     }

@@ -116,13 +116,13 @@ struct Mnemod: AsyncParsableCommand {
             configuration: .init(
                 services: [
                     .init(service: ServerService(server: server)),
-                    .init(service: ExpirySweeper(engine: engine, intervalMs: cfg.sweepIntervalMs,
-                                                 budgetMs: cfg.sweepBudgetMs, snapshotBytes: cfg.snapshotBytes,
-                                                 logger: logger)),
-                    .init(service: SemanticMaintainer(engine: engine, intervalMs: cfg.semantic.maintenanceIntervalMs,
-                                                      logger: logger)),
-                    .init(service: RetentionService(engine: engine, policies: cfg.episodic.retention,
-                                                    intervalMs: cfg.episodic.jobIntervalMs, logger: logger)),
+                    .init(service: PeriodicService.expirySweeper(engine: engine, intervalMs: cfg.sweepIntervalMs,
+                                                                 budgetMs: cfg.sweepBudgetMs, snapshotBytes: cfg.snapshotBytes,
+                                                                 logger: logger)),
+                    .init(service: PeriodicService.semanticMaintainer(engine: engine, intervalMs: cfg.semantic.maintenanceIntervalMs,
+                                                                      logger: logger)),
+                    .init(service: PeriodicService.retention(engine: engine, policies: cfg.episodic.retention,
+                                                             intervalMs: cfg.episodic.jobIntervalMs, logger: logger)),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
