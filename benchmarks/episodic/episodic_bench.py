@@ -8,19 +8,17 @@ to SQLite used directly on a copy of the same database:
 
 Subcommands:
 
-  load             bulk-loads N records into the `episodic.sqlite` that a stopped mnemod
-                   created (same schema, same FTS5 triggers; ids ep_<rev>; N/1000
-                   namespaces of ~1000 records; 8-20 Zipf-distributed words each) and sets
-                   max_rev, so loading takes seconds instead of a socket round trip per
-                   record; writes the workload mnemo-bench replays (append contents, the
-                   namespaces to query, two-word searches of medium-frequency words).
-                   `--cache DIR` keeps the loaded file for reruns.
-  summarize-prune  starts mnemod (durability "normal") on a loaded database and times one
+  load             loads N records into a running mnemod through its socket, as clients
+                   do (`ep.append` in batch lines of 400; N/1000 namespaces of ~1000
+                   records; 8-20 Zipf-distributed words each), and writes the workload
+                   mnemo-bench replays (append contents, the namespaces to query, two-word
+                   searches of medium-frequency words).
+  summarize-prune  starts mnemod (durability "normal"), loads it the same way and times one
                    pass: `ep.summarize` of the 100 oldest records of every namespace, then
                    `ep.prune {ns: "bench", policy: {max_count: 900}}`.
 
     python3 benchmarks/episodic/episodic_bench.py summarize-prune --mnemod .build/release/mnemod \\
-        --records 1000000 --cache /tmp/mnemo-ep-bench-cache
+        --records 1000000
 """
 import argparse
 import itertools
@@ -29,7 +27,6 @@ import os
 import random
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -68,84 +65,39 @@ def content(rng, vocab, weights):
     return " ".join(rng.choices(vocab, cum_weights=weights, k=rng.randint(8, 20)))
 
 
-def without_reserve(path):
-    """Rebuilds mnemod's new, empty database with no reserved bytes per page (same schema
-    and rows). mnemod reserves 8 bytes of every page for its page checksums, which plain
-    SQLite (this loader) would leave stale, so mnemod would refuse the loaded file as
-    damaged; a file without the reserve is one from before checksums, which mnemod
-    rewrites once with them (a VACUUM through its checksum layer) when it opens it."""
-    fresh = path + ".fresh"
-    if os.path.exists(fresh):
-        os.remove(fresh)
-    db = sqlite3.connect(fresh)
-    db.execute("ATTACH DATABASE ? AS src", (path,))
-    schema = db.execute("SELECT type, name, sql FROM src.sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").fetchall()
-    virtual = [name for kind, name, sql in schema if sql.upper().startswith("CREATE VIRTUAL TABLE")]
-    shadow = lambda name: any(name.startswith(v + "_") for v in virtual)  # noqa: E731
-    for kind, name, sql in schema:
-        if not name.startswith("sqlite_") and not shadow(name):
-            db.execute(sql)
-    for kind, name, sql in schema:
-        if kind == "table" and name not in virtual and not shadow(name) and not name.startswith("sqlite_"):
-            db.execute(f'INSERT INTO main."{name}" SELECT * FROM src."{name}"')
-    db.commit()
-    db.execute("DETACH DATABASE src")
-    db.close()
-    for suffix in ("-wal", "-shm"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
-    os.replace(fresh, path)
-
-
-def bulk_load(path, n, rng, vocab, weights):
-    without_reserve(path)
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA synchronous = OFF")
+def socket_load(sock, n, rng, vocab, weights):
+    """Appends `n` records through mnemod's socket, as clients do: `ep.append` calls in
+    batch lines of 400 (each line one group commit). Returns the seconds it took."""
+    c = Raw(sock, "bench-loader")
     t0 = time.time()
-    base_ms = int(time.time() * 1000) - n  # one record per ms, ending now
     spaces = namespaces(n)
-    sql = ("INSERT INTO episodes (rev, id, ns, kind, content, data, task, tags, at, agent, principal, uid, pid)"
-           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
     batch = []
-    for rev in range(1, n + 1):
-        batch.append((rev, f"ep_{rev}", ns_name(rng.randrange(spaces)), "observation", content(rng, vocab, weights), None,
-                      None, "[]", base_ms + rev, f"agent-{rev % 16}", "local", os.getuid(), os.getpid()))
-        if len(batch) == 50_000:
-            db.executemany(sql, batch)
-            db.commit()
+    for i in range(1, n + 1):
+        batch.append({"jsonrpc": "2.0", "id": i, "method": "ep.append",
+                      "params": {"ns": ns_name(rng.randrange(spaces)), "kind": "observation",
+                                 "content": content(rng, vocab, weights)}})
+        if len(batch) == 400 or i == n:
+            for reply in c.batch(batch):
+                if "error" in reply:
+                    raise RuntimeError(f"ep.append: {reply['error']}")
             batch = []
-            print(f"  loaded {rev} records ({time.time() - t0:.0f} s)", file=sys.stderr)
-    if batch:
-        db.executemany(sql, batch)
-    db.execute("UPDATE mnemo_meta SET value = ? WHERE key = 'max_rev'", (n,))
-    db.commit()
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.close()
+            if i % 50_000 == 0:
+                print(f"  loaded {i} records ({time.time() - t0:.0f} s)", file=sys.stderr)
     return time.time() - t0
 
 
-def load_db(db_path, records, cache):
-    """Fills db_path (created by mnemod) with `records` records, from the cache if there."""
+def load_records(sock, records):
+    """Loads `records` records through the socket; the vocabulary and its weights."""
     rng = random.Random(42)
     vocab = words_list(rng)
     weights = zipf_weights(VOCAB)
-    cached = cache and os.path.join(cache, f"episodic-{records}.sqlite")
-    if cached and os.path.exists(cached):
-        shutil.copyfile(cached, db_path)
-        for suffix in ("-wal", "-shm"):
-            if os.path.exists(db_path + suffix):
-                os.remove(db_path + suffix)
-        return None, rng, vocab, weights
-    seconds = bulk_load(db_path, records, rng, vocab, weights)
-    if cached:
-        os.makedirs(cache, exist_ok=True)
-        shutil.copyfile(db_path, cached)
-    return seconds, rng, vocab, weights
+    seconds = socket_load(sock, records, rng, vocab, weights)
+    return seconds, vocab, weights
 
 
 def load(args):
-    seconds, _, vocab, weights = load_db(args.db, args.records, args.cache)
-    rng = random.Random(7)  # the workload does not depend on whether the cache was used
+    seconds, vocab, weights = load_records(args.socket, args.records)
+    rng = random.Random(7)
     spaces = namespaces(args.records)
     mid = vocab[50:1000]
     workload = {
@@ -168,16 +120,24 @@ class Raw:
         self.n = 0
         self.call("session.hello", {"agent": agent})
 
-    def call(self, method, params=None):
-        self.n += 1
-        self.s.sendall(json.dumps({"jsonrpc": "2.0", "id": self.n, "method": method, "params": params or {}}).encode() + b"\n")
+    def line(self):
         while b"\n" not in self.buf:
             chunk = self.s.recv(1 << 20)
             if not chunk:
                 raise ConnectionError("mnemod closed the connection")
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
-        msg = json.loads(line)
+        return json.loads(line)
+
+    def batch(self, requests):
+        """Sends requests as one batch line; the replies."""
+        self.s.sendall(json.dumps(requests).encode() + b"\n")
+        return self.line()
+
+    def call(self, method, params=None):
+        self.n += 1
+        self.s.sendall(json.dumps({"jsonrpc": "2.0", "id": self.n, "method": method, "params": params or {}}).encode() + b"\n")
+        msg = self.line()
         if "error" in msg:
             raise RuntimeError(f"{method}: {msg['error']}")
         return msg["result"]
@@ -207,10 +167,9 @@ def summarize_prune(args):
     sock, data = os.path.join(work, "m.sock"), os.path.join(work, "data")
     results = {"records": args.records, "namespaces": namespaces(args.records)}
     try:
-        stop(start(args.mnemod, sock, data))
-        seconds, *_ = load_db(os.path.join(data, "episodic.sqlite"), args.records, args.cache)
-        results["bulk_load_s"] = seconds and round(seconds, 1)
         p = start(args.mnemod, sock, data)
+        seconds, *_ = load_records(sock, args.records)
+        results["bulk_load_s"] = round(seconds, 1)
         try:
             c = Raw(sock, "maintainer")
             total = c.call("admin.stats")["episodic"]["records"]
@@ -241,15 +200,13 @@ def summarize_prune(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    lo = sub.add_parser("load", help="bulk-load a stopped mnemod's episodic.sqlite and write the workload")
-    lo.add_argument("--db", required=True, help="the episodic.sqlite mnemod created")
+    lo = sub.add_parser("load", help="load records into a running mnemod over its socket and write the workload")
+    lo.add_argument("--socket", required=True, help="a running mnemod's socket")
     lo.add_argument("--records", type=int, required=True)
     lo.add_argument("--workload-out", required=True)
-    lo.add_argument("--cache", help="keep/reuse the bulk-loaded database in this directory")
     sp = sub.add_parser("summarize-prune", help="time one summarize + prune pass")
     sp.add_argument("--mnemod", default=".build/release/mnemod")
     sp.add_argument("--records", type=int, default=1_000_000)
-    sp.add_argument("--cache", help="keep/reuse the bulk-loaded database in this directory")
     sp.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args()
     load(args) if args.cmd == "load" else summarize_prune(args)

@@ -23,15 +23,17 @@ extension Bench {
         for (index, size) in epSizes.enumerated() {
             let dir = ServerProcess.tempDir("ep-\(size)")
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let empty = try startMnemod("normal", dir: dir)
-            let baseline = empty.rssBytes
-            empty.stop()
+            // Loaded through the socket, as clients write; then stopped, so that the peer
+            // gets a copy of the database mnemod wrote.
+            let loading = try startMnemod("normal", dir: dir)
+            let baseline = loading.rssBytes
             let db = dir + "/data/episodic.sqlite"
             let t0 = Date()
             try pythonHelper("episodic/episodic_bench.py",
-                             ["load", "--db", db, "--records", String(size), "--workload-out", dir + "/workload.json"]
-                                 + (epCache.map { ["--cache", $0] } ?? []), log: dir + "/load.log")
-            log("   loaded \(size) records in \(Int(Date().timeIntervalSince(t0))) s")
+                             ["load", "--socket", loading.socket, "--records", String(size), "--workload-out", dir + "/workload.json"],
+                             log: dir + "/load.log")
+            log("   loaded \(size) records over the socket in \(Int(Date().timeIntervalSince(t0))) s")
+            loading.stop()
             let peerDB = dir + "/peer.sqlite"
             try SQLiteDB.copy(db, to: peerDB)
             let w = try JSONDecoder().decode(EpisodicWorkload.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/workload.json")))

@@ -29,7 +29,6 @@ struct MnemoBench: ParsableCommand {
     var semSizes: String?
     @Option(help: "Working keys loaded for the memory comparison, comma-separated (profile: 100000 short; 100000,1000000 full).")
     var memKeys: String?
-    @Option(help: "Keep the bulk-loaded episodic databases here for reruns.") var epCache: String?
     @Option(help: "Python with numpy (faiss-cpu, sqlite-vec + apsw optional) for the vector peers and data loading.")
     var python = "python3"
     @Option(help: "Pin servers and clients to these CPUs with taskset (e.g. 0), or 'none'.") var cpus = "none"
@@ -66,7 +65,7 @@ struct MnemoBench: ParsableCommand {
             epSizes: ints(epSizes ?? (full ? "10000,100000,1000000" : "10000,100000")),
             semSizes: ints(semSizes ?? (full ? "10000,100000,1000000" : "10000,100000")),
             memKeys: ints(memKeys ?? (full ? "100000,1000000" : "100000")),
-            epCache: epCache, python: python, pin: cpus == "none" ? nil : cpus,
+            python: python, pin: cpus == "none" ? nil : cpus,
             mnemodThreads: mnemodThreads, clientThreads: clientThreads)
         let started = Date()
         for w in Bench.allWorkloads where names.contains(w) {
@@ -116,7 +115,6 @@ final class Bench {
     let epSizes: [Int]
     let semSizes: [Int]
     let memKeys: [Int]
-    let epCache: String?
     let python: String
     let pin: String?
     let mnemodThreads: Int?
@@ -130,7 +128,7 @@ final class Bench {
     let value = String(repeating: "v", count: 100)
 
     init(mnemod: String, full: Bool, clients: [Int], rounds: Int, requests: Int, requestsMany: Int, requestsDurable: Int,
-         epSizes: [Int], semSizes: [Int], memKeys: [Int], epCache: String?, python: String, pin: String?,
+         epSizes: [Int], semSizes: [Int], memKeys: [Int], python: String, pin: String?,
          mnemodThreads: Int?, clientThreads: Int) {
         self.mnemod = mnemod
         self.full = full
@@ -142,7 +140,6 @@ final class Bench {
         self.epSizes = epSizes
         self.semSizes = semSizes
         self.memKeys = memKeys
-        self.epCache = epCache
         self.python = python
         self.pin = pin
         self.mnemodThreads = mnemodThreads
