@@ -4,16 +4,7 @@
 # version (SwiftPM refuses a product built with unsafe flags from such a dependency, which
 # a path dependency would not show), then runs it against a mnemod on a temporary socket.
 # Uses the committed state (HEAD) of the repository. Run by `make test`.
-set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-mnemod=${MNEMOD_BIN:-$repo/.build/debug/mnemod}
-work=$(mktemp -d /tmp/mnemo-consumer.XXXXXX)
-pid=
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib/daemon.sh"
 
 git clone -q "$repo" "$work/mnemo"
 git -C "$work/mnemo" tag 0.1.0
@@ -23,9 +14,7 @@ sed -e "s|@MNEMO_URL@|file://$work/mnemo|" -e "s|@MNEMO_VERSION@|0.1.0|" \
     "$repo/tests/package-consumer/Package.swift.in" > "$work/consumer/Package.swift"
 (cd "$work/consumer" && swift build -q)
 
-"$mnemod" --socket "$work/m.sock" --data-dir "$work/data" --log-level warning &
-pid=$!
-for _ in $(seq 1 300); do [ -S "$work/m.sock" ] && break; sleep 0.05; done
+start_mnemod
 out=$(MNEMO_SOCKET="$work/m.sock" "$work/consumer/.build/debug/consumer")
 case "$out" in
     "hello from a dependency version "*) echo "package consumer: MnemoClient from a versioned dependency works ($out)" ;;

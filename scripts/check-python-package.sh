@@ -3,17 +3,8 @@
 # into an isolated build environment), installs the wheel into a fresh virtual
 # environment with nothing else, and runs a call through it against a mnemod on a
 # temporary socket. Run by `make test`.
-set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/lib/daemon.sh"
 python=${PYTHON:-python3}
-mnemod=${MNEMOD_BIN:-$repo/.build/debug/mnemod}
-work=$(mktemp -d /tmp/mnemo-pypkg.XXXXXX)
-pid=
-cleanup() {
-    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 cp -R "$repo/clients/python" "$work/src"   # a copy: the build writes its metadata next to the sources
 "$python" -m build --outdir "$work/dist" "$work/src" > "$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
@@ -24,9 +15,7 @@ grep -q "mnemo_client/py.typed" <<<"$listing" || { echo "the sdist lacks mnemo_c
 "$python" -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --no-index "$wheel"
 
-"$mnemod" --socket "$work/m.sock" --data-dir "$work/data" --log-level warning &
-pid=$!
-for _ in $(seq 1 300); do [ -S "$work/m.sock" ] && break; sleep 0.05; done
+start_mnemod
 cd "$work"   # not the source tree: the import must come from the installed wheel
 MNEMO_SOCKET="$work/m.sock" "$work/venv/bin/python" - <<'PY'
 import mnemo_client
