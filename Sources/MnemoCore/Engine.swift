@@ -37,14 +37,25 @@ public final class Engine: Sendable {
                 semantic settings: SemanticSettings = SemanticSettings(), summarizer: Summarizer = Summarizer(),
                 episodic episodicSettings: EpisodicSettings = EpisodicSettings(),
                 principals: [Principal] = [], auditRetentionMs: Int64 = 30 * 86_400_000, auditMutations: Bool? = nil,
-                transfer: TransferDirectory? = nil, logger: Logger) throws(StorageError) {
+                transfer: TransferDirectory? = nil, cluster: ClusterSettings? = nil, logger: Logger) throws(StorageError) {
         self.limits = limits
         self.access = AccessControl(principals: principals)
+        // A cluster node decides on the database's clock (see ``ClusterClock``).
+        let clusterClock = cluster.map { _ in ClusterClock() }
+        let time: any TimeSource = clusterClock ?? time
         self.time = time
         self.durability = durability
         // Opened at first use: an engine that is never asked for a file makes none.
         self.transfer = transfer ?? TransferDirectory(deferredPath: dataDir + "/transfer")
-        if durability == .volatile {
+        if let cluster, let clusterClock {
+            do {
+                let log = try ClusterLog(settings: cluster, clock: clusterClock, logger: logger)
+                working = try WorkingMemory.openCluster(log: log, limits: limits, logger: logger, resultRetentionMs: resultRetentionMs,
+                                                        inboxRetentionMs: inboxRetentionMs, quotas: access.quotas)
+            } catch {
+                throw StorageError("\(error)", cluster: true)
+            }
+        } else if durability == .volatile {
             working = WorkingMemory(limits: limits, time: time, logger: logger, resultRetentionMs: resultRetentionMs,
                                     inboxRetentionMs: inboxRetentionMs, quotas: access.quotas)
         } else {
@@ -62,8 +73,9 @@ public final class Engine: Sendable {
                                      similarScore: settings.similarScore, defaultMode: settings.defaultMode,
                                      quotas: access.quotas, logger: logger,
                                      nextRevision: { () throws(WireError) in try working.reserveRevision() })
-        // Revisions the SQLite tiers stored may be above what the journal recovered.
-        working.raiseRevision(atLeast: max(episodic.maxRevAtOpen, semantic.db.maxRevAtOpen))
+        // Revisions the SQLite tiers stored may be above what the journal recovered (on a
+        // cluster node every revision comes from the feed, and those tiers are not served).
+        if cluster == nil { working.raiseRevision(atLeast: max(episodic.maxRevAtOpen, semantic.db.maxRevAtOpen)) }
         audit = try AuditLog(dir: dataDir, durability: durability, retentionMs: auditRetentionMs,
                              recordsMutations: auditMutations ?? !principals.isEmpty, time: time, logger: logger)
         self.startedAtNs = time.monotonicNs()
@@ -76,6 +88,9 @@ public final class Engine: Sendable {
         [("ep", episodic.store.damage), ("sem", semantic.db.damage), ("audit", audit.db.damage)]
             .compactMap { t in t.1.map { (t.0, $0) } }
     }
+
+    /// The cluster this engine is a node of; nil on a single node.
+    public var cluster: ClusterLog? { working.cluster }
 
     /// The global revision.
     public var revision: Int64 { working.revision }

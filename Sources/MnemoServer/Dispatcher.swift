@@ -14,7 +14,7 @@ struct Method: Sendable {
     let requiresSession: Bool
     /// Whether it runs on a worker thread (SQLite or BLAS work), never on an event loop.
     let offLoop: Bool
-    let handler: Handler
+    var handler: Handler
     /// Position in the table, where its statistics are kept.
     var index = 0
     /// What it needs from the caller's grants (from ``MethodAccess/table``).
@@ -59,7 +59,7 @@ final class Dispatcher: Sendable {
             guard let access = MethodAccess.table[name] else { preconditionFailure("\(name) missing from MethodAccess.table") }
             method.index = index
             method.access = access
-            table[name] = method
+            table[name] = Dispatcher.adapt(name, method, engine: engine, status: status)
         }
         precondition(table.count == names.count, "methodNames and the handlers disagree")
         self.methods = table

@@ -32,6 +32,8 @@ struct Config: Sendable {
     var auditMutations: Bool?
     /// `[episodic]`: the retention job's schedule and policies, the summarizer.
     var episodic = EpisodicConfig()
+    /// `[cluster]`: a node of a cluster on PostgreSQL; nil: a single node.
+    var cluster: ClusterSettings?
 
     /// `$XDG_STATE_HOME/mnemo`, else `~/.local/state/mnemo`, else `./mnemo-data`.
     static func defaultDataDir() -> String {
@@ -138,6 +140,8 @@ struct Config: Sendable {
                 try semantic.apply(try need(value?.table, "a table"), file: file)
             case "episodic":
                 try episodic.apply(table: try need(value?.table, "a table"), file: file)
+            case "cluster":
+                cluster = try ClusterConfig.parse(try need(value?.table, "a table"), file: file)
             default:
                 throw ConfigError("\(file): unknown key \(key)")
             }

@@ -80,7 +80,10 @@ struct Mnemod: AsyncParsableCommand {
                                 resultRetentionMs: cfg.resultRetentionMs, inboxRetentionMs: cfg.inboxRetentionMs,
                                 semantic: cfg.semantic.settings, summarizer: cfg.episodic.summarizer, episodic: cfg.episodic.settings,
                                 principals: cfg.principals, auditRetentionMs: cfg.auditRetentionMs,
-                                auditMutations: cfg.auditMutations, transfer: transfer, logger: logger)
+                                auditMutations: cfg.auditMutations, transfer: transfer, cluster: cfg.cluster, logger: logger)
+        } catch where error.isCluster {
+            logger.critical("cannot join the cluster", metadata: ["error": "\(error)"])
+            throw ExitCode(69)  // EX_UNAVAILABLE
         } catch where error.isCorruption {
             logger.critical("stored data is damaged; refusing to start", metadata: ["error": "\(error)", "data_dir": "\(cfg.dataDir)"])
             throw ExitCode(65)  // EX_DATAERR

@@ -491,8 +491,12 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
     /// Whether stored data is damaged (not a missing file or a failed call): the daemon
     /// refuses to start with its own exit code rather than lose acknowledged data.
     public let isCorruption: Bool
-    init(_ d: String, corrupt: Bool = false) {
+    /// Whether the cluster's PostgreSQL could not be joined (unreachable, or a schema
+    /// newer than this build).
+    public let isCluster: Bool
+    init(_ d: String, corrupt: Bool = false, cluster: Bool = false) {
         description = d
         isCorruption = corrupt
+        isCluster = cluster
     }
 }

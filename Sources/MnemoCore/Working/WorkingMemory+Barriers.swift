@@ -31,7 +31,7 @@ extension WorkingMemory {
         guard value.count <= Limits.maxAgreementValueBytes else {
             throw .invalidParams("value", "longer than \(Limits.maxAgreementValueBytes) bytes")
         }
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: name)
             var b = liveBarrier(&s, ck) ?? Barrier(parties: parties)
             if let generation, generation != b.generation {

@@ -28,7 +28,7 @@ extension WorkingMemory {
                         onEnd: (@Sendable () -> Void)?) throws(WireError) -> (outcome: AcquireOutcome, waiter: UInt64?) {
         try Validate.identifier(resource, field: "resource")
         try checkClaimTTL(ttlMs)
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: resource)
             if reentrant, let held = liveClaim(&s, ck), held.holder == caller.agent, held.principal == caller.principal {
                 let expiresAt = time.nowMs() + ttlMs
@@ -61,7 +61,7 @@ extension WorkingMemory {
     public func renew(ns: String, resource: String, token: Int64, ttlMs: Int64, by caller: Caller) throws(WireError) -> Int64 {
         try Validate.identifier(resource, field: "resource")
         try checkClaimTTL(ttlMs)
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: resource)
             guard var claim = liveClaim(&s, ck), claim.token == token else {
                 throw Self.fenced(resource, given: token, current: s.claims[ck]?.token)
@@ -79,7 +79,7 @@ extension WorkingMemory {
     /// - Returns: false when there was no live claim with that token (nothing changed).
     public func release(ns: String, resource: String, token: Int64, by caller: Caller) throws(WireError) -> Bool {
         try Validate.identifier(resource, field: "resource")
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: resource)
             guard let claim = liveClaim(&s, ck), claim.token == token else { return false }
             try commit(&s, .unclaim(ns: ns, resource: resource, rev: s.rev + 1, at: time.nowMs(), expired: false))

@@ -10,7 +10,7 @@ extension WorkingMemory {
         let bytes = content.bytes
         try checkValue(bytes)
         let now = time.nowMs()
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             let count = s.inboxes[ns]?.count ?? 0
             guard count < limits.maxInboxEntries else {
                 throw .limit("max_inbox_entries", max: limits.maxInboxEntries, "inbox of \(ns) holds \(count) entries")
@@ -42,7 +42,7 @@ extension WorkingMemory {
     /// Acknowledges the caller's entries among `ids` (others are ignored).
     /// - Returns: how many entries became acknowledged.
     public func ack(ns: String, ids: [String], by caller: Caller) throws(WireError) -> Int {
-        try state.withLock { s throws(WireError) in
+        try write { s throws(WireError) in
             guard let box = s.inboxes[ns] else { return 0 }
             let mine = Array(Set(ids)).filter { id in
                 box[id].map { !$0.acked && ($0.to == caller.agent || $0.to == caller.principal) } ?? false

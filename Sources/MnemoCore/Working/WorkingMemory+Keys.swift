@@ -65,7 +65,7 @@ extension WorkingMemory {
             throw .invalidParams("if_absent", "cannot be combined with if_version")
         }
         let now = time.nowMs()
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             if let f = w.fence { try checkFence(&s, ns: w.ns, resource: f.resource, token: f.token, orDecision: true) }
             if let l = w.lease { try checkFence(&s, ns: w.ns, resource: l.resource, token: l.token) }
             let old = live(&s, w.ns, w.key, now: now)
@@ -103,7 +103,7 @@ extension WorkingMemory {
                        by caller: Caller) throws(WireError) -> Int64? {
         try checkKey(key)
         let now = time.nowMs()
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             if let f = fence { try checkFence(&s, ns: ns, resource: f.resource, token: f.token, orDecision: true) }
             let old = live(&s, ns, key, now: now)
             if let expected = ifVersion, old?.version != expected {
@@ -174,7 +174,7 @@ extension WorkingMemory {
         try checkKey(key)
         if let ttlMs { try checkTTL(ttlMs) }
         let now = time.nowMs()
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             guard var item = live(&s, ns, key, now: now) else { return nil }
             let rev = s.rev + 1
             item.version = rev
@@ -191,7 +191,7 @@ extension WorkingMemory {
     /// - Complexity: O(keys in the namespace).
     public func clear(ns: String, by caller: Caller) throws(WireError) -> (deleted: Int, rev: Int64?) {
         let now = time.nowMs()
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             guard let space = s.spaces[ns] else { return (0, nil) }
             let live = space.items.values.reduce(0) { $0 + ($1.isLive(at: now) ? 1 : 0) }
             guard live > 0 else { return (0, nil) }  // only expired keys: the sweep takes them
@@ -248,7 +248,7 @@ extension WorkingMemory {
             }
         }
         let now = time.nowMs()
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             for (index, c) in compare.enumerated() {
                 switch c {
                 case .version(let ns, let key, let expected):

@@ -13,7 +13,7 @@ extension WorkingMemory {
         let bytes = value.bytes
         try checkValue(bytes)
         let now = time.nowMs()
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: idempotencyKey)
             if let existing = s.results[ck], existing.expiresAt > now {
                 let same = existing.task == task

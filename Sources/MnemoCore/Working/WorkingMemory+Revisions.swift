@@ -9,7 +9,10 @@ extension WorkingMemory {
     ///   be reserved in the journal.
     /// - Complexity: O(1); one fsync per 2^20 revisions in normal mode.
     public func reserveRevision() throws(WireError) -> Int64 {
-        try state.withLock { s throws(WireError) in
+        // On a cluster node every revision is a row of the feed; the SQLite tiers, which
+        // would take one outside it, are not served there (see ``Engine``).
+        if cluster != nil { throw .app(.unavailable, "no revision outside the cluster's change feed") }
+        return try state.withLock { s throws(WireError) in
             let rev = s.rev + 1
             if let journal, journal.mode == .normal, rev > s.revCeiling { try raiseCeiling(&s, above: rev, journal) }
             s.rev = rev

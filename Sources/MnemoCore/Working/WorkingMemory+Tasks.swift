@@ -11,7 +11,7 @@ extension WorkingMemory {
     public func transition(ns: String, task: String, to: TaskState, from: TaskState?, fence: Lease?,
                            by caller: Caller) throws(WireError) -> (state: TaskState, rev: Int64) {
         try Validate.identifier(task, field: "task")
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: task)
             _ = liveClaim(&s, ck)  // an expired claim returns its task to pending first
             if let f = fence { try checkFence(&s, ns: ns, resource: f.resource, token: f.token, orDecision: true) }

@@ -51,7 +51,7 @@ extension WorkingMemory {
     /// - Complexity: O(k) for k keys, under the store lock.
     public func importKeys(_ keys: [ExportedKey]) throws(WireError) -> (imported: Int, skipped: Int, rev: Int64?) {
         let now = time.nowMs()
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             var fresh: [ExportedKey] = []
             var seen = Set<ClaimKey>()
             var cost = 0

@@ -28,7 +28,7 @@ extension WorkingMemory {
         guard q >= 1, q <= (list?.count ?? Limits.maxParties) else {
             throw .invalidParams("quorum", "must be between 1 and \(list?.count ?? Limits.maxParties)")
         }
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: proposal)
             let old = liveProposal(&s, ck)
             if let old, old.status == .open {
@@ -60,7 +60,7 @@ extension WorkingMemory {
         if let reason, reason.utf8.count > Limits.maxAgreementValueBytes {
             throw .invalidParams("reason", "longer than \(Limits.maxAgreementValueBytes) bytes")
         }
-        return try state.withLock { s throws(WireError) in
+        return try write { s throws(WireError) in
             let ck = ClaimKey(ns: ns, resource: proposal)
             guard var p = liveProposal(&s, ck) else {
                 throw .app(.notFound, "no proposal \(proposal)", [JSONMember("proposal", .string(proposal))])

@@ -1,9 +1,9 @@
 import MnemoProtocol
 
 /// What a parked call waits for: a claim to end, a barrier generation or a proposal
-/// round to end.
+/// round to end, or (`revision`) this node to apply more of the cluster's feed.
 public struct WaitKey: Hashable, Sendable {
-    public enum Kind: UInt8, Sendable { case claim, barrier, proposal }
+    public enum Kind: UInt8, Sendable { case claim, barrier, proposal, revision }
     let kind: Kind
     let key: ClaimKey
 
@@ -13,6 +13,9 @@ public struct WaitKey: Hashable, Sendable {
     }
 
     public init(_ kind: Kind, ns: String, name: String) { self.init(kind, ClaimKey(ns: ns, resource: name)) }
+
+    /// Any advance of the revision this node has applied.
+    public static let revision = WaitKey(.revision, ClaimKey(ns: "", resource: ""))
 }
 
 extension WorkingMemory {
@@ -22,6 +25,14 @@ extension WorkingMemory {
     public func onClaimEnd(ns: String, resource: String, _ callback: @escaping @Sendable () -> Void) -> UInt64 {
         addWaiter(WaitKey(.claim, ns: ns, name: resource), callback)
     }
+
+    /// Calls `callback` once when this node's revision next advances (a cluster node's feed
+    /// applied, or one of its own writes).
+    @discardableResult
+    public func onRevision(_ callback: @escaping @Sendable () -> Void) -> UInt64 { addWaiter(.revision, callback) }
+
+    /// Wakes the calls waiting for the revision to advance.
+    func revisionWaiters() { for w in takeWaiters(.revision) { w() } }
 
     /// Forgets a registration (the wait ended, or its connection closed).
     public func cancelWait(_ key: WaitKey, id: UInt64) {

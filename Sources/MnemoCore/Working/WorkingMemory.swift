@@ -16,8 +16,13 @@ public final class WorkingMemory: Sendable {
     let state = Mutex(WorkingState())
     let limits: Limits
     let time: any TimeSource
-    /// The journal; nil in `volatile` mode.
+    /// The journal; nil in `volatile` mode and on a cluster node.
     public let journal: Journal?
+    /// The cluster's change feed, on a cluster node (then there is no journal).
+    public let cluster: ClusterLog?
+    /// Set when a cluster write's outcome is unknown: the state is rebuilt from the feed
+    /// before working memory is served again.
+    let resyncNeeded = Atomic<Bool>(false)
     let logger: Logger
     /// Callbacks waiting for a claim to end (`claim.acquire`, `leader.campaign` with
     /// `wait_ms`), a barrier generation or a proposal round to end, by id.
@@ -40,17 +45,19 @@ public final class WorkingMemory: Sendable {
         self.quotas = quotas
         self.time = time
         self.journal = nil
+        self.cluster = nil
         self.logger = logger
         self.resultRetentionMs = resultRetentionMs
         self.inboxRetentionMs = inboxRetentionMs
     }
 
-    private init(limits: Limits, time: any TimeSource, journal: Journal, logger: Logger,
-                 resultRetentionMs: Int64, inboxRetentionMs: Int64, quotas: QuotaBook) {
+    init(limits: Limits, time: any TimeSource, journal: Journal? = nil, cluster: ClusterLog? = nil, logger: Logger,
+         resultRetentionMs: Int64, inboxRetentionMs: Int64, quotas: QuotaBook) {
         self.limits = limits
         self.quotas = quotas
         self.time = time
         self.journal = journal
+        self.cluster = cluster
         self.logger = logger
         self.resultRetentionMs = resultRetentionMs
         self.inboxRetentionMs = inboxRetentionMs
@@ -90,6 +97,7 @@ public final class WorkingMemory: Sendable {
     public func close() {
         while snapshotting.load(ordering: .acquiring) { usleep(10_000) }
         journal?.stop()
+        cluster?.stop()
     }
 
     // MARK: committing
@@ -97,6 +105,7 @@ public final class WorkingMemory: Sendable {
     /// Journals then applies a change. Lock held.
     /// - Throws: `UNAVAILABLE` when it cannot be journaled; then nothing is applied.
     func commit(_ s: inout WorkingState, _ change: Change) throws(WireError) {
+        if cluster != nil { return try stage(&s, change) }
         if let journal {
             if journal.mode == .normal, change.rev > s.revCeiling { try raiseCeiling(&s, above: change.rev, journal) }
             _ = try journal.append(ChangeCodec.encode(change))
@@ -157,7 +166,12 @@ public final class WorkingMemory: Sendable {
     /// - Complexity: O(max · log n).
     public func sweepExpired(max: Int) -> (removed: Int, more: Bool) {
         let now = time.nowMs()
-        return state.withLock { s in
+        if cluster != nil {
+            // On a cluster node a sweep is a write transaction: taken only when something is due.
+            let due = state.withLock { $0.expiry.hasDue(now: now) || $0.claimExpiry.hasDue(now: monoMs()) }
+            guard due else { return (0, false) }
+        }
+        return (try? write { s in
             var removed = 0
             let mono = monoMs()
             while removed < max, let e = s.claimExpiry.popDue(now: mono) {
@@ -212,7 +226,7 @@ public final class WorkingMemory: Sendable {
                 removed += 1
             }
             return (removed, s.expiry.hasDue(now: now) || s.claimExpiry.hasDue(now: mono))
-        }
+        }) ?? (0, false)
     }
 
     // MARK: snapshots

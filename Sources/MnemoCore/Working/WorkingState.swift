@@ -31,6 +31,8 @@ struct WorkingState: Sendable {
     /// buffer is reused from change to change).
     var events: [WatchEvent] = []
     var collecting = false
+    /// The write transaction under way, on a cluster node (see ``WorkingMemory/write(_:)``).
+    var txn: ClusterTransaction?
 
     private mutating func emit(_ rev: Int64, _ tier: String, _ kind: String, _ ns: String, key: String? = nil, id: String? = nil) {
         if collecting { events.append(WatchEvent(rev: rev, tier: tier, kind: kind, ns: ns, key: key, id: id)) }

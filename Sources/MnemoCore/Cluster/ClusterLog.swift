@@ -1,0 +1,293 @@
+import Foundation
+import Logging
+import MnemoProtocol
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a node reaches its cluster.
+public struct ClusterSettings: Sendable {
+    /// A libpq connection string (`host=/run/postgresql dbname=mnemo`, or a URI).
+    public var conninfo: String
+    /// The password, read from an environment variable or a file by the config; never in it.
+    public var password: String?
+    /// This node's name, recorded with every change it writes.
+    public var node: String
+    /// How often the feed is read when no notification arrives (a lost NOTIFY costs at
+    /// most this much staleness).
+    public var pollMs: Int
+    /// Longest wait of a read for `min_rev` or `consistency: "linearizable"`.
+    public var maxWaitMs: Int
+
+    public init(conninfo: String, password: String? = nil, node: String, pollMs: Int = 200, maxWaitMs: Int = 5_000) {
+        self.conninfo = conninfo
+        self.password = password
+        self.node = node
+        self.pollMs = pollMs
+        self.maxWaitMs = maxWaitMs
+    }
+}
+
+/// One row of the change feed: the changes of one write transaction.
+struct FeedRow {
+    /// The transaction's last revision.
+    var rev: Int64
+    /// Its first revision (`rev` when it took one).
+    var firstRev: Int64
+    /// Change records, one per line.
+    var body: [UInt8]
+}
+
+/// This node's view of PostgreSQL: the connection that writes (one transaction at a time;
+/// writes are serialized cluster-wide anyway, by the counter row) and the one that tails
+/// the feed, on a thread of its own.
+public final class ClusterLog: Sendable {
+    public let settings: ClusterSettings
+    let clock: ClusterClock
+    let logger: Logger
+    /// The writing connection (nil until opened, or after it broke).
+    private let writer = Mutex<ConnectionBox>(ConnectionBox())
+    /// Tailer's state, for `admin.stats` and stale reads.
+    let status = Mutex(Status())
+    /// Set to stop the tailer.
+    private let stopping = Atomic<Bool>(false)
+
+    struct Status {
+        /// Whether the tailer's last attempt reached PostgreSQL.
+        var connected = false
+        /// Clock time (ms) of the last successful read of the feed.
+        var lastContactMs: Int64 = 0
+        /// The last error, while disconnected.
+        var lastError: String?
+        /// Reconnections so far.
+        var reconnects = 0
+    }
+
+    /// Connects, creates or migrates the schema.
+    /// - Throws: ``ClusterError`` when PostgreSQL cannot be reached or its schema is newer.
+    public init(settings: ClusterSettings, clock: ClusterClock, logger: Logger) throws(ClusterError) {
+        self.settings = settings
+        self.clock = clock
+        self.logger = logger
+        let conn = try Self.connect(settings)
+        try ClusterSchema.migrate(conn)
+        writer.withLock { $0.conn = conn }
+        status.withLock {
+            $0.connected = true
+            $0.lastContactMs = clock.nowMs()
+        }
+    }
+
+    static func connect(_ settings: ClusterSettings) throws(ClusterError) -> PGConnection {
+        do {
+            return try PGConnection(conninfo: settings.conninfo, password: settings.password)
+        } catch {
+            throw .postgres(error)
+        }
+    }
+
+    // MARK: writing
+
+    /// An open write transaction: the counter row is locked until ``commit(first:last:body:)``
+    /// or ``rollback()``.
+    struct Transaction {
+        fileprivate let conn: PGConnection
+        /// The cluster's revision when the lock was taken.
+        let rev: Int64
+        /// Rows this node has not applied yet (revisions above the `applied` given).
+        let missing: [FeedRow]
+    }
+
+    /// Runs `body` holding this node's writer: one write transaction at a time per node.
+    func withWriter<T>(_ body: (inout ConnectionBox) -> T) -> T {
+        writer.withLock { box in body(&box) }
+    }
+
+    /// Begins a write transaction: locks the counter row, reads the database's clock (the
+    /// node's clock is set from it) and the rows after `applied`.
+    /// - Throws: `UNAVAILABLE` when PostgreSQL cannot be reached (nothing is changed).
+    func begin(_ box: inout ConnectionBox, applied: Int64) throws(WireError) -> Transaction {
+        let conn = try box.open(settings, logger)
+        do throws(PGError) {
+            let head = try conn.exec("""
+                BEGIN; SELECT rev, floor(extract(epoch FROM clock_timestamp()) * 1000)::int8
+                FROM mnemo_counter WHERE id = 1 FOR UPDATE
+                """)
+            guard head.count == 1 else { throw PGError(message: "mnemo_counter has no row", connectionLost: false) }
+            let rev = head.int(0, 0)
+            clock.observe(dbMs: head.int(0, 1))
+            let missing = rev > applied ? try fetch(conn, after: applied, limit: nil) : []
+            return Transaction(conn: conn, rev: rev, missing: missing)
+        } catch {
+            box.failed(error, logger)
+            throw Self.unavailable(error)
+        }
+    }
+
+    /// Appends one transaction's changes and commits.
+    /// - Throws: `UNAVAILABLE` when it failed; then whether it committed is not known to
+    ///   this node (the caller resynchronizes from the feed).
+    func commit(_ box: inout ConnectionBox, _ tx: Transaction, first: Int64, last: Int64, body: [UInt8]) throws(WireError) {
+        do throws(PGError) {
+            try tx.conn.exec("""
+                WITH c AS (UPDATE mnemo_counter SET rev = $1 WHERE id = 1)
+                INSERT INTO mnemo_changes (rev, first_rev, node, body) VALUES ($1, $2, $3, $4)
+                """, [.int(last), .int(first), .text(settings.node), .bytes(body)])
+            try tx.conn.exec("NOTIFY mnemo_changes; COMMIT")
+        } catch {
+            box.failed(error, logger)
+            throw Self.unavailable(error)
+        }
+    }
+
+    /// Ends a transaction that changed nothing.
+    func rollback(_ box: inout ConnectionBox, _ tx: Transaction) {
+        do { try tx.conn.exec("ROLLBACK") } catch { box.failed(error, logger) }
+    }
+
+    /// The cluster's current revision, read from PostgreSQL (for linearizable reads).
+    /// - Throws: `UNAVAILABLE` when PostgreSQL cannot be reached.
+    public func currentRevision() throws(WireError) -> Int64 {
+        let read: Result<Int64, WireError> = withWriter { box in
+            let conn: PGConnection
+            do throws(WireError) { conn = try box.open(settings, logger) } catch { return .failure(error) }
+            do throws(PGError) {
+                let rows = try conn.exec("SELECT rev, floor(extract(epoch FROM clock_timestamp()) * 1000)::int8 FROM mnemo_counter WHERE id = 1")
+                clock.observe(dbMs: rows.int(0, 1))
+                return .success(rows.int(0, 0))
+            } catch {
+                box.failed(error, logger)
+                return .failure(Self.unavailable(error))
+            }
+        }
+        return try read.get()
+    }
+
+    static func unavailable(_ error: PGError) -> WireError {
+        .app(.unavailable, "PostgreSQL is unreachable; nothing was applied: \(error.message)",
+             [JSONMember("reason", .string("cluster"))])
+    }
+
+    // MARK: reading the feed
+
+    /// Rows after `applied`, in revision order.
+    func fetch(_ conn: PGConnection, after applied: Int64, limit: Int?) throws(PGError) -> [FeedRow] {
+        let sql = "SELECT rev, first_rev, body FROM mnemo_changes WHERE rev > $1 ORDER BY rev"
+            + (limit.map { " LIMIT \($0)" } ?? "")
+        let rows = try conn.exec(sql, [.int(applied)], binaryResults: true)
+        var out: [FeedRow] = []
+        out.reserveCapacity(rows.count)
+        for i in 0..<rows.count {
+            out.append(FeedRow(rev: Self.bigEndian(rows.bytes(i, 0)), firstRev: Self.bigEndian(rows.bytes(i, 1)),
+                               body: rows.bytes(i, 2)))
+        }
+        return out
+    }
+
+    private static func bigEndian(_ b: [UInt8]) -> Int64 {
+        var v: UInt64 = 0
+        for byte in b { v = v << 8 | UInt64(byte) }
+        return Int64(bitPattern: v)
+    }
+
+    /// Tails the feed on a thread of its own until ``stop()``: calls `follow` with a reader
+    /// of the rows after a revision, woken by NOTIFY or every `pollMs`; reconnects with
+    /// backoff (50 ms doubling to 2 s) after a lost connection.
+    func startTailing(_ follow: @escaping @Sendable (_ fetch: (Int64) throws(PGError) -> [FeedRow]) throws(ClusterError) -> Void) {
+        let thread = Thread { [self] in
+            var conn: PGConnection?
+            var backoffMs = 50
+            while !stopping.load(ordering: .relaxed) {
+                do throws(PGError) {
+                    if conn == nil || conn?.isOK == false {
+                        let c = try PGConnection(conninfo: settings.conninfo, password: settings.password)
+                        try c.exec("LISTEN mnemo_changes")
+                        conn = c
+                        status.withLock { $0.reconnects += 1 }
+                    }
+                    guard let c = conn else { continue }
+                    do throws(ClusterError) {
+                        try follow { after throws(PGError) in try fetch(c, after: after, limit: nil) }
+                    } catch .postgres(let e) {
+                        throw e
+                    } catch {
+                        logger.error("cannot apply the change feed", metadata: ["error": "\(error)"])
+                        Self.sleepMs(1000)
+                    }
+                    status.withLock {
+                        $0.connected = true
+                        $0.lastContactMs = clock.nowMs()
+                        $0.lastError = nil
+                    }
+                    backoffMs = 50
+                    _ = try wait(c)
+                } catch {
+                    conn = nil
+                    let wasConnected = status.withLock { s in
+                        defer {
+                            s.connected = false
+                            s.lastError = error.message
+                        }
+                        return s.connected
+                    }
+                    if wasConnected { logger.warning("lost PostgreSQL; reconnecting", metadata: ["error": "\(error)"]) }
+                    Self.sleepMs(backoffMs)
+                    backoffMs = min(backoffMs * 2, 2000)
+                }
+            }
+        }
+        thread.name = "mnemo-cluster-tail"
+        thread.start()
+    }
+
+    /// Waits for a notification or `pollMs`.
+    private func wait(_ conn: PGConnection) throws(PGError) -> Bool {
+        if try conn.drainNotifications() { return true }
+        var fds = pollfd(fd: conn.socket, events: Int16(POLLIN), revents: 0)
+        let n = poll(&fds, 1, Int32(settings.pollMs))
+        if n > 0 { return try conn.drainNotifications() }
+        return false
+    }
+
+    static func sleepMs(_ ms: Int) { usleep(useconds_t(ms * 1000)) }
+
+    /// Stops the tailer (it ends within `pollMs`).
+    public func stop() { stopping.store(true, ordering: .relaxed) }
+
+    /// Milliseconds since the feed was last read (0 while connected and current).
+    public var stalenessMs: Int64 {
+        status.withLock { s in s.connected ? 0 : max(0, clock.nowMs() - s.lastContactMs) }
+    }
+
+    /// For `admin.stats`: connected, last contact, reconnects, last error.
+    var snapshot: Status { status.withLock { $0 } }
+}
+
+/// The writer's connection, reopened at the next use after it broke.
+struct ConnectionBox: @unchecked Sendable {
+    var conn: PGConnection?
+
+    mutating func open(_ settings: ClusterSettings, _ logger: Logger) throws(WireError) -> PGConnection {
+        if let conn, conn.isOK { return conn }
+        conn = nil
+        do {
+            let c = try PGConnection(conninfo: settings.conninfo, password: settings.password)
+            conn = c
+            return c
+        } catch {
+            throw ClusterLog.unavailable(error)
+        }
+    }
+
+    /// After an error: a broken connection is dropped; a healthy one has its transaction
+    /// rolled back.
+    mutating func failed(_ error: PGError, _ logger: Logger) {
+        guard let c = conn else { return }
+        if error.connectionLost || !c.isOK {
+            conn = nil
+        } else if (try? c.exec("ROLLBACK")) == nil {
+            conn = nil
+        }
+    }
+}

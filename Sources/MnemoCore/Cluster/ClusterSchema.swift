@@ -1,0 +1,73 @@
+/// The cluster's tables in PostgreSQL, created and migrated by the first node that starts.
+///
+/// - `mnemo_meta`: the schema version (a node refuses a database newer than it knows).
+/// - `mnemo_counter`: one row holding the last revision. Every write transaction locks it
+///   (`SELECT ... FOR UPDATE`) before deciding and updates it before committing, so
+///   revisions are handed out without gaps and in commit order, and writes are decided one
+///   at a time cluster-wide, each on the state as of the previous commit.
+/// - `mnemo_changes`: the change feed and the state of record: one row per write
+///   transaction (its revisions `first_rev...rev`), its body the journal's change records
+///   (one compact JSON object per line, the same codec the single-node journal writes).
+///   Every node rebuilds its in-memory state from it and tails it.
+enum ClusterSchema {
+    /// The newest version this build knows.
+    static let version = 1
+
+    /// Migration `i` brings the schema from version `i` to `i + 1`.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE mnemo_counter (id int PRIMARY KEY CHECK (id = 1), rev bigint NOT NULL);
+        INSERT INTO mnemo_counter VALUES (1, 0);
+        CREATE TABLE mnemo_changes (
+            rev bigint PRIMARY KEY,
+            first_rev bigint NOT NULL,
+            node text NOT NULL,
+            at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            body bytea NOT NULL
+        );
+        """,
+    ]
+
+    /// Creates or migrates the schema, one node at a time (an advisory lock held for the
+    /// transaction).
+    /// - Throws: ``PGError``; `newerSchema` when the database is ahead of this build.
+    static func migrate(_ conn: PGConnection) throws(ClusterError) {
+        do {
+            try conn.exec("BEGIN; SELECT pg_advisory_xact_lock(7158041917)")
+            try conn.exec("CREATE TABLE IF NOT EXISTS mnemo_meta (key text PRIMARY KEY, value text NOT NULL)")
+            let rows = try conn.exec("SELECT value FROM mnemo_meta WHERE key = 'schema_version'")
+            let current = rows.count > 0 ? Int(rows.text(0, 0)) ?? 0 : 0
+            if current > version {
+                try? conn.exec("ROLLBACK")
+                throw ClusterError.newerSchema(found: current, known: version)
+            }
+            for step in current..<version { try conn.exec(migrations[step]) }
+            try conn.exec("INSERT INTO mnemo_meta VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
+                          [.text(String(version))])
+            try conn.exec("COMMIT")
+        } catch let e as PGError {
+            try? conn.exec("ROLLBACK")
+            throw .postgres(e)
+        } catch let e as ClusterError {
+            throw e
+        } catch {
+            throw .postgres(PGError(message: "\(error)", connectionLost: false))
+        }
+    }
+}
+
+/// Why a cluster node cannot start or go on.
+public enum ClusterError: Error, Sendable, CustomStringConvertible {
+    case postgres(PGError)
+    case newerSchema(found: Int, known: Int)
+    case badRecord(rev: Int64, String)
+
+    public var description: String {
+        switch self {
+        case .postgres(let e): return "PostgreSQL: \(e)"
+        case .newerSchema(let found, let known):
+            return "the cluster database has schema version \(found); this mnemod knows up to \(known): upgrade this node"
+        case .badRecord(let rev, let why): return "change feed row \(rev) cannot be read: \(why)"
+        }
+    }
+}

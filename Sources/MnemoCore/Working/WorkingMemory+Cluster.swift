@@ -1,0 +1,200 @@
+import Logging
+import MnemoProtocol
+
+/// The changes of the write transaction under way on a cluster node, kept until PostgreSQL
+/// has committed them: the records sent, and the watch events and waiters released only
+/// after the commit.
+struct ClusterTransaction {
+    var body: [UInt8] = []
+    var events: [WatchEvent] = []
+}
+
+extension WorkingMemory {
+    /// Opens working memory as a node of a cluster: its state is rebuilt from the change feed
+    /// in PostgreSQL, then the feed is tailed.
+    /// - Throws: ``ClusterError`` when PostgreSQL cannot be read or a row cannot be decoded.
+    public static func openCluster(log: ClusterLog, limits: Limits, logger: Logger,
+                                   resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
+                                   quotas: QuotaBook = QuotaBook()) throws(ClusterError) -> WorkingMemory {
+        let wm = WorkingMemory(limits: limits, time: log.clock, cluster: log, logger: logger,
+                               resultRetentionMs: resultRetentionMs, inboxRetentionMs: inboxRetentionMs, quotas: quotas)
+        do {
+            _ = try log.currentRevision()  // sets the clock from the database's
+        } catch {
+            throw .postgres(PGError(message: error.message, connectionLost: true))
+        }
+        let conn = try ClusterLog.connect(log.settings)
+        do {
+            try wm.rebuild(from: try log.fetch(conn, after: 0, limit: nil))
+        } catch let e as PGError {
+            throw .postgres(e)
+        } catch let e as ClusterError {
+            throw e
+        } catch {
+            throw .postgres(PGError(message: "\(error)", connectionLost: false))
+        }
+        log.startTailing { [wm] fetch throws(ClusterError) in try wm.follow(fetch) }
+        logger.info("cluster node joined", metadata: ["node": "\(log.settings.node)", "rev": "\(wm.revision)",
+                                                      "keys": "\(wm.stats.keys)"])
+        return wm
+    }
+
+    /// Runs a write: on a single node under the store lock; on a cluster node inside a
+    /// PostgreSQL transaction holding the cluster's counter row, on the state caught up to
+    /// the last commit, with the database's clock. Its changes are applied locally as they
+    /// are made (later steps of the same write see them), committed in PostgreSQL before
+    /// the lock is released, and only then shown to watches.
+    /// - Throws: what `body` throws (its changes made before the error are committed, as on
+    ///   a single node), or `UNAVAILABLE` when PostgreSQL cannot be reached: then nothing
+    ///   was acknowledged, and if the commit's outcome is unknown the node resynchronizes
+    ///   from the feed before it serves working memory again.
+    func write<T>(_ body: (inout WorkingState) throws(WireError) -> T) throws(WireError) -> T {
+        guard let cluster else { return try state.withLock { s throws(WireError) in try body(&s) } }
+        try checkSynchronized()
+        let outcome: Result<T, WireError> = cluster.withWriter { box in
+            let tx: ClusterLog.Transaction
+            do throws(WireError) { tx = try cluster.begin(&box, applied: revision) } catch { return .failure(error) }
+            let (outcome, committed) = state.withLock { s -> (Result<T, WireError>, Bool) in
+                do {
+                    try applyFeed(&s, tx.missing)
+                    guard s.rev == tx.rev else {
+                        throw ClusterError.badRecord(rev: tx.rev, "this node is at revision \(s.rev) after catching up")
+                    }
+                } catch {
+                    resyncNeeded.store(true, ordering: .relaxed)
+                    return (.failure(.app(.unavailable, "\(error); this node resynchronizes", [JSONMember("reason", .string("cluster"))])), false)
+                }
+                s.txn = ClusterTransaction()
+                let outcome: Result<T, WireError>
+                do throws(WireError) { outcome = .success(try body(&s)) } catch { outcome = .failure(error) }
+                let txn = s.txn ?? ClusterTransaction()
+                s.txn = nil
+                guard !txn.body.isEmpty else { return (outcome, false) }
+                do throws(WireError) {
+                    try cluster.commit(&box, tx, first: tx.rev + 1, last: s.rev, body: txn.body)
+                } catch {
+                    // Applied here, perhaps not committed there: this state is not to be served.
+                    resyncNeeded.store(true, ordering: .relaxed)
+                    return (.failure(error), true)
+                }
+                notifyObservers(txn.events)
+                return (outcome, true)
+            }
+            if !committed { cluster.rollback(&box, tx) }
+            return outcome
+        }
+        if case .success = outcome { revisionWaiters() }
+        return try outcome.get()
+    }
+
+    /// Refuses working-memory calls while this node's state is being rebuilt.
+    func checkSynchronized() throws(WireError) {
+        if resyncNeeded.load(ordering: .relaxed) {
+            throw .app(.unavailable, "this cluster node is resynchronizing its state from PostgreSQL; retry shortly",
+                       [JSONMember("reason", .string("cluster"))])
+        }
+    }
+
+    /// A change made on a cluster node inside ``write(_:)``: recorded for the commit and
+    /// applied. Lock held.
+    func stage(_ s: inout WorkingState, _ change: Change) throws(WireError) {
+        guard s.txn != nil else {
+            // Reads never write on a cluster node (an expired key is hidden, and removed by
+            // the sweeper's write).
+            throw .app(.unavailable, "a cluster node changes state only in a write transaction")
+        }
+        if !s.txn!.body.isEmpty { s.txn!.body.append(UInt8(ascii: "\n")) }
+        s.txn!.body.append(contentsOf: ChangeCodec.encode(change))
+        s.events.removeAll(keepingCapacity: true)
+        s.collecting = true
+        s.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs())
+        s.collecting = false
+        s.txn!.events.append(contentsOf: s.events)
+    }
+
+    private func notifyObservers(_ events: [WatchEvent]) {
+        guard !events.isEmpty else { return }
+        for observer in observers.withLock({ $0 }) { observer(events) }
+    }
+
+    // MARK: following the feed
+
+    /// One step of the tailer: applies the rows after this node's revision, or rebuilds the
+    /// whole state when a write's outcome was lost.
+    func follow(_ fetch: (Int64) throws(PGError) -> [FeedRow]) throws(ClusterError) {
+        do {
+            if resyncNeeded.load(ordering: .relaxed), let cluster {
+                // Under the writer, so that no write of this node runs on the state replaced.
+                let rows = try fetch(0)
+                try cluster.withWriter { _ in Result { () throws(ClusterError) in try rebuild(from: rows) } }.get()
+                logger.warning("cluster node resynchronized from the change feed", metadata: ["rev": "\(revision)"])
+                return
+            }
+            let rows = try fetch(revision)
+            guard !rows.isEmpty else { return }
+            try state.withLock { s throws(ClusterError) in try applyFeed(&s, rows) }
+            revisionWaiters()
+        } catch let e as PGError {
+            throw .postgres(e)
+        } catch let e as ClusterError {
+            throw e
+        } catch {
+            throw .postgres(PGError(message: "\(error)", connectionLost: false))
+        }
+    }
+
+    /// Applies feed rows this node has not applied yet, in order, waking watches and the
+    /// calls waiting on what they change. Lock held.
+    func applyFeed(_ s: inout WorkingState, _ rows: [FeedRow]) throws(ClusterError) {
+        for row in rows where row.rev > s.rev {
+            guard row.firstRev == s.rev + 1 else {
+                throw .badRecord(rev: row.rev, "it starts at revision \(row.firstRev), this node is at \(s.rev)")
+            }
+            let changes = try Self.decode(row)
+            let listening = !observers.withLock({ $0.isEmpty })
+            s.events.removeAll(keepingCapacity: true)
+            s.collecting = listening
+            for change in changes { s.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs()) }
+            s.collecting = false
+            s.rev = row.rev
+            if listening { notifyObservers(s.events) }
+            for change in changes { if let key = Self.waitKey(change) { for w in takeWaiters(key) { w() } } }
+        }
+    }
+
+    /// Replaces the whole state with the one the feed builds.
+    func rebuild(from rows: [FeedRow]) throws(ClusterError) {
+        var fresh = WorkingState()
+        for row in rows {
+            for change in try Self.decode(row) { fresh.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs()) }
+            fresh.rev = row.rev
+        }
+        state.withLock { $0 = fresh }
+        resyncNeeded.store(false, ordering: .relaxed)
+        // Whatever was waited on may have changed: every parked call looks again.
+        for w in waiters.withLock({ w in defer { w.byKey = [:] }; return w.byKey.values.flatMap(\.values) }) { w() }
+    }
+
+    private static func decode(_ row: FeedRow) throws(ClusterError) -> [Change] {
+        var out: [Change] = []
+        for line in row.body.split(separator: UInt8(ascii: "\n")) {
+            do {
+                out.append(try ChangeCodec.decode(try JSONParser.parse(line)))
+            } catch {
+                throw .badRecord(rev: row.rev, "\(error)")
+            }
+        }
+        return out
+    }
+
+    /// The waiters a replicated change may release (a claim ended, a barrier or proposal
+    /// moved): they look again.
+    private static func waitKey(_ change: Change) -> WaitKey? {
+        switch change {
+        case .unclaim(let ns, let resource, _, _, _): return WaitKey(.claim, ns: ns, name: resource)
+        case .barrier(let ns, let name, _, _, _): return WaitKey(.barrier, ns: ns, name: name)
+        case .proposal(let ns, let name, _, _, _): return WaitKey(.proposal, ns: ns, name: name)
+        default: return nil
+        }
+    }
+}
