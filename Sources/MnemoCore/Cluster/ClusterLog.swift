@@ -108,8 +108,7 @@ public final class ClusterLog: Sendable {
     /// node's clock is set from it) and the rows after `applied`.
     /// - Throws: `UNAVAILABLE` when PostgreSQL cannot be reached (nothing is changed).
     func begin(_ box: inout ConnectionBox, applied: Int64) throws(WireError) -> Transaction {
-        let conn = try box.open(settings, logger)
-        do throws(PGError) {
+        try box.withRetry(settings, logger) { conn throws(PGError) in
             let head = try conn.exec("""
                 BEGIN; SELECT rev, floor(extract(epoch FROM clock_timestamp()) * 1000)::int8
                 FROM mnemo_counter WHERE id = 1 FOR UPDATE
@@ -119,9 +118,6 @@ public final class ClusterLog: Sendable {
             clock.observe(dbMs: head.int(0, 1))
             let missing = rev > applied ? try fetch(conn, after: applied, limit: nil) : []
             return Transaction(conn: conn, rev: rev, missing: missing)
-        } catch {
-            box.failed(error, logger)
-            throw Self.unavailable(error)
         }
     }
 
@@ -149,19 +145,15 @@ public final class ClusterLog: Sendable {
     /// The cluster's current revision, read from PostgreSQL (for linearizable reads).
     /// - Throws: `UNAVAILABLE` when PostgreSQL cannot be reached.
     public func currentRevision() throws(WireError) -> Int64 {
-        let read: Result<Int64, WireError> = withWriter { box in
-            let conn: PGConnection
-            do throws(WireError) { conn = try box.open(settings, logger) } catch { return .failure(error) }
-            do throws(PGError) {
-                let rows = try conn.exec("SELECT rev, floor(extract(epoch FROM clock_timestamp()) * 1000)::int8 FROM mnemo_counter WHERE id = 1")
-                clock.observe(dbMs: rows.int(0, 1))
-                return .success(rows.int(0, 0))
-            } catch {
-                box.failed(error, logger)
-                return .failure(Self.unavailable(error))
+        try withWriter { box in
+            Result { () throws(WireError) in
+                try box.withRetry(settings, logger) { conn throws(PGError) in
+                    let rows = try conn.exec("SELECT rev, floor(extract(epoch FROM clock_timestamp()) * 1000)::int8 FROM mnemo_counter WHERE id = 1")
+                    clock.observe(dbMs: rows.int(0, 1))
+                    return rows.int(0, 0)
+                }
             }
-        }
-        return try read.get()
+        }.get()
     }
 
     static func unavailable(_ error: PGError) -> WireError {
@@ -255,13 +247,25 @@ public final class ClusterLog: Sendable {
     /// Stops the tailer (it ends within `pollMs`).
     public func stop() { stopping.store(true, ordering: .relaxed) }
 
-    /// Milliseconds since the feed was last read (0 while connected and current).
-    public var stalenessMs: Int64 {
-        status.withLock { s in s.connected ? 0 : max(0, clock.nowMs() - s.lastContactMs) }
+    /// What `admin.health` reports of this node's link to PostgreSQL.
+    public struct Health: Sendable {
+        /// Whether the feed's last read reached PostgreSQL.
+        public var connected: Bool
+        /// Milliseconds since the feed was last read while disconnected (0 while connected):
+        /// how much older than the cluster local reads may be.
+        public var stalenessMs: Int64
+        /// Connections opened by the tailer (1 after start).
+        public var reconnects: Int
+        /// Why it is disconnected.
+        public var lastError: String?
     }
 
-    /// For `admin.stats`: connected, last contact, reconnects, last error.
-    var snapshot: Status { status.withLock { $0 } }
+    public var health: Health {
+        status.withLock { s in
+            Health(connected: s.connected, stalenessMs: s.connected ? 0 : max(0, clock.nowMs() - s.lastContactMs),
+                   reconnects: s.reconnects, lastError: s.connected ? nil : s.lastError)
+        }
+    }
 }
 
 /// The writer's connection, reopened at the next use after it broke.
@@ -277,6 +281,26 @@ struct ConnectionBox: @unchecked Sendable {
             return c
         } catch {
             throw ClusterLog.unavailable(error)
+        }
+    }
+
+    /// Runs `body`, which must change nothing before its first statement succeeds, on the
+    /// open connection; once more on a new connection when the first one turns out to have
+    /// been lost while idle (PostgreSQL restarted, or ended the session).
+    /// - Throws: `UNAVAILABLE` naming PostgreSQL's error.
+    mutating func withRetry<T>(_ settings: ClusterSettings, _ logger: Logger,
+                               _ body: (PGConnection) throws(PGError) -> T) throws(WireError) -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let conn = try open(settings, logger)
+            do {
+                return try body(conn)
+            } catch {
+                failed(error, logger)
+                if error.connectionLost && attempt == 1 { continue }
+                throw ClusterLog.unavailable(error)
+            }
         }
     }
 

@@ -25,6 +25,7 @@ extension Dispatcher {
                     }
                     out.byte(UInt8(ascii: "]"))
                 }
+                if let cluster = engine.cluster { writeClusterHealth(cluster, &out) }
                 out.byte(UInt8(ascii: "}"))
             }),
             ("admin.check", Method(requiresSession: true, offLoop: true) { p, _, out throws(WireError) in
@@ -173,3 +174,22 @@ private func writePrincipals(_ engine: Engine, _ out: inout JSONWriter) throws(W
 
 /// Nanoseconds as microseconds with one decimal.
 private func micros(_ ns: UInt64) -> Double { (Double(ns) / 100).rounded() / 10 }
+
+/// `admin.health`'s `cluster` member: this node, whether it reaches PostgreSQL, and how
+/// stale its local reads may be.
+private func writeClusterHealth(_ cluster: ClusterLog, _ out: inout JSONWriter) {
+    let health = cluster.health
+    out.raw(",\"cluster\":{\"node\":")
+    out.string(cluster.settings.node)
+    out.raw(",\"connected\":")
+    out.bool(health.connected)
+    out.raw(",\"staleness_ms\":")
+    out.int(health.stalenessMs)
+    out.raw(",\"reconnects\":")
+    out.int(Int64(health.reconnects))
+    if let error = health.lastError {
+        out.raw(",\"last_error\":")
+        out.string(error)
+    }
+    out.byte(UInt8(ascii: "}"))
+}

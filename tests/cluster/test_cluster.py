@@ -1,0 +1,290 @@
+"""Cluster mode: three mnemod nodes on one PostgreSQL keep one state, with the coordination
+guarantees of a single node (issue 17's "done when")."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List, Tuple
+
+import pytest
+
+from mnemo_client import Client
+from mnemo_client.errors import MnemoError
+
+NS = "wf/1"
+
+
+def call_retrying(node, method: str, params: Dict[str, Any], agent: str = "agent", attempts: int = 200) -> Any:
+    """Calls until the node answers something other than UNAVAILABLE (bounded)."""
+    for _ in range(attempts):
+        try:
+            with node.client(agent) as c:
+                return c.call(method, params)
+        except MnemoError as e:
+            if e.name != "UNAVAILABLE":
+                raise
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{method} still UNAVAILABLE after {attempts} attempts")
+
+
+def test_sixty_agents_race_for_one_claim_and_tokens_keep_increasing(cluster):
+    c = cluster(3)
+    barrier = threading.Barrier(60)
+
+    def agent(i: int) -> Tuple[str, Any]:
+        with c[i % 3].client(f"agent-{i}") as cl:
+            barrier.wait()
+            try:
+                return "granted", cl.acquire(NS, "job", 60_000)
+            except MnemoError as e:
+                return e.name or str(e.code), None
+
+    with ThreadPoolExecutor(60) as pool:
+        outcomes = list(pool.map(agent, range(60)))
+    granted = [r for kind, r in outcomes if kind == "granted"]
+    assert len(granted) == 1, outcomes
+    assert sorted(kind for kind, _ in outcomes) == ["CLAIMED"] * 59 + ["granted"]
+    # Every node agrees on the holder.
+    holders = {n.client("probe").__enter__().call("claim.list", {"ns": NS, "consistency": "linearizable"})["claims"][0]["holder"]
+               for n in c.nodes}
+    assert len(holders) == 1
+
+    tokens = [granted[0]["token"]]
+    with c[0].client(holders.pop()) as holder:
+        holder.release(NS, "job", tokens[0])
+    for round_ in range(9):
+        node = c[round_ % 3]
+        if round_ == 4:
+            node.kill9()
+            node.start()
+        with node.client(f"round-{round_}") as cl:
+            r = cl.acquire(NS, "job", 60_000)
+            tokens.append(r["token"])
+            cl.release(NS, "job", r["token"])
+    assert all(a < b for a, b in zip(tokens, tokens[1:])), tokens
+
+
+def test_hundred_identical_result_puts_have_one_effect(cluster):
+    c = cluster(3)
+
+    def put(i: int) -> Dict[str, Any]:
+        with c[i % 3].client(f"worker-{i % 7}") as cl:
+            return cl.put_result(NS, "task-9", "idem-9", {"answer": 42, "by": "first"})
+
+    with ThreadPoolExecutor(20) as pool:
+        replies = list(pool.map(put, range(100)))
+    assert sum(r["stored"] for r in replies) == 1
+    first = next(r for r in replies if r["stored"])
+    for r in replies:
+        assert r["value"] == {"answer": 42, "by": "first"}
+        assert r["provenance"] == first["provenance"]
+    # A different value under the same key is refused on every node.
+    for node in c.nodes:
+        with node.client("late") as cl, pytest.raises(MnemoError) as e:
+            cl.put_result(NS, "task-9", "idem-9", {"answer": 41})
+        assert e.value.name == "IDEMPOTENCY_MISMATCH"
+
+
+def test_sixteen_clients_count_exactly_with_cas_through_different_nodes(cluster):
+    c = cluster(3)
+    with c[0].client() as cl:
+        cl.set(NS, "counter", 0)
+    per_client = 20
+
+    def incr(i: int) -> int:
+        conflicts = 0
+        with c[i % 3].client(f"counter-{i}") as cl:
+            done = 0
+            while done < per_client:
+                cur = cl.get(NS, "counter")
+                try:
+                    cl.set(NS, "counter", cur["value"] + 1, if_version=cur["version"])
+                    done += 1
+                except MnemoError as e:
+                    assert e.name == "CONFLICT", e
+                    conflicts += 1
+        return conflicts
+
+    with ThreadPoolExecutor(16) as pool:
+        conflicts = sum(pool.map(incr, range(16)))
+    for node in c.nodes:
+        with node.client() as cl:
+            got = cl.call("wm.get", {"ns": NS, "key": "counter", "consistency": "linearizable"})
+            assert got["value"] == 16 * per_client, (got, conflicts)
+
+
+def test_a_watch_on_one_node_sees_the_other_nodes_writes_in_order_without_gaps(cluster):
+    c = cluster(3)
+    with c[0].client("watcher") as cl:
+        start = cl.health()["rev"]
+    revs: List[int] = []
+    for i in range(40):
+        with c[1 + i % 2].client("writer") as cl:
+            revs.append(cl.set(NS, f"k{i}", i)["rev"])
+    assert revs == list(range(start + 1, start + 41))
+    seen: List[Tuple[int, str]] = []
+    with Client(c[0].sock, agent="watcher", timeout=20) as cl:
+        for ev in cl.watch(NS, from_rev=start + 1):
+            seen.append((ev["rev"], ev["key"]))
+            if len(seen) == 40:
+                break
+    assert seen == [(start + 1 + i, f"k{i}") for i in range(40)]
+
+
+def test_min_rev_gives_read_after_write_across_nodes(cluster):
+    c = cluster(3, extra="max_wait_ms = 300\n")
+    with c[0].client("a") as a, c[1].client("b") as b:
+        w = a.set(NS, "plan", {"step": 1})
+        got = b.call("wm.get", {"ns": NS, "key": "plan", "min_rev": w["rev"]})
+        assert got["found"] and got["value"] == {"step": 1}
+        a.transition(NS, "t1", "pending")
+        t = a.call("task.get", {"ns": NS, "task": "t1"})
+        got = b.call("task.get", {"ns": NS, "task": "t1", "min_rev": t["history"][-1]["provenance"]["rev"]})
+        assert got["state"] == "pending"
+        # A revision never reached: UNAVAILABLE after the bounded wait, with both revisions.
+        with pytest.raises(MnemoError) as e:
+            b.call("wm.get", {"ns": NS, "key": "plan", "min_rev": w["rev"] + 1000})
+        assert e.value.name == "UNAVAILABLE" and e.value.data["min_rev"] == w["rev"] + 1000
+        with pytest.raises(MnemoError) as e:
+            b.call("wm.get", {"ns": NS, "key": "plan", "consistency": "eventual"})
+        assert e.value.code == -32602
+
+
+def test_episodic_and_semantic_calls_are_refused_on_a_node_not_answered_from_one_copy(cluster):
+    c = cluster(1)
+    with c[0].client() as cl:
+        for method, params in [("ep.append", {"ns": NS, "kind": "note", "text": "x"}),
+                               ("sem.search", {"ns": NS, "text": "x"})]:
+            with pytest.raises(MnemoError) as e:
+                cl.call(method, params)
+            assert e.value.code == -32601 and e.value.data["reason"] == "cluster"
+        health = cl.health()
+        assert health["cluster"]["node"] == "n0" and health["cluster"]["connected"] is True
+
+
+class Ledger:
+    """Acknowledged writes, checked against every node afterwards."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.acked: Dict[str, int] = {}
+        self.failed = 0
+
+    def run(self, nodes, worker: int, stop: threading.Event, count: int) -> None:
+        i = 0
+        while not stop.is_set() and i < count:
+            node = nodes[(worker + i) % len(nodes)]
+            key = f"w{worker}-{i}"
+            try:
+                with node.client(f"load-{worker}", timeout=10) as cl:
+                    r = cl.set(NS, key, {"i": i})
+                with self.lock:
+                    self.acked[key] = r["version"]
+            except (MnemoError, OSError, TimeoutError, ConnectionError):
+                with self.lock:
+                    self.failed += 1
+                time.sleep(0.01)
+            i += 1
+
+    def check(self, nodes) -> None:
+        for node in nodes:
+            with node.client("checker") as cl:
+                first = True
+                for key, version in self.acked.items():
+                    params = {"ns": NS, "key": key}
+                    if first:
+                        params["consistency"] = "linearizable"
+                        first = False
+                    got = cl.call("wm.get", params)
+                    assert got["found"] and got["version"] == version, (node.sock, key, got)
+
+
+def run_load(nodes, ledger: Ledger, fault, workers: int = 6, count: int = 150) -> None:
+    stop = threading.Event()
+    threads = [threading.Thread(target=ledger.run, args=(nodes, w, stop, count)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    while len(ledger.acked) < workers * 10:
+        time.sleep(0.01)
+    fault()
+    for t in threads:
+        t.join(timeout=120)
+    stop.set()
+
+
+def test_kill9_of_a_node_under_load_loses_no_acknowledged_write(cluster):
+    c = cluster(3)
+    ledger = Ledger()
+
+    def fault() -> None:
+        c[1].kill9()
+        c[1].start()
+
+    run_load(c.nodes, ledger, fault)
+    assert len(ledger.acked) > 600
+    ledger.check(c.nodes)
+
+
+def test_postgres_crash_under_load_loses_no_acknowledged_write_and_nodes_recover(cluster):
+    c = cluster(3, extra="max_wait_ms = 10000\n")
+    ledger = Ledger()
+    run_load(c.nodes, ledger, c.pg.restart_immediate)
+    # Every node writes again (bounded retries while it reconnects), then holds every
+    # acknowledged write.
+    for i, node in enumerate(c.nodes):
+        call_retrying(node, "wm.set", {"ns": NS, "key": f"after-{i}", "value": i})
+    ledger.check(c.nodes)
+
+
+def test_local_reads_go_on_while_postgres_is_unreachable_and_say_how_stale(cluster, postgres):
+    c = cluster(2, extra="poll_ms = 50\n")
+    with c[0].client() as cl:
+        cl.set(NS, "k", 1)
+    # Make the cluster's database refuse new connections and end the current ones.
+    postgres.psql(f"ALTER DATABASE {c.db} ALLOW_CONNECTIONS false")
+    postgres.psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{c.db}'")
+    try:
+        with c[1].client() as cl:
+            deadline = time.monotonic() + 20
+            while cl.health()["cluster"]["connected"]:
+                assert time.monotonic() < deadline, "node never noticed"
+                time.sleep(0.05)
+            assert cl.call("wm.get", {"ns": NS, "key": "k", "min_rev": 0})["value"] == 1
+            with pytest.raises(MnemoError) as e:
+                cl.set(NS, "k", 2)
+            assert e.value.name == "UNAVAILABLE"
+            with pytest.raises(MnemoError) as e:
+                cl.call("wm.get", {"ns": NS, "key": "k", "consistency": "linearizable"})
+            assert e.value.name == "UNAVAILABLE"
+            time.sleep(0.2)
+            health = cl.health()["cluster"]
+            assert health["connected"] is False and health["staleness_ms"] > 0 and health["last_error"]
+    finally:
+        postgres.psql(f"ALTER DATABASE {c.db} ALLOW_CONNECTIONS true")
+    call_retrying(c[1], "wm.set", {"ns": NS, "key": "k", "value": 3})
+    with c[0].client() as cl:
+        assert cl.call("wm.get", {"ns": NS, "key": "k", "consistency": "linearizable"})["value"] == 3
+
+
+def test_a_node_paused_past_its_lease_comes_back_to_fenced_writes(cluster):
+    c = cluster(2)
+    with c[0].client("holder") as holder:
+        token = holder.acquire(NS, "job", 1000)["token"]
+        holder.set(NS, "out", "before", fence={"resource": "job", "token": token})
+        os.kill(c[0].pid, signal.SIGSTOP)
+        try:
+            with c[1].client("taker") as taker:
+                taken = taker.acquire(NS, "job", 60_000, wait_ms=10_000)
+                assert taken["token"] > token
+        finally:
+            os.kill(c[0].pid, signal.SIGCONT)
+        with pytest.raises(MnemoError) as e:
+            holder.set(NS, "out", "after", fence={"resource": "job", "token": token})
+        assert e.value.name == "FENCED"
+    with c[1].client() as cl:
+        assert cl.get(NS, "out")["value"] == "before"
