@@ -1,0 +1,24 @@
+"""The contract suite (schemas/test_live_responses.py) against a cluster node, as it runs
+against a single node; the tiers a node does not serve are skipped there, and their
+methods must be refused naming the cluster."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def test_live_contract_suite_passes_against_a_cluster_node(postgres):
+    db = postgres.new_database()
+    binary = os.path.abspath(os.environ.get("MNEMOD_BIN", str(ROOT / ".build" / "debug" / "mnemod")))
+    env = dict(os.environ, MNEMO_LIVE_CLUSTER=postgres.conninfo(db), MNEMOD_BIN=binary)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                          str(ROOT / "schemas" / "test_live_responses.py")],
+                         cwd=ROOT / "schemas", env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    summary = run.stdout.strip().splitlines()[-1]
+    assert "passed" in summary and "failed" not in summary, summary
+    print("\n[cluster] live contract suite on a node: " + summary)
