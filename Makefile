@@ -1,7 +1,7 @@
 # Mnemo: `make run` starts the daemon on its embedded defaults, `make test` runs every test.
 SWIFT ?= swift
 PYTHON ?= python3
-APT_PACKAGES := libsqlite3-dev libblas-dev libopenblas-dev socat systemd gcc sqlite3
+APT_PACKAGES := libsqlite3-dev libblas-dev libopenblas-dev libpq-dev postgresql-15 socat systemd gcc sqlite3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test build deps pydeps release clean bench fuzz model
@@ -35,7 +35,7 @@ build: deps
 
 ## test: schema and contract checks, the Python client, unit and end-to-end tests against real
 ## daemons, then the short hardening suite (kill -9, disk full, hostile clients, wire fuzz, soak),
-## the attack suite, `mnemo mcp` under mcp-conform and the official MCP client, a package
+## the attack suite, cluster mode (three nodes on a throwaway PostgreSQL), `mnemo mcp` under mcp-conform and the official MCP client, a package
 ## that depends on MnemoClient by URL and version, and the
 ## Python client built as sdist and wheel and installed from the wheel in a clean venv
 test: build pydeps model
@@ -44,6 +44,7 @@ test: build pydeps model
 	$(SWIFT) test --skip-build
 	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/hardening
 	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/security
+	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/cluster
 	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/mcp
 	MNEMOD_BIN=.build/debug/mnemod bash scripts/check-client-package.sh
 	MNEMOD_BIN=.build/debug/mnemod PYTHON=$(PYTHON) bash scripts/check-python-package.sh

@@ -102,15 +102,18 @@ struct SystemdUnitTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-units-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        for unit in ["mnemod.socket", "mnemod.service"] {
+        // The cluster node's template is verified as an instance of it.
+        let units = [("mnemod.socket", "mnemod.socket"), ("mnemod.service", "mnemod.service"),
+                     ("mnemod-node@.service", "mnemod-node@test.service")]
+        for (unit, instance) in units {
             let text = try String(contentsOf: root.appendingPathComponent("dist/systemd/\(unit)"), encoding: .utf8)
             #expect(unit == "mnemod.socket" || text.contains("Type=notify"))
             try text.replacingOccurrences(of: "/usr/local/bin/mnemod", with: Daemon.binary("mnemod"))
-                .write(to: dir.appendingPathComponent(unit), atomically: true, encoding: .utf8)
+                .write(to: dir.appendingPathComponent(instance), atomically: true, encoding: .utf8)
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.analyze)
-        p.arguments = ["verify", "--man=no"] + ["mnemod.socket", "mnemod.service"].map { dir.appendingPathComponent($0).path }
+        p.arguments = ["verify", "--man=no"] + units.map { dir.appendingPathComponent($0.1).path }
         let err = Pipe()
         p.standardError = err
         p.standardOutput = err
