@@ -12,6 +12,8 @@ import TOMLKit
 /// node = "gpu-box"                     # default: the host name
 /// poll_ms = 200                        # feed read at least this often (NOTIFY wakes it sooner)
 /// max_wait_ms = 5000                   # longest wait of a read for min_rev / linearizable
+/// snapshot_every = 100000              # state snapshot into PostgreSQL every this many revisions
+/// feed_retain = 100000                 # feed revisions kept before the latest snapshot
 /// ```
 enum ClusterConfig {
     static func parse(_ table: TOMLTable, file: String) throws(ConfigError) -> ClusterSettings {
@@ -21,6 +23,8 @@ enum ClusterConfig {
         var node = ProcessInfo.processInfo.hostName
         var pollMs = 200
         var maxWaitMs = 5_000
+        var snapshotEvery = 100_000
+        var feedRetain = 100_000
         for key in table.keys {
             let value = table[key]
             func string() throws(ConfigError) -> String {
@@ -40,6 +44,8 @@ enum ClusterConfig {
             case "node": node = try string()
             case "poll_ms": pollMs = try int(10...10_000)
             case "max_wait_ms": maxWaitMs = try int(0...60_000)
+            case "snapshot_every": snapshotEvery = try int(10...100_000_000)
+            case "feed_retain": feedRetain = try int(0...100_000_000)
             default: throw ConfigError("\(file): unknown key cluster.\(key)")
             }
         }
@@ -64,6 +70,7 @@ enum ClusterConfig {
                 throw ConfigError("\(file): cluster.password_file \(path) cannot be read: \(error.localizedDescription)")
             }
         }
-        return ClusterSettings(conninfo: conninfo, password: password, node: node, pollMs: pollMs, maxWaitMs: maxWaitMs)
+        return ClusterSettings(conninfo: conninfo, password: password, node: node, pollMs: pollMs, maxWaitMs: maxWaitMs,
+                               snapshotEvery: Int64(snapshotEvery), feedRetain: Int64(feedRetain))
     }
 }

@@ -288,3 +288,38 @@ def test_a_node_paused_past_its_lease_comes_back_to_fenced_writes(cluster):
         assert e.value.name == "FENCED"
     with c[1].client() as cl:
         assert cl.get(NS, "out")["value"] == "before"
+
+
+def test_a_restarted_node_starts_from_the_latest_snapshot_and_the_feed_is_trimmed(cluster):
+    c = cluster(2, extra="snapshot_every = 50\nfeed_retain = 10\n")
+    with c[0].client("writer") as cl:
+        for i in range(200):
+            cl.set(NS, f"k{i}", i)
+        token = cl.acquire(NS, "job", 600_000)["token"]
+        cl.transition(NS, "t1", "pending")
+    deadline = time.monotonic() + 20
+    while True:  # the sweeper writes snapshots every 100 ms when due
+        snap = int(c.pg.psql("SELECT coalesce(max(rev), 0) FROM mnemo_snapshots", c.db))
+        oldest = int(c.pg.psql("SELECT coalesce(min(rev), 0) FROM mnemo_changes", c.db))
+        if snap >= 100 and oldest > 1:
+            break
+        assert time.monotonic() < deadline, (snap, oldest)
+        time.sleep(0.05)
+    assert oldest <= snap - 10 + 1, "the retained tail is kept"
+    c[1].kill9()
+    c[1].start()
+    with c[1].client("reader") as cl:
+        for i in range(200):
+            assert cl.get(NS, f"k{i}")["value"] == i
+        assert cl.claims(NS)["claims"][0]["token"] == token
+        assert cl.call("task.get", {"ns": NS, "task": "t1"})["state"] == "pending"
+        cl.set(NS, "after", 1)  # and it writes on from there
+
+
+def test_a_node_refuses_a_database_whose_schema_is_newer(cluster):
+    c = cluster(1)
+    c.pg.psql("UPDATE mnemo_meta SET value = '99' WHERE key = 'schema_version'", c.db)
+    c[0].kill9()
+    with pytest.raises(RuntimeError) as e:
+        c[0].start(timeout=15)
+    assert "exited with 69" in str(e.value) and "schema version 99" in str(e.value)

@@ -19,13 +19,22 @@ public struct ClusterSettings: Sendable {
     public var pollMs: Int
     /// Longest wait of a read for `min_rev` or `consistency: "linearizable"`.
     public var maxWaitMs: Int
+    /// A snapshot of the state is written once the feed grew by this many revisions past
+    /// the latest one.
+    public var snapshotEvery: Int64
+    /// Revisions of the feed kept before the latest snapshot (for nodes catching up and
+    /// watches resuming from an older revision); older rows are deleted.
+    public var feedRetain: Int64
 
-    public init(conninfo: String, password: String? = nil, node: String, pollMs: Int = 200, maxWaitMs: Int = 5_000) {
+    public init(conninfo: String, password: String? = nil, node: String, pollMs: Int = 200, maxWaitMs: Int = 5_000,
+                snapshotEvery: Int64 = 100_000, feedRetain: Int64 = 100_000) {
         self.conninfo = conninfo
         self.password = password
         self.node = node
         self.pollMs = pollMs
         self.maxWaitMs = maxWaitMs
+        self.snapshotEvery = snapshotEvery
+        self.feedRetain = feedRetain
     }
 }
 
@@ -177,16 +186,42 @@ public final class ClusterLog: Sendable {
         return out
     }
 
+    /// The latest snapshot: its revision and records; nil when there is none.
+    func latestSnapshot(_ conn: PGConnection) throws(PGError) -> FeedRow? {
+        let rows = try conn.exec("SELECT rev, body FROM mnemo_snapshots ORDER BY rev DESC LIMIT 1", [], binaryResults: true)
+        guard rows.count == 1 else { return nil }
+        let rev = Self.bigEndian(rows.bytes(0, 0))
+        return FeedRow(rev: rev, firstRev: 0, body: rows.bytes(0, 1))
+    }
+
+    /// The revision of the latest snapshot (0: none), on a connection of its own.
+    func latestSnapshotRevision() throws(PGError) -> Int64 {
+        let conn = try PGConnection(conninfo: settings.conninfo, password: settings.password)
+        return try conn.exec("SELECT coalesce(max(rev), 0) FROM mnemo_snapshots").int(0, 0)
+    }
+
+    /// Stores a snapshot of the state at `rev`, drops older ones and the feed rows more than
+    /// `feedRetain` revisions before it, on a connection of its own (writes go on).
+    func writeSnapshot(rev: Int64, body: [UInt8]) throws(PGError) {
+        let conn = try PGConnection(conninfo: settings.conninfo, password: settings.password)
+        try conn.exec("BEGIN")
+        try conn.exec("INSERT INTO mnemo_snapshots (rev, node, body) VALUES ($1, $2, $3) ON CONFLICT (rev) DO NOTHING",
+                      [.int(rev), .text(settings.node), .bytes(body)])
+        try conn.exec("DELETE FROM mnemo_snapshots WHERE rev < $1", [.int(rev)])
+        try conn.exec("DELETE FROM mnemo_changes WHERE rev <= $1", [.int(rev - settings.feedRetain)])
+        try conn.exec("COMMIT")
+    }
+
     private static func bigEndian(_ b: [UInt8]) -> Int64 {
         var v: UInt64 = 0
         for byte in b { v = v << 8 | UInt64(byte) }
         return Int64(bitPattern: v)
     }
 
-    /// Tails the feed on a thread of its own until ``stop()``: calls `follow` with a reader
-    /// of the rows after a revision, woken by NOTIFY or every `pollMs`; reconnects with
+    /// Tails the feed on a thread of its own until ``stop()``: calls `follow` with its
+    /// connection, woken by NOTIFY or every `pollMs`; reconnects with
     /// backoff (50 ms doubling to 2 s) after a lost connection.
-    func startTailing(_ follow: @escaping @Sendable (_ fetch: (Int64) throws(PGError) -> [FeedRow]) throws(ClusterError) -> Void) {
+    func startTailing(_ follow: @escaping @Sendable (PGConnection) throws(ClusterError) -> Void) {
         let thread = Thread { [self] in
             var conn: PGConnection?
             var backoffMs = 50
@@ -200,7 +235,7 @@ public final class ClusterLog: Sendable {
                     }
                     guard let c = conn else { continue }
                     do throws(ClusterError) {
-                        try follow { after throws(PGError) in try fetch(c, after: after, limit: nil) }
+                        try follow(c)
                     } catch .postgres(let e) {
                         throw e
                     } catch {

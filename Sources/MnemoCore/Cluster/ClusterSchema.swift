@@ -9,9 +9,12 @@
 ///   transaction (its revisions `first_rev...rev`), its body the journal's change records
 ///   (one compact JSON object per line, the same codec the single-node journal writes).
 ///   Every node rebuilds its in-memory state from it and tails it.
+/// - `mnemo_snapshots` (version 2): the whole state as of a revision, in the same record
+///   format; a node starts from the latest one and the rows after it, so the feed before
+///   it (past a retained tail) can be deleted.
 enum ClusterSchema {
     /// The newest version this build knows.
-    static let version = 1
+    static let version = 2
 
     /// Migration `i` brings the schema from version `i` to `i + 1`.
     static let migrations: [String] = [
@@ -21,6 +24,14 @@ enum ClusterSchema {
         CREATE TABLE mnemo_changes (
             rev bigint PRIMARY KEY,
             first_rev bigint NOT NULL,
+            node text NOT NULL,
+            at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            body bytea NOT NULL
+        );
+        """,
+        """
+        CREATE TABLE mnemo_snapshots (
+            rev bigint PRIMARY KEY,
             node text NOT NULL,
             at timestamptz NOT NULL DEFAULT clock_timestamp(),
             body bytea NOT NULL

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import MnemoProtocol
 
@@ -24,16 +25,8 @@ extension WorkingMemory {
             throw .postgres(PGError(message: error.message, connectionLost: true))
         }
         let conn = try ClusterLog.connect(log.settings)
-        do {
-            try wm.rebuild(from: try log.fetch(conn, after: 0, limit: nil))
-        } catch let e as PGError {
-            throw .postgres(e)
-        } catch let e as ClusterError {
-            throw e
-        } catch {
-            throw .postgres(PGError(message: "\(error)", connectionLost: false))
-        }
-        log.startTailing { [wm] fetch throws(ClusterError) in try wm.follow(fetch) }
+        try wm.load(conn)
+        log.startTailing { [wm] conn throws(ClusterError) in try wm.follow(conn) }
         logger.info("cluster node joined", metadata: ["node": "\(log.settings.node)", "rev": "\(wm.revision)",
                                                       "keys": "\(wm.stats.keys)"])
         return wm
@@ -120,19 +113,23 @@ extension WorkingMemory {
     // MARK: following the feed
 
     /// One step of the tailer: applies the rows after this node's revision, or rebuilds the
-    /// whole state when a write's outcome was lost.
-    func follow(_ fetch: (Int64) throws(PGError) -> [FeedRow]) throws(ClusterError) {
+    /// whole state when a write's outcome was lost or the rows it needs were trimmed.
+    func follow(_ conn: PGConnection) throws(ClusterError) {
+        guard let cluster else { return }
         do {
-            if resyncNeeded.load(ordering: .relaxed), let cluster {
-                // Under the writer, so that no write of this node runs on the state replaced.
-                let rows = try fetch(0)
-                try cluster.withWriter { _ in Result { () throws(ClusterError) in try rebuild(from: rows) } }.get()
+            if resyncNeeded.load(ordering: .relaxed) {
+                try load(conn)
                 logger.warning("cluster node resynchronized from the change feed", metadata: ["rev": "\(revision)"])
                 return
             }
-            let rows = try fetch(revision)
+            let rows = try cluster.fetch(conn, after: revision, limit: nil)
             guard !rows.isEmpty else { return }
-            try state.withLock { s throws(ClusterError) in try applyFeed(&s, rows) }
+            do {
+                try state.withLock { s throws(ClusterError) in try applyFeed(&s, rows) }
+            } catch {
+                resyncNeeded.store(true, ordering: .relaxed)  // e.g. the rows it needed were trimmed
+                throw error
+            }
             revisionWaiters()
         } catch let e as PGError {
             throw .postgres(e)
@@ -141,6 +138,31 @@ extension WorkingMemory {
         } catch {
             throw .postgres(PGError(message: "\(error)", connectionLost: false))
         }
+    }
+
+    /// Builds the state from the latest snapshot and the feed after it, and puts it in place
+    /// of this node's, under the writer (no write of this node runs on the state replaced).
+    func load(_ conn: PGConnection) throws(ClusterError) {
+        guard let cluster else { return }
+        let fresh: WorkingState
+        do {
+            let snapshot = try cluster.latestSnapshot(conn)
+            let rows = try cluster.fetch(conn, after: snapshot?.rev ?? 0, limit: nil)
+            fresh = try build(snapshot: snapshot, rows: rows)
+            lastSnapshotRev.store(snapshot?.rev ?? 0, ordering: .relaxed)
+        } catch let e as PGError {
+            throw .postgres(e)
+        } catch let e as ClusterError {
+            throw e
+        } catch {
+            throw .postgres(PGError(message: "\(error)", connectionLost: false))
+        }
+        cluster.withWriter { _ in
+            state.withLock { $0 = fresh }
+            resyncNeeded.store(false, ordering: .relaxed)
+        }
+        // Whatever was waited on may have changed: every parked call looks again.
+        for w in waiters.withLock({ w in defer { w.byKey = [:] }; return w.byKey.values.flatMap(\.values) }) { w() }
     }
 
     /// Applies feed rows this node has not applied yet, in order, waking watches and the
@@ -162,17 +184,53 @@ extension WorkingMemory {
         }
     }
 
-    /// Replaces the whole state with the one the feed builds.
-    func rebuild(from rows: [FeedRow]) throws(ClusterError) {
+    /// The state a snapshot and the feed rows after it build.
+    private func build(snapshot: FeedRow?, rows: [FeedRow]) throws(ClusterError) -> WorkingState {
         var fresh = WorkingState()
+        if let snapshot {
+            for change in try Self.decode(snapshot) { fresh.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs()) }
+            fresh.rev = snapshot.rev
+        }
         for row in rows {
+            guard row.firstRev == fresh.rev + 1 else {
+                throw .badRecord(rev: row.rev, "it starts at revision \(row.firstRev) after revision \(fresh.rev)")
+            }
             for change in try Self.decode(row) { fresh.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs()) }
             fresh.rev = row.rev
         }
-        state.withLock { $0 = fresh }
-        resyncNeeded.store(false, ordering: .relaxed)
-        // Whatever was waited on may have changed: every parked call looks again.
-        for w in waiters.withLock({ w in defer { w.byKey = [:] }; return w.byKey.values.flatMap(\.values) }) { w() }
+        return fresh
+    }
+
+    // MARK: snapshots
+
+    /// Writes a snapshot of the state into PostgreSQL once the feed grew by
+    /// `snapshotEvery` revisions past the latest one (whichever node wrote it), on a thread
+    /// of its own; the feed before it, past `feedRetain` revisions, is deleted.
+    func clusterSnapshotIfNeeded() {
+        guard let cluster, !resyncNeeded.load(ordering: .relaxed),
+              revision - lastSnapshotRev.load(ordering: .relaxed) >= cluster.settings.snapshotEvery,
+              snapshotting.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+        else { return }
+        Thread.detachNewThread { [self] in
+            defer { snapshotting.store(false, ordering: .releasing) }
+            do {
+                // Another node may have written one meanwhile.
+                let latest = try cluster.latestSnapshotRevision()
+                lastSnapshotRev.store(latest, ordering: .relaxed)
+                guard revision - latest >= cluster.settings.snapshotEvery else { return }
+                let snap = state.withLock { $0 }  // copy-on-write capture
+                var body: [UInt8] = []
+                for change in snap.asChanges() {
+                    if !body.isEmpty { body.append(UInt8(ascii: "\n")) }
+                    body.append(contentsOf: ChangeCodec.encode(change))
+                }
+                try cluster.writeSnapshot(rev: snap.rev, body: body)
+                lastSnapshotRev.store(snap.rev, ordering: .relaxed)
+                logger.info("cluster snapshot written", metadata: ["rev": "\(snap.rev)", "bytes": "\(body.count)"])
+            } catch {
+                logger.warning("cluster snapshot failed; the feed still holds everything", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     private static func decode(_ row: FeedRow) throws(ClusterError) -> [Change] {

@@ -23,6 +23,8 @@ public final class WorkingMemory: Sendable {
     /// Set when a cluster write's outcome is unknown: the state is rebuilt from the feed
     /// before working memory is served again.
     let resyncNeeded = Atomic<Bool>(false)
+    /// The revision of the cluster's latest snapshot this node knows of.
+    let lastSnapshotRev = Atomic<Int64>(0)
     let logger: Logger
     /// Callbacks waiting for a claim to end (`claim.acquire`, `leader.campaign` with
     /// `wait_ms`), a barrier generation or a proposal round to end, by id.
@@ -235,6 +237,7 @@ public final class WorkingMemory: Sendable {
     /// The file is written on a thread of its own (one snapshot at a time), so the caller
     /// (the sweeper's task) is not blocked for the seconds a large state takes to write.
     public func snapshotIfNeeded(thresholdBytes: Int) {
+        if cluster != nil { return clusterSnapshotIfNeeded() }
         guard let journal, journal.bytesSinceSnapshot >= thresholdBytes else { return }
         guard snapshotting.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
         Thread.detachNewThread { [self] in
