@@ -44,10 +44,29 @@ extension WorkingMemory {
     func write<T>(_ body: (inout WorkingState) throws(WireError) -> T) throws(WireError) -> T {
         guard let cluster else { return try state.withLock { s throws(WireError) in try body(&s) } }
         try checkSynchronized()
-        let outcome: Result<T, WireError> = cluster.withWriter { box in
+        // The body does not outlive this call: the queue drops it before answering.
+        return try withoutActuallyEscaping(body) { body throws(WireError) -> T in
+            let write = TypedWrite(body)
+            if !writes.enqueue(write) {
+                write.signal.wait()  // done, or handed the lead
+            }
+            if !write.finished {
+                let batch = writes.takeBatch()
+                commitBatch(batch, cluster)
+                writes.finish(batch, leader: write)
+            }
+            if case .success = write.outcome { revisionWaiters() }
+            return try write.outcome.get()
+        }
+    }
+
+    /// Runs a batch of writes in one PostgreSQL transaction (see ``WriteQueue``): each
+    /// keeps its own outcome; if the batch cannot be committed, every write in it fails.
+    private func commitBatch(_ batch: [QueuedWrite], _ cluster: ClusterLog) {
+        let failure: WireError? = cluster.withWriter { box in
             let tx: ClusterLog.Transaction
-            do throws(WireError) { tx = try cluster.begin(&box, applied: revision) } catch { return .failure(error) }
-            let (outcome, committed) = state.withLock { s -> (Result<T, WireError>, Bool) in
+            do throws(WireError) { tx = try cluster.begin(&box, applied: revision) } catch { return error }
+            let (failure, committed) = state.withLock { s -> (WireError?, Bool) in
                 do {
                     try applyFeed(&s, tx.missing)
                     guard s.rev == tx.rev else {
@@ -55,29 +74,27 @@ extension WorkingMemory {
                     }
                 } catch {
                     resyncNeeded.store(true, ordering: .relaxed)
-                    return (.failure(.app(.unavailable, "\(error); this node resynchronizes", [JSONMember("reason", .string("cluster"))])), false)
+                    return (.app(.unavailable, "\(error); this node resynchronizes", [JSONMember("reason", .string("cluster"))]), false)
                 }
                 s.txn = ClusterTransaction()
-                let outcome: Result<T, WireError>
-                do throws(WireError) { outcome = .success(try body(&s)) } catch { outcome = .failure(error) }
+                for write in batch { write.run(&s) }
                 let txn = s.txn ?? ClusterTransaction()
                 s.txn = nil
-                guard !txn.body.isEmpty else { return (outcome, false) }
+                guard !txn.body.isEmpty else { return (nil, false) }
                 do throws(WireError) {
                     try cluster.commit(&box, tx, first: tx.rev + 1, last: s.rev, body: txn.body)
                 } catch {
                     // Applied here, perhaps not committed there: this state is not to be served.
                     resyncNeeded.store(true, ordering: .relaxed)
-                    return (.failure(error), true)
+                    return (error, true)
                 }
                 notifyObservers(txn.events)
-                return (outcome, true)
+                return (nil, true)
             }
             if !committed { cluster.rollback(&box, tx) }
-            return outcome
+            return failure
         }
-        if case .success = outcome { revisionWaiters() }
-        return try outcome.get()
+        if let failure { for write in batch { write.fail(failure) } }
     }
 
     /// Refuses working-memory calls while this node's state is being rebuilt.

@@ -23,6 +23,8 @@ public final class WorkingMemory: Sendable {
     /// Set when a cluster write's outcome is unknown: the state is rebuilt from the feed
     /// before working memory is served again.
     let resyncNeeded = Atomic<Bool>(false)
+    /// Writes waiting for this cluster node's next transaction (group commit).
+    let writes = WriteQueue()
     /// The revision of the cluster's latest snapshot this node knows of.
     let lastSnapshotRev = Atomic<Int64>(0)
     let logger: Logger

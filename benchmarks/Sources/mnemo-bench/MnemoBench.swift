@@ -11,12 +11,12 @@ struct MnemoBench: ParsableCommand {
         discussion: """
             Profiles: `short` (make bench, a few minutes) and `full` (the committed run: 1M keys,
             records and vectors; 1 to 64 clients). Every option below overrides the profile.
-            Workloads: get, set, strict, claim, result, ep, sem, step, mem, embed (or `all`).
+            Workloads: get, set, strict, claim, result, ep, sem, step, mem, embed, cluster (or `all`).
             """)
 
     @Option(help: "mnemod binary (release build).") var mnemod = "../.build/release/mnemod"
     @Option(help: "short or full.") var profile = "short"
-    @Option(help: "Workloads, comma-separated (get,set,strict,claim,result,ep,sem,step,mem,embed), or all.")
+    @Option(help: "Workloads, comma-separated (get,set,strict,claim,result,ep,sem,step,mem,embed,cluster), or all.")
     var workloads = "all"
     @Option(help: "Client counts, comma-separated (profile: 1,32 short; 1,8,32,64 full).") var clients: String?
     @Option(help: "Rounds; mnemod and its peer alternate in each.") var rounds: Int?
@@ -83,6 +83,7 @@ struct MnemoBench: ParsableCommand {
             case "sem": try bench.semantic()
             case "step": try bench.agentStep()
             case "embed": try bench.encoder()
+            case "cluster": try bench.cluster()
             default: break
             }
             log("   \(w): \(Int(Date().timeIntervalSince(t0))) s")
@@ -103,7 +104,7 @@ func log(_ s: String) {
 
 /// What one invocation measures and the results so far.
 final class Bench {
-    static let allWorkloads = ["get", "set", "strict", "claim", "agree", "result", "mem", "ep", "sem", "step", "embed"]
+    static let allWorkloads = ["get", "set", "strict", "claim", "agree", "result", "mem", "ep", "sem", "step", "embed", "cluster"]
 
     let mnemod: String
     let full: Bool

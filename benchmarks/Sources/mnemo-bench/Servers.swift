@@ -61,12 +61,16 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// mnemod with a durability mode, on a fresh data directory, or on `dir` (kept at stop).
-    static func mnemod(_ binary: String, durability: String, cpus: String?, threads: Int?, dir keep: String? = nil) throws
-        -> ServerProcess
+    static func mnemod(_ binary: String, durability: String, cpus: String?, threads: Int?, dir keep: String? = nil,
+                       config: String? = nil) throws -> ServerProcess
     {
         let dir = keep ?? tempDir("mnemod-\(durability)")
         let socket = dir + "/m.sock"
         var args = ["--socket", socket, "--data-dir", dir + "/data", "--durability", durability, "--log-level", "error"]
+        if let config {
+            try config.write(toFile: dir + "/mnemod.toml", atomically: true, encoding: .utf8)
+            args += ["--config", dir + "/mnemod.toml"]
+        }
         if let threads { args += ["--threads", String(threads)] }
         var exe = binary
         if let cpus {
