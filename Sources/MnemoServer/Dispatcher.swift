@@ -13,7 +13,10 @@ struct Method: Sendable {
     /// Whether `session.hello` must have succeeded first.
     let requiresSession: Bool
     /// Whether it runs on a worker thread (SQLite or BLAS work), never on an event loop.
-    let offLoop: Bool
+    var offLoop: Bool
+    /// Whether it runs on a worker thread unless it may wait (`wait_ms` given): a parked
+    /// call is answered by its event loop. Set for a cluster node's writes (see ``adapt``).
+    var offLoopUnlessWaiting = false
     var handler: Handler
     /// Position in the table, where its statistics are kept.
     var index = 0
@@ -248,7 +251,7 @@ final class Dispatcher: Sendable {
             }
             if method.requiresSession, let meter = session.meter { try meter.admit(nowNs: started) }
             try authorize(method.access, request, &session)
-            if method.offLoop && session.canPark {
+            if (method.offLoop || (method.offLoopUnlessWaiting && !request.params.has("wait_ms"))) && session.canPark {
                 offload(method, request, session: &session, started: started, shard: shard)
                 return
             }

@@ -1,7 +1,8 @@
 import MnemoCore
 import MnemoProtocol
 
-/// Reads that name how fresh they must be, and the methods a cluster node does not serve.
+/// How a cluster node serves methods differently: reads that name how fresh they must be,
+/// writes on worker threads, and the methods a cluster node does not serve.
 ///
 /// A working-memory read may carry `min_rev` (answer once this node has applied that
 /// revision) or `consistency: "linearizable"` (answer once it has applied the cluster's
@@ -21,11 +22,23 @@ extension Dispatcher {
         name.hasPrefix("ep.") || name.hasPrefix("sem.") || name == "admin.import" || name == "admin.snapshot"
     }
 
+    /// Working-memory writes. On a cluster node they wait for PostgreSQL, so they run on
+    /// worker threads (unless they may park): an event loop blocked in one would hold back
+    /// its other connections, and the writes that arrive meanwhile could not join the
+    /// node's next group commit.
+    static let clusterWrites: Set<String> = [
+        "wm.set", "wm.del", "wm.expire", "wm.clear", "wm.txn", "claim.acquire", "claim.renew", "claim.release",
+        "result.put", "task.transition", "inbox.post", "inbox.ack", "barrier.arrive", "vote.open", "vote.cast",
+        "leader.campaign", "leader.resign",
+    ]
+
     /// `method` as this engine serves it: refused on a cluster node when it is single-node
-    /// only; taking `min_rev`/`consistency` when it is a read.
+    /// only; taking `min_rev`/`consistency` when it is a read; on a worker when it is a
+    /// cluster node's write.
     static func adapt(_ name: String, _ method: Method, engine: Engine, status: ServerStatus) -> Method {
         var method = method
         let inner = method.handler
+        if engine.cluster != nil, clusterWrites.contains(name) { method.offLoopUnlessWaiting = true }
         if engine.cluster != nil, servedOnSingleNodeOnly(name) {
             method.handler = { _, _, _ throws(WireError) in
                 throw WireError(code: -32601, message: "\(name) is not served by a cluster node: its tier is not in the cluster's PostgreSQL yet",
