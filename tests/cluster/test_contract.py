@@ -22,3 +22,17 @@ def test_live_contract_suite_passes_against_a_cluster_node(postgres):
     summary = run.stdout.strip().splitlines()[-1]
     assert "passed" in summary and "failed" not in summary, summary
     print("\n[cluster] live contract suite on a node: " + summary)
+
+
+def test_the_readme_walkthrough_runs_as_written():
+    """The README's cluster example, extracted and run with this build on PATH."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Cluster mode on PostgreSQL"):]
+    block = section[section.index("```sh\n") + 6:section.index("\n```", section.index("```sh\n"))]
+    binaries = os.path.dirname(os.path.abspath(os.environ.get("MNEMOD_BIN", str(ROOT / ".build" / "debug" / "mnemod"))))
+    for leftover in ("/tmp/pg", "/tmp/node-a", "/tmp/node-b"):
+        subprocess.run(["rm", "-rf", leftover], check=True)
+    run = subprocess.run(["bash", "-e", "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PATH=binaries + os.pathsep + os.environ["PATH"]))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "version 1" in run.stdout and '"step": 1' in run.stdout, run.stdout
