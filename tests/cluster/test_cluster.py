@@ -140,7 +140,7 @@ def test_min_rev_gives_read_after_write_across_nodes(cluster):
     c = cluster(3, extra="max_wait_ms = 300\n")
     with c[0].client("a") as a, c[1].client("b") as b:
         w = a.set(NS, "plan", {"step": 1})
-        got = b.call("wm.get", {"ns": NS, "key": "plan", "min_rev": w["rev"]})
+        got = b.get(NS, "plan", min_rev=w["rev"])
         assert got["found"] and got["value"] == {"step": 1}
         a.transition(NS, "t1", "pending")
         t = a.call("task.get", {"ns": NS, "task": "t1"})

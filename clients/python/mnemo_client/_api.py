@@ -105,16 +105,20 @@ class ApiMixin:
         params["value"] = value  # null is a legal value
         return self._invoke("wm.set", params)
 
-    def get(self, ns: str, key: str) -> Any:
-        return self._invoke("wm.get", {"ns": ns, "key": key})
+    def get(self, ns: str, key: str, *, min_rev: Optional[int] = None, consistency: Optional[str] = None) -> Any:
+        """``min_rev``: answered once the node applied that revision (another agent's write's
+        ``rev``); ``consistency="linearizable"``: the cluster's latest state (see the README's
+        cluster mode). Both are accepted by every read below."""
+        return self._invoke("wm.get", _clean(ns=ns, key=key, min_rev=min_rev, consistency=consistency))
 
     def delete(self, ns: str, key: str, *, if_version: Optional[int] = None,
                fence: Optional[Mapping[str, Any]] = None) -> Any:
         return self._invoke("wm.del", _clean(ns=ns, key=key, if_version=if_version, fence=fence))
 
     def list(self, ns: str, *, prefix: Optional[str] = None, limit: Optional[int] = None,
-             cursor: Optional[str] = None) -> Any:
-        return self._invoke("wm.list", _clean(ns=ns, prefix=prefix, limit=limit, cursor=cursor))
+             cursor: Optional[str] = None, min_rev: Optional[int] = None, consistency: Optional[str] = None) -> Any:
+        return self._invoke("wm.list", _clean(ns=ns, prefix=prefix, limit=limit, cursor=cursor, min_rev=min_rev,
+                                              consistency=consistency))
 
     def expire(self, ns: str, key: str, ttl_ms: Optional[int]) -> Any:
         """Set the TTL (ms from now) or remove it (``ttl_ms=None``)."""
@@ -140,8 +144,8 @@ class ApiMixin:
     def release(self, ns: str, resource: str, token: int) -> Any:
         return self._invoke("claim.release", {"ns": ns, "resource": resource, "token": token})
 
-    def claims(self, ns: str) -> Any:
-        return self._invoke("claim.list", {"ns": ns})
+    def claims(self, ns: str, *, min_rev: Optional[int] = None, consistency: Optional[str] = None) -> Any:
+        return self._invoke("claim.list", _clean(ns=ns, min_rev=min_rev, consistency=consistency))
 
     # -- agreement ---------------------------------------------------------------------------
     def arrive(self, ns: str, name: str, parties: int, *, value: Any = None, generation: Optional[int] = None,
@@ -195,14 +199,16 @@ class ApiMixin:
             params["from"] = from_
         return self._invoke("task.transition", params)
 
-    def task(self, ns: str, task: str) -> Any:
-        return self._invoke("task.get", {"ns": ns, "task": task})
+    def task(self, ns: str, task: str, *, min_rev: Optional[int] = None, consistency: Optional[str] = None) -> Any:
+        return self._invoke("task.get", _clean(ns=ns, task=task, min_rev=min_rev, consistency=consistency))
 
     def post(self, ns: str, to: str, type: str, content: Any) -> Any:  # noqa: A002 (contract name)
         return self._invoke("inbox.post", {"ns": ns, "to": to, "type": type, "content": content})
 
-    def read_inbox(self, ns: str, *, unacked_only: Optional[bool] = None, limit: Optional[int] = None) -> Any:
-        return self._invoke("inbox.read", _clean(ns=ns, unacked_only=unacked_only, limit=limit))
+    def read_inbox(self, ns: str, *, unacked_only: Optional[bool] = None, limit: Optional[int] = None,
+                   min_rev: Optional[int] = None, consistency: Optional[str] = None) -> Any:
+        return self._invoke("inbox.read", _clean(ns=ns, unacked_only=unacked_only, limit=limit, min_rev=min_rev,
+                                                 consistency=consistency))
 
     def ack(self, ns: str, ids: Sequence[str]) -> Any:
         return self._invoke("inbox.ack", {"ns": ns, "ids": list(ids)})
