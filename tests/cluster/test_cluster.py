@@ -32,6 +32,11 @@ def call_retrying(node, method: str, params: Dict[str, Any], agent: str = "agent
     raise AssertionError(f"{method} still UNAVAILABLE after {attempts} attempts")
 
 
+def parked_calls(node) -> int:
+    with node.client("probe") as probe:
+        return probe.stats()["connections"]["waiting"]
+
+
 def test_sixty_agents_race_for_one_claim_and_tokens_keep_increasing(cluster):
     c = cluster(3)
     barrier = threading.Barrier(60)
@@ -50,8 +55,10 @@ def test_sixty_agents_race_for_one_claim_and_tokens_keep_increasing(cluster):
     assert len(granted) == 1, outcomes
     assert sorted(kind for kind, _ in outcomes) == ["CLAIMED"] * 59 + ["granted"]
     # Every node agrees on the holder.
-    holders = {n.client("probe").__enter__().call("claim.list", {"ns": NS, "consistency": "linearizable"})["claims"][0]["holder"]
-               for n in c.nodes}
+    holders = set()
+    for n in c.nodes:
+        with n.client("probe") as probe:
+            holders.add(probe.claims(NS, consistency="linearizable")["claims"][0]["holder"])
     assert len(holders) == 1
 
     tokens = [granted[0]["token"]]
@@ -323,3 +330,41 @@ def test_a_node_refuses_a_database_whose_schema_is_newer(cluster):
     with pytest.raises(RuntimeError) as e:
         c[0].start(timeout=15)
     assert "exited with 69" in str(e.value) and "schema version 99" in str(e.value)
+
+
+def test_a_claim_wait_on_one_node_wakes_on_a_release_on_another(cluster):
+    c = cluster(2)
+    with c[0].client("holder") as holder, c[1].client("waiter") as waiter:
+        token = holder.acquire(NS, "job", 60_000)["token"]
+        got: Dict[str, Any] = {}
+
+        def wait() -> None:
+            # The holder's lease outlasts the wait: only the release can end it in time.
+            got["reply"] = waiter.acquire(NS, "job", 60_000, wait_ms=30_000)
+
+        t = threading.Thread(target=wait)
+        t.start()
+        deadline = time.monotonic() + 20
+        while parked_calls(c[1]) < 1:
+            assert time.monotonic() < deadline, "the waiter never parked"
+            time.sleep(0.02)
+        holder.release(NS, "job", token)
+        t.join(timeout=25)
+        assert got["reply"]["granted"] is True and got["reply"]["token"] > token
+
+
+def test_a_barrier_opens_across_nodes(cluster):
+    c = cluster(3)
+    replies: List[Any] = [None] * 3
+
+    def arrive(i: int) -> None:
+        with c[i].client(f"party-{i}") as cl:
+            replies[i] = cl.arrive(NS, "gate", 3, value=i, wait_ms=20_000)
+
+    threads = [threading.Thread(target=arrive, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert all(r is not None and r["state"] == "open" for r in replies), replies
+    assert sorted(a["value"] for a in replies[0]["arrivals"]) == [0, 1, 2]

@@ -235,7 +235,9 @@ extension WorkingMemory {
                 let latest = try cluster.latestSnapshotRevision()
                 lastSnapshotRev.store(latest, ordering: .relaxed)
                 guard revision - latest >= cluster.settings.snapshotEvery else { return }
-                let snap = state.withLock { $0 }  // copy-on-write capture
+                // A copy-on-write capture, never of a state holding a write whose commit failed
+                // (the flag is set under the same lock).
+                guard let snap = state.withLock({ resyncNeeded.load(ordering: .relaxed) ? nil : $0 }) else { return }
                 var body: [UInt8] = []
                 for change in snap.asChanges() {
                     if !body.isEmpty { body.append(UInt8(ascii: "\n")) }
