@@ -33,13 +33,14 @@ run: release model
 build: deps
 	$(SWIFT) build --build-tests
 
-## test: schema and contract checks, the Python client, unit and end-to-end tests against real
+## test: schema and contract checks, documentation links, the Python client, unit and end-to-end tests against real
 ## daemons, then the short hardening suite (kill -9, disk full, hostile clients, wire fuzz, soak),
 ## the attack suite, cluster mode (three nodes on a throwaway PostgreSQL), `mnemo mcp` under mcp-conform and the official MCP client, a package
 ## that depends on MnemoClient by URL and version, and the
 ## Python client built as sdist and wheel and installed from the wheel in a clean venv
 test: build pydeps model
 	$(PYTHON) -m pytest -q schemas/
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/docs
 	$(PYTHON) -m pytest -q -p no:cacheprovider -p no:benchmark clients/python/tests
 	$(SWIFT) test --skip-build
 	MNEMOD_BIN=.build/debug/mnemod $(PYTHON) -m pytest -q -p no:cacheprovider tests/hardening

@@ -14,6 +14,7 @@ import TOMLKit
 /// max_wait_ms = 5000                   # longest wait of a read for min_rev / linearizable
 /// snapshot_every = 100000              # state snapshot into PostgreSQL every this many revisions
 /// feed_retain = 100000                 # feed revisions kept before the latest snapshot
+/// txn_timeout_ms = 5000                # a node's transaction idle this long is ended by PostgreSQL
 /// ```
 enum ClusterConfig {
     static func parse(_ table: TOMLTable, file: String) throws(ConfigError) -> ClusterSettings {
@@ -25,6 +26,7 @@ enum ClusterConfig {
         var maxWaitMs = 5_000
         var snapshotEvery = 100_000
         var feedRetain = 100_000
+        var txnTimeoutMs = 5_000
         for key in table.keys {
             let value = table[key]
             func string() throws(ConfigError) -> String {
@@ -46,6 +48,7 @@ enum ClusterConfig {
             case "max_wait_ms": maxWaitMs = try int(0...60_000)
             case "snapshot_every": snapshotEvery = try int(10...100_000_000)
             case "feed_retain": feedRetain = try int(0...100_000_000)
+            case "txn_timeout_ms": txnTimeoutMs = try int(100...600_000)
             default: throw ConfigError("\(file): unknown key cluster.\(key)")
             }
         }
@@ -71,6 +74,6 @@ enum ClusterConfig {
             }
         }
         return ClusterSettings(conninfo: conninfo, password: password, node: node, pollMs: pollMs, maxWaitMs: maxWaitMs,
-                               snapshotEvery: Int64(snapshotEvery), feedRetain: Int64(feedRetain))
+                               snapshotEvery: Int64(snapshotEvery), feedRetain: Int64(feedRetain), txnTimeoutMs: txnTimeoutMs)
     }
 }

@@ -65,7 +65,7 @@ struct CorruptionTests {
         var bytes = [UInt8](try #require(FileManager.default.contents(atPath: path)))
         // 64 bytes at the start of a page in the middle: its header and cell pointers, which
         // a structural check sees (a flip inside a row's content is invisible to SQLite, which
-        // keeps no page checksums: see the README's guarantees).
+        // keeps no page checksums: see docs/guarantees.md).
         let mid = bytes.count / 4096 / 2 * 4096
         for i in mid..<(mid + 64) { bytes[i] ^= 0xA5 }
         try Data(bytes).write(to: URL(fileURLWithPath: path))

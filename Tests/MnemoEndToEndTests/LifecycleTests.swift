@@ -56,6 +56,12 @@ struct LifecycleTests {
         ("[semantic.embedder]\nkind = \"hash\"\ndims = \"768\"", "dims"),
         ("[episodic]\nsummarizer_timeout_ms = \"5000\"", "episodic.summarizer_timeout_ms"),
         ("[[episodic.retention]]\nns = 42", ".ns"),
+        ("[cluster]\npostgres = 5", "cluster.postgres"),
+        ("[cluster]\nnode = \"a\"", "cluster.postgres"),
+        ("[cluster]\npostgres = \"host=/tmp dbname=m password=secret\"", "cluster.postgres"),
+        ("[cluster]\npostgres = \"postgresql://u:secret@db/m\"", "cluster.postgres"),
+        ("[cluster]\npostgres = \"host=/tmp\"\npassword_env = \"MNEMO_TEST_UNSET_VARIABLE\"", "MNEMO_TEST_UNSET_VARIABLE"),
+        ("[cluster]\npostgres = \"host=/tmp\"\npoll_ms = 0", "cluster.poll_ms"),
     ])
     func aWrongTypeInAnySectionIsRefusedNamingTheKey(config: String, key: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mnemo-cfg-\(UUID().uuidString.prefix(8))")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -368,3 +369,26 @@ def test_a_barrier_opens_across_nodes(cluster):
         t.join(timeout=30)
     assert all(r is not None and r["state"] == "open" for r in replies), replies
     assert sorted(a["value"] for a in replies[0]["arrivals"]) == [0, 1, 2]
+
+
+def test_a_write_never_waits_forever_for_a_counter_row_held_elsewhere(cluster):
+    c = cluster(1, extra="txn_timeout_ms = 300\n")
+    with c[0].client() as cl:
+        cl.set(NS, "k", 1)
+        # Another session holds the row for 3 s (as a node stopped inside its transaction would).
+        holder = subprocess.Popen(["psql", "-h", c.pg.sock, "-U", "postgres", "-d", c.db, "-XAtqc",
+                                   "BEGIN; SELECT rev FROM mnemo_counter FOR UPDATE; SELECT pg_sleep(3); COMMIT"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while int(c.pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_class r ON r.oid = l.relation "
+                                "WHERE r.relname = 'mnemo_counter' AND l.mode = 'RowShareLock'", c.db)) < 1:
+                assert time.monotonic() < deadline, "the other session never locked the row"
+                time.sleep(0.02)
+            with pytest.raises(MnemoError) as e:
+                cl.set(NS, "k", 2)
+            assert e.value.name == "UNAVAILABLE" and "lock" in str(e.value)
+        finally:
+            holder.wait(timeout=10)
+        assert cl.set(NS, "k", 3)["version"] > 1
+        assert cl.get(NS, "k")["value"] == 3

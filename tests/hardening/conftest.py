@@ -22,7 +22,7 @@ from harness import SETTINGS, Daemon, mnemod_binary, new_workdir  # noqa: E402
 
 
 class Report:
-    """Figures per test, for the README's "Guarantees and how they are tested"."""
+    """Figures per test, for docs/guarantees.md."""
 
     def __init__(self) -> None:
         self.entries: List[Dict[str, Any]] = []

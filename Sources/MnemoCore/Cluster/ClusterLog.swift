@@ -25,9 +25,12 @@ public struct ClusterSettings: Sendable {
     /// Revisions of the feed kept before the latest snapshot (for nodes catching up and
     /// watches resuming from an older revision); older rows are deleted.
     public var feedRetain: Int64
+    /// How long a node's write transaction may sit idle between its statements before
+    /// PostgreSQL ends it (releasing the counter row for the other nodes).
+    public var txnTimeoutMs: Int
 
     public init(conninfo: String, password: String? = nil, node: String, pollMs: Int = 200, maxWaitMs: Int = 5_000,
-                snapshotEvery: Int64 = 100_000, feedRetain: Int64 = 100_000) {
+                snapshotEvery: Int64 = 100_000, feedRetain: Int64 = 100_000, txnTimeoutMs: Int = 5_000) {
         self.conninfo = conninfo
         self.password = password
         self.node = node
@@ -35,6 +38,7 @@ public struct ClusterSettings: Sendable {
         self.maxWaitMs = maxWaitMs
         self.snapshotEvery = snapshotEvery
         self.feedRetain = feedRetain
+        self.txnTimeoutMs = txnTimeoutMs
     }
 }
 
@@ -312,6 +316,11 @@ struct ConnectionBox: @unchecked Sendable {
         conn = nil
         do {
             let c = try PGConnection(conninfo: settings.conninfo, password: settings.password)
+            // A node that stops between the statements of its transaction (paused, or cut
+            // off) holds the counter row, and with it every node's writes: PostgreSQL ends
+            // its session after `txnTimeoutMs` (its commit then fails: not acknowledged), and
+            // a write waits at most twice that for the row.
+            try c.exec("SET idle_in_transaction_session_timeout = \(settings.txnTimeoutMs); SET lock_timeout = \(2 * settings.txnTimeoutMs)")
             conn = c
             return c
         } catch {

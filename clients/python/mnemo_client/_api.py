@@ -107,8 +107,8 @@ class ApiMixin:
 
     def get(self, ns: str, key: str, *, min_rev: Optional[int] = None, consistency: Optional[str] = None) -> Any:
         """``min_rev``: answered once the node applied that revision (another agent's write's
-        ``rev``); ``consistency="linearizable"``: the cluster's latest state (see the README's
-        cluster mode). Both are accepted by every read below."""
+        ``rev``); ``consistency="linearizable"``: the cluster's latest state (see
+        docs/cluster.md). Both are accepted by every read below."""
         return self._invoke("wm.get", _clean(ns=ns, key=key, min_rev=min_rev, consistency=consistency))
 
     def delete(self, ns: str, key: str, *, if_version: Optional[int] = None,

@@ -1,4 +1,4 @@
-"""Run README examples as they are written (the adapters', and the project README's agreement example)."""
+"""Run README examples as they are written (the adapters', and the project docs' examples)."""
 import os
 import re
 import subprocess
@@ -8,7 +8,7 @@ from typing import Tuple
 
 CLIENT = Path(__file__).resolve().parents[1]
 README = CLIENT / "README.md"
-PROJECT_README = CLIENT.parents[1] / "README.md"
+DOCS = CLIENT.parents[1] / "docs"
 
 
 def example(heading: str, readme: Path = README) -> Tuple[str, str]:

@@ -1,17 +1,17 @@
-"""Facts that know when they were true: the README example as written, and the client's
+"""Facts that know when they were true: the semantic guide's example (docs/semantic.md) as written, and the client's
 as_of / include_history / on_conflict arguments (sync and asyncio) against a real daemon."""
 import asyncio
 import datetime
 
 import pytest
-from readme_blocks import PROJECT_README, run_example
+from readme_blocks import DOCS, run_example
 
 from mnemo_client import Client, Conflict, InvalidParams, timestamp
 from mnemo_client.aio import AsyncClient
 
 
 def test_readme_validity_example_runs_as_written(mnemod: str) -> None:
-    out, expected = run_example("### Facts that know when they were true", mnemod, PROJECT_README)
+    out, expected = run_example("## Facts that know when they were true", mnemod, DOCS / "semantic.md")
     assert out == expected
 
 
