@@ -24,23 +24,33 @@ struct MCPBridge: AsyncParsableCommand {
     @Option(name: .long, help: "Default namespace of every tool (default: $MNEMO_NAMESPACE; else each call must give ns).")
     var ns: String?
 
+    @Flag(name: .long, help: """
+        Serve the official MCP memory server's tools (create_entities, add_observations, read_graph, ...) \
+        instead, on a knowledge graph in namespace --ns (default mcp/memory) that any number of bridges share \
+        without losing writes. Import that server's file with: mnemo import --from mcp-memory FILE.
+        """)
+    var memoryServerCompat = false
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let upstream = Upstream(socketPath: global.socket ?? SocketPath.fromEnvironment(),
                                 agent: global.agent ?? env["MNEMO_AGENT"] ?? "mcp-agent",
                                 token: global.token ?? env["MNEMO_TOKEN"])
-        let defaultNamespace = ns ?? env["MNEMO_NAMESPACE"]
+        let defaultNamespace = ns ?? env["MNEMO_NAMESPACE"] ?? (memoryServerCompat ? "mcp/memory" : nil)
+        let tools = memoryServerCompat ? BridgeTool.memoryServer : BridgeTool.all
         var stderrLogger = Logger(label: "mnemo-mcp") { StreamLogHandler.standardError(label: $0) }
         stderrLogger.logLevel = .warning
         let server = Server(
-            name: "mnemo", version: "0.1.0",
-            instructions: "Shared memory for agents: episodic (what happened), semantic (facts), a scratchpad, task claims and an inbox.",
+            name: memoryServerCompat ? "memory" : "mnemo", version: "0.1.0",
+            instructions: memoryServerCompat
+                ? "A knowledge graph of entities, observations and relations, shared by every process that uses it."
+                : "Shared memory for agents: episodic (what happened), semantic (facts), a scratchpad, task claims and an inbox.",
             capabilities: .init(tools: .init(listChanged: false)))
         await server.withMethodHandler(ListTools.self) { _ in
-            .init(tools: BridgeTool.all.map(\.mcpTool))
+            .init(tools: tools.map(\.mcpTool))
         }
         await server.withMethodHandler(CallTool.self) { params in
-            guard let tool = BridgeTool.all.first(where: { $0.name == params.name }) else {
+            guard let tool = tools.first(where: { $0.name == params.name }) else {
                 throw MCPError.invalidParams("unknown tool \(params.name); tools/list names them")
             }
             return tool.call(params.arguments ?? [:], defaultNamespace: defaultNamespace, upstream: upstream)
@@ -118,8 +128,10 @@ extension BridgeTool {
         let args = raw.keys.sorted().filter { $0 != "ns" }.map { JSONMember($0, JSON(mcp: raw[$0]!)) }
         do {
             let result = try run(args, ns) { method, params in try upstream.call(method, params) }
+            // MCP's structured content is an object; an array or a message goes as text only.
+            let structured: MCP.Value? = if case .object = result { MCP.Value(mnemo: result) } else { nil }
             return .init(content: [.text(text: result.text, annotations: nil, _meta: nil)],
-                         structuredContent: Optional.some(MCP.Value(mnemo: result)), isError: false)
+                         structuredContent: structured, isError: false)
         } catch let ClientError.server(e) {
             return .failure(e.description)
         } catch {

@@ -117,19 +117,32 @@ struct Import: ParsableCommand {
             is checked before anything is applied: a bad line is reported with its number, a record outside \
             your grants ('a' on its namespace, after --remap) refuses the import, and nothing is imported. \
             Records whose id exists are skipped, so importing twice is harmless. \
-            Example: mnemo import wf42.jsonl --remap wf/42=wf/43 --dry-run
+            Example: mnemo import wf42.jsonl --remap wf/42=wf/43 --dry-run. \
+            With --from mcp-memory, FILE is the official MCP memory server's memory.json (JSONL of entities and \
+            relations), imported into the knowledge graph that `mnemo mcp --memory-server-compat` serves \
+            (namespace --ns, default mcp/memory): entities are created or get the observations they lack, \
+            relations are created; importing twice changes nothing.
             """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The export file (- for stdin).") var file: String?
     @Option(name: .long, help: "Have mnemod read this file name from its transfer directory instead.") var server: String?
     @Flag(name: .long, help: "Only check the export and report what would be imported.") var dryRun = false
     @Option(name: .long, help: "Move namespace FROM (and below) to TO: FROM=TO; repeatable, first match wins.") var remap: [String] = []
+    @Option(name: .long, help: "The file's format: mnemo (an export, the default) or mcp-memory (the MCP memory server's file).")
+    var from = "mnemo"
+    @Option(name: .long, help: "With --from mcp-memory: the graph's namespace (default mcp/memory).") var ns: String?
 
     /// Bytes of lines per call of a streamed import (well inside the default max_line_bytes).
     static let chunkBytes = 256 << 10
 
     func run() throws {
         try reporting {
+            switch from {
+            case "mnemo": break
+            case "mcp-memory": return try importMemoryServerFile()
+            default: throw Failure("mnemo: --from is mnemo or mcp-memory, not \(from)", code: 64)
+            }
+            guard ns == nil else { throw Failure("mnemo: --ns goes with --from mcp-memory", code: 64) }
             guard (file == nil) != (server == nil) else { throw Failure("mnemo: give FILE or --server NAME (one of them)", code: 64) }
             var rules: [JSON] = []
             for r in remap {
@@ -163,6 +176,30 @@ struct Import: ParsableCommand {
                     print("outside your grants: \(f["count"]?.text ?? "?") records, first \(f["records"]?.text ?? "[]")")
                 }
             }
+        }
+    }
+
+    /// `--from mcp-memory`: the memory server's JSONL file into the shared knowledge graph.
+    private func importMemoryServerFile() throws {
+        guard let file, server == nil, remap.isEmpty, !dryRun else {
+            throw Failure("mnemo: --from mcp-memory takes FILE only (no --server, --remap or --dry-run)", code: 64)
+        }
+        let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
+        guard let data else { throw Failure("mnemo: cannot read \(file)", code: 66) }
+        let client = try global.connect()
+        let graph = MemoryGraph(ns: ns ?? "mcp/memory") { method, params in try client.call(method, params) }
+        let counts: (entities: Int, updated: Int, relations: Int)
+        do {
+            counts = try graph.importFile(String(decoding: data, as: UTF8.self))
+        } catch let f as MemoryGraph.Failure {
+            throw Failure("mnemo: \(file): \(f.description)", code: 65)
+        }
+        switch global.output {
+        case .json:
+            print(JSON.object([JSONMember("entities", .int(Int64(counts.entities))), JSONMember("updated", .int(Int64(counts.updated))),
+                               JSONMember("relations", .int(Int64(counts.relations)))]).text)
+        case .table:
+            print("imported \(counts.entities) entities (\(counts.updated) existing ones gained observations) and \(counts.relations) relations into \(ns ?? "mcp/memory")")
         }
     }
 
