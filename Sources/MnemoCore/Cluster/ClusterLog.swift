@@ -83,9 +83,9 @@ public final class ClusterLog: Sendable {
         self.settings = settings
         self.clock = clock
         self.logger = logger
-        let conn = try Self.connect(settings)
-        try ClusterSchema.migrate(conn)
-        writer.withLock { $0.conn = conn }
+        // The schema is migrated on a connection of its own; the writer's is opened (and set
+        // up) at the first write.
+        try ClusterSchema.migrate(try Self.connect(settings))
         status.withLock {
             $0.connected = true
             $0.lastContactMs = clock.nowMs()
