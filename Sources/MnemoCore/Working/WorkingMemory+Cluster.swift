@@ -129,6 +129,9 @@ extension WorkingMemory {
 
     // MARK: following the feed
 
+    /// Feed rows applied per step of the tailer.
+    static let feedStep = 4096
+
     /// One step of the tailer: applies the rows after this node's revision, or rebuilds the
     /// whole state when a write's outcome was lost or the rows it needs were trimmed.
     func follow(_ conn: PGConnection) throws(ClusterError) {
@@ -139,15 +142,19 @@ extension WorkingMemory {
                 logger.warning("cluster node resynchronized from the change feed", metadata: ["rev": "\(revision)"])
                 return
             }
-            let rows = try cluster.fetch(conn, after: revision, limit: nil)
-            guard !rows.isEmpty else { return }
-            do {
-                try state.withLock { s throws(ClusterError) in try applyFeed(&s, rows) }
-            } catch {
-                resyncNeeded.store(true, ordering: .relaxed)  // e.g. the rows it needed were trimmed
-                throw error
+            // In steps, so that a node far behind does not hold the store lock for long.
+            while true {
+                let rows = try cluster.fetch(conn, after: revision, limit: Self.feedStep)
+                guard !rows.isEmpty else { return }
+                do {
+                    try state.withLock { s throws(ClusterError) in try applyFeed(&s, rows) }
+                } catch {
+                    resyncNeeded.store(true, ordering: .relaxed)  // e.g. the rows it needed were trimmed
+                    throw error
+                }
+                revisionWaiters()
+                if rows.count < Self.feedStep { return }
             }
-            revisionWaiters()
         } catch let e as PGError {
             throw .postgres(e)
         } catch let e as ClusterError {
