@@ -252,7 +252,7 @@ struct MemoryGraph {
         return .object([JSONMember("from", .string(from)), JSONMember("to", .string(to)), JSONMember("relationType", .string(type))])
     }
 
-    private static func strings(_ values: [JSON], _ field: String) throws -> [String] {
+    static func strings(_ values: [JSON], _ field: String) throws -> [String] {
         try values.map { v in
             guard let s = v.stringValue else { throw Failure(description: "\(field) must hold strings") }
             return s
@@ -298,7 +298,7 @@ extension BridgeTool {
         }
     }
 
-    private static func array(_ args: [JSONMember], _ name: String) throws -> [JSON] {
+    static func array(_ args: [JSONMember], _ name: String) throws -> [JSON] {
         guard let a = args.first(where: { $0.key == name })?.value.arrayValue else {
             throw MemoryGraph.Failure(description: "\(name) must be an array")
         }
@@ -308,12 +308,6 @@ extension BridgeTool {
 
 enum MemoryGraphArgs {
     static func strings(_ args: [JSONMember], _ name: String) throws -> [String] {
-        guard let a = args.first(where: { $0.key == name })?.value.arrayValue else {
-            throw MemoryGraph.Failure(description: "\(name) must be an array of strings")
-        }
-        return try a.map { v in
-            guard let s = v.stringValue else { throw MemoryGraph.Failure(description: "\(name) must be an array of strings") }
-            return s
-        }
+        try MemoryGraph.strings(try BridgeTool.array(args, name), name)
     }
 }

@@ -43,26 +43,21 @@ enum ClusterSchema {
     /// transaction).
     /// - Throws: ``PGError``; `newerSchema` when the database is ahead of this build.
     static func migrate(_ conn: PGConnection) throws(ClusterError) {
-        do {
-            try conn.exec("BEGIN; SELECT pg_advisory_xact_lock(7158041917)")
-            try conn.exec("CREATE TABLE IF NOT EXISTS mnemo_meta (key text PRIMARY KEY, value text NOT NULL)")
-            let rows = try conn.exec("SELECT value FROM mnemo_meta WHERE key = 'schema_version'")
-            let current = rows.count > 0 ? Int(rows.text(0, 0)) ?? 0 : 0
-            if current > version {
-                try? conn.exec("ROLLBACK")
-                throw ClusterError.newerSchema(found: current, known: version)
+        try ClusterError.wrapping {
+            do {
+                try conn.exec("BEGIN; SELECT pg_advisory_xact_lock(7158041917)")
+                try conn.exec("CREATE TABLE IF NOT EXISTS mnemo_meta (key text PRIMARY KEY, value text NOT NULL)")
+                let rows = try conn.exec("SELECT value FROM mnemo_meta WHERE key = 'schema_version'")
+                let current = rows.count > 0 ? Int(rows.text(0, 0)) ?? 0 : 0
+                if current > version { throw ClusterError.newerSchema(found: current, known: version) }
+                for step in current..<version { try conn.exec(migrations[step]) }
+                try conn.exec("INSERT INTO mnemo_meta VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
+                              [.text(String(version))])
+                try conn.exec("COMMIT")
+            } catch {
+                _ = try? conn.exec("ROLLBACK")
+                throw error
             }
-            for step in current..<version { try conn.exec(migrations[step]) }
-            try conn.exec("INSERT INTO mnemo_meta VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = $1",
-                          [.text(String(version))])
-            try conn.exec("COMMIT")
-        } catch let e as PGError {
-            try? conn.exec("ROLLBACK")
-            throw .postgres(e)
-        } catch let e as ClusterError {
-            throw e
-        } catch {
-            throw .postgres(PGError(message: "\(error)", connectionLost: false))
         }
     }
 }
@@ -72,6 +67,20 @@ public enum ClusterError: Error, Sendable, CustomStringConvertible {
     case postgres(PGError)
     case newerSchema(found: Int, known: Int)
     case badRecord(rev: Int64, String)
+
+    /// Runs `body`, which throws ``PGError``s and ``ClusterError``s, as one that throws only
+    /// the latter.
+    static func wrapping<T>(_ body: () throws -> T) throws(ClusterError) -> T {
+        do {
+            return try body()
+        } catch let e as PGError {
+            throw .postgres(e)
+        } catch let e as ClusterError {
+            throw e
+        } catch {
+            throw .postgres(PGError(message: "\(error)", connectionLost: false))
+        }
+    }
 
     public var description: String {
         switch self {

@@ -136,31 +136,23 @@ extension WorkingMemory {
     /// whole state when a write's outcome was lost or the rows it needs were trimmed.
     func follow(_ conn: PGConnection) throws(ClusterError) {
         guard let cluster else { return }
-        do {
-            if resyncNeeded.load(ordering: .relaxed) {
-                try load(conn)
-                logger.warning("cluster node resynchronized from the change feed", metadata: ["rev": "\(revision)"])
-                return
+        if resyncNeeded.load(ordering: .relaxed) {
+            try load(conn)
+            logger.warning("cluster node resynchronized from the change feed", metadata: ["rev": "\(revision)"])
+            return
+        }
+        // In steps, so that a node far behind does not hold the store lock for long.
+        while true {
+            let rows = try ClusterError.wrapping { try cluster.fetch(conn, after: revision, limit: Self.feedStep) }
+            guard !rows.isEmpty else { return }
+            do {
+                try state.withLock { s throws(ClusterError) in try applyFeed(&s, rows) }
+            } catch {
+                resyncNeeded.store(true, ordering: .relaxed)  // e.g. the rows it needed were trimmed
+                throw error
             }
-            // In steps, so that a node far behind does not hold the store lock for long.
-            while true {
-                let rows = try cluster.fetch(conn, after: revision, limit: Self.feedStep)
-                guard !rows.isEmpty else { return }
-                do {
-                    try state.withLock { s throws(ClusterError) in try applyFeed(&s, rows) }
-                } catch {
-                    resyncNeeded.store(true, ordering: .relaxed)  // e.g. the rows it needed were trimmed
-                    throw error
-                }
-                revisionWaiters()
-                if rows.count < Self.feedStep { return }
-            }
-        } catch let e as PGError {
-            throw .postgres(e)
-        } catch let e as ClusterError {
-            throw e
-        } catch {
-            throw .postgres(PGError(message: "\(error)", connectionLost: false))
+            revisionWaiters()
+            if rows.count < Self.feedStep { return }
         }
     }
 
@@ -168,18 +160,11 @@ extension WorkingMemory {
     /// of this node's, under the writer (no write of this node runs on the state replaced).
     func load(_ conn: PGConnection) throws(ClusterError) {
         guard let cluster else { return }
-        let fresh: WorkingState
-        do {
+        let fresh = try ClusterError.wrapping {
             let snapshot = try cluster.latestSnapshot(conn)
             let rows = try cluster.fetch(conn, after: snapshot?.rev ?? 0, limit: nil)
-            fresh = try build(snapshot: snapshot, rows: rows)
             lastSnapshotRev.store(snapshot?.rev ?? 0, ordering: .relaxed)
-        } catch let e as PGError {
-            throw .postgres(e)
-        } catch let e as ClusterError {
-            throw e
-        } catch {
-            throw .postgres(PGError(message: "\(error)", connectionLost: false))
+            return try build(snapshot: snapshot, rows: rows)
         }
         cluster.withWriter { _ in
             state.withLock { $0 = fresh }
