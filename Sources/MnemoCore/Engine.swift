@@ -77,7 +77,7 @@ public final class Engine: Sendable {
         // cluster node every revision comes from the feed, and those tiers are not served).
         if cluster == nil { working.raiseRevision(atLeast: max(episodic.maxRevAtOpen, semantic.db.maxRevAtOpen)) }
         audit = try AuditLog(dir: dataDir, durability: durability, retentionMs: auditRetentionMs,
-                             recordsMutations: auditMutations ?? !principals.isEmpty, time: time, logger: logger)
+                             recordsMutations: auditMutations ?? !principals.isEmpty, time: time, cluster: cluster, logger: logger)
         self.startedAtNs = time.monotonicNs()
         self.dataDir = durability == .volatile ? nil : dataDir
     }

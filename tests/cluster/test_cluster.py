@@ -402,3 +402,23 @@ def test_a_write_never_waits_forever_for_a_counter_row_held_elsewhere(cluster):
             holder.wait(timeout=10)
         assert cl.set(NS, "k", 3)["version"] > 1
         assert cl.get(NS, "k")["value"] == 3
+
+
+def test_the_audit_log_is_the_clusters(cluster):
+    c = cluster(2, extra="[audit]\nmutations = true\n")
+    with c[0].client("auditor-a") as a, c[1].client("auditor-b") as b:
+        a.set("audited/x", "k", 1)
+        b.set("audited/x", "k", 2)
+        with pytest.raises(MnemoError):
+            b.set("audited/x", "k", 3, if_version=1)  # CONFLICT, audited as a failed mutation
+        deadline = time.monotonic() + 20
+        while True:  # each node's log is written in the background
+            entries = a.call("audit.query", {"ns": "audited"})["entries"]
+            if len(entries) >= 3:
+                break
+            assert time.monotonic() < deadline, entries
+            time.sleep(0.05)
+        assert [(e["agent"], e["method"], e["error"]) for e in entries] == [
+            ("auditor-b", "wm.set", "CONFLICT"), ("auditor-b", "wm.set", None), ("auditor-a", "wm.set", None)]
+        assert b.call("audit.query", {"ns": "audited", "agent": "auditor-a"})["entries"][0]["rev"] == entries[2]["rev"]
+        assert b.call("audit.query", {"ns": "audited", "limit": 1})["entries"] == entries[:1]

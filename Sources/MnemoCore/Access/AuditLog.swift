@@ -54,6 +54,8 @@ public struct AuditEntry: Sendable, Equatable {
 /// older than the retention are deleted by the same thread.
 public final class AuditLog: Sendable {
     let db: SQLiteStore
+    /// On a cluster node, the cluster's log in PostgreSQL, used instead of `db`.
+    let cluster: ClusterAudit?
     private let queue = Mutex<(items: [AuditEntry], stopped: Bool)>(([], false))
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
@@ -70,7 +72,8 @@ public final class AuditLog: Sendable {
 
     /// Opens `dir/audit.sqlite` (in memory when volatile).
     public init(dir: String, durability: Durability, retentionMs: Int64, recordsMutations: Bool, time: any TimeSource,
-                logger: Logger) throws(StorageError) {
+                cluster: ClusterSettings? = nil, logger: Logger) throws(StorageError) {
+        self.cluster = cluster.map { ClusterAudit(settings: $0, logger: logger) }
         var m = DatabaseMigrator()
         m.registerMigration("audit_v1") { db in
             try db.execute(sql: """
@@ -158,6 +161,7 @@ public final class AuditLog: Sendable {
 
     private func write(_ batch: [AuditEntry]) {
         do throws(WireError) {
+            if let cluster { return try cluster.write(batch) }
             try db.write { ctx in
                 let st = try ctx.db.cachedStatement(sql: """
                     INSERT INTO audit (at, principal, agent, uid, pid, method, ns, target, allowed, error, rev)
@@ -177,6 +181,7 @@ public final class AuditLog: Sendable {
     /// Deletes entries older than `cutoff` (the log's own retention).
     func prune(before cutoff: Int64) {
         do throws(WireError) {
+            if let cluster { return try cluster.prune(before: cutoff) }
             try db.write { ctx in try ctx.db.execute(sql: "DELETE FROM audit WHERE at < ?", arguments: [cutoff]) }
         } catch {
             logger.warning("audit retention failed", metadata: ["error": "\(error.message)"])
@@ -184,10 +189,12 @@ public final class AuditLog: Sendable {
     }
 
     /// Entries, newest first: under a namespace prefix (whole segments), by agent, at or
-    /// after `since`; `visible` hides namespaces the caller may not administer.
+    /// after `since`; `visible` hides namespaces the caller may not administer. On a
+    /// cluster node: every node's entries.
     /// - Complexity: O(entries scanned) from the newest.
     public func query(ns: String?, agent: String?, since: Int64?, limit: Int,
                       visible: (@Sendable (String?) -> Bool)?) throws(WireError) -> [AuditEntry] {
+        if let cluster { return try cluster.query(ns: ns, agent: agent, since: since, limit: limit, visible: visible) }
         var sql = "SELECT id, at, principal, agent, uid, pid, method, ns, target, allowed, error, rev FROM audit WHERE 1"
         var args: [DatabaseValue] = []
         if let ns {

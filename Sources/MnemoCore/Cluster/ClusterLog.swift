@@ -170,7 +170,7 @@ public final class ClusterLog: Sendable {
     }
 
     static func unavailable(_ error: PGError) -> WireError {
-        .app(.unavailable, "PostgreSQL is unreachable; nothing was applied: \(error.message)",
+        .app(.unavailable, "the cluster's PostgreSQL did not take the call (nothing was applied): \(error.message)",
              [JSONMember("reason", .string("cluster"))])
     }
 

@@ -12,9 +12,10 @@
 /// - `mnemo_snapshots` (version 2): the whole state as of a revision, in the same record
 ///   format; a node starts from the latest one and the rows after it, so the feed before
 ///   it (past a retained tail) can be deleted.
+/// - `mnemo_audit` (version 3): the audit log of every node (see ``ClusterAudit``).
 enum ClusterSchema {
     /// The newest version this build knows.
-    static let version = 2
+    static let version = 3
 
     /// Migration `i` brings the schema from version `i` to `i + 1`.
     static let migrations: [String] = [
@@ -36,6 +37,14 @@ enum ClusterSchema {
             at timestamptz NOT NULL DEFAULT clock_timestamp(),
             body bytea NOT NULL
         );
+        """,
+        """
+        CREATE TABLE mnemo_audit (
+            id bigserial PRIMARY KEY, at bigint NOT NULL, node text NOT NULL, principal text NOT NULL, agent text,
+            uid bigint NOT NULL, pid bigint NOT NULL, method text NOT NULL, ns text COLLATE "C", target text,
+            allowed boolean NOT NULL, error text, rev bigint
+        );
+        CREATE INDEX mnemo_audit_at ON mnemo_audit (at);
         """,
     ]
 

@@ -71,11 +71,13 @@ final class PGConnection {
             case .text(let s): return Array(s.utf8) + [0]
             case .int(let i): return Array(String(i).utf8) + [0]
             case .bytes(let b): return b
+            case .null: return []
             }
         }
+        let nulls = params.map { p -> Bool in if case .null = p { return true } else { return false } }
         let lengths = params.map { p -> Int32 in if case .bytes(let b) = p { return Int32(b.count) } else { return 0 } }
         let formats = params.map { p -> Int32 in if case .bytes = p { return 1 } else { return 0 } }
-        let result: OpaquePointer? = buffers.withUnsafeMutableBufferPointers { pointers in
+        let result: OpaquePointer? = buffers.withUnsafeMutableBufferPointers(nulls: nulls) { pointers in
             lengths.withUnsafeBufferPointer { l in
                 formats.withUnsafeBufferPointer { f in
                     PQexecParams(conn, sql, Int32(params.count), nil, pointers, l.baseAddress, f.baseAddress,
@@ -128,6 +130,13 @@ enum PGParam {
     case int(Int64)
     /// Sent in binary (a `bytea`).
     case bytes([UInt8])
+    /// SQL NULL.
+    case null
+
+    /// The text, or NULL.
+    static func text(_ s: String?) -> PGParam { s.map { .text($0) } ?? .null }
+    /// The integer, or NULL.
+    static func int(_ i: Int64?) -> PGParam { i.map { .int($0) } ?? .null }
 }
 
 /// The rows of one result (freed with it).
@@ -161,12 +170,18 @@ private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeP
 }
 
 extension Array where Element == [UInt8] {
-    /// Calls `body` with a C array of pointers to each element's bytes.
-    fileprivate mutating func withUnsafeMutableBufferPointers<R>(_ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
+    /// Calls `body` with a C array of pointers to each element's bytes (NULL where `nulls`
+    /// says so: libpq's SQL NULL).
+    fileprivate mutating func withUnsafeMutableBufferPointers<R>(nulls: [Bool],
+                                                                 _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
         var pointers: [UnsafePointer<CChar>?] = []
         pointers.reserveCapacity(count)
         func nest(_ i: Int) -> R {
             if i == count { return pointers.withUnsafeBufferPointer { body($0.baseAddress) } }
+            if nulls[i] {
+                pointers.append(nil)
+                return nest(i + 1)
+            }
             return self[i].withUnsafeBufferPointer { b in
                 pointers.append(b.baseAddress.map { UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self) })
                 return nest(i + 1)
