@@ -7,7 +7,7 @@ import Synchronization
 /// connection, opened at first use and again after it broke.
 final class ClusterAudit: Sendable {
     private let settings: ClusterSettings
-    private let conn = Mutex<ConnectionBox>(ConnectionBox())
+    private let conn = Mutex<ConnectionBox>(ConnectionBox(role: "audit"))
     private let logger: Logger
 
     init(settings: ClusterSettings, logger: Logger) {

@@ -60,7 +60,7 @@ public final class ClusterLog: Sendable {
     let clock: ClusterClock
     let logger: Logger
     /// The writing connection (nil until opened, or after it broke).
-    private let writer = Mutex<ConnectionBox>(ConnectionBox())
+    private let writer = Mutex<ConnectionBox>(ConnectionBox(role: "writer"))
     /// Tailer's state, for `admin.stats` and stale reads.
     let status = Mutex(Status())
     /// Set to stop the tailer.
@@ -94,7 +94,7 @@ public final class ClusterLog: Sendable {
 
     static func connect(_ settings: ClusterSettings) throws(ClusterError) -> PGConnection {
         do {
-            return try PGConnection(conninfo: settings.conninfo, password: settings.password)
+            return try PGConnection(settings, role: "setup")
         } catch {
             throw .postgres(error)
         }
@@ -200,14 +200,14 @@ public final class ClusterLog: Sendable {
 
     /// The revision of the latest snapshot (0: none), on a connection of its own.
     func latestSnapshotRevision() throws(PGError) -> Int64 {
-        let conn = try PGConnection(conninfo: settings.conninfo, password: settings.password)
+        let conn = try PGConnection(settings, role: "snapshot")
         return try conn.exec("SELECT coalesce(max(rev), 0) FROM mnemo_snapshots").int(0, 0)
     }
 
     /// Stores a snapshot of the state at `rev`, drops older ones and the feed rows more than
     /// `feedRetain` revisions before it, on a connection of its own (writes go on).
     func writeSnapshot(rev: Int64, body: [UInt8]) throws(PGError) {
-        let conn = try PGConnection(conninfo: settings.conninfo, password: settings.password)
+        let conn = try PGConnection(settings, role: "snapshot")
         try conn.exec("BEGIN")
         try conn.exec("INSERT INTO mnemo_snapshots (rev, node, body) VALUES ($1, $2, $3) ON CONFLICT (rev) DO NOTHING",
                       [.int(rev), .text(settings.node), .bytes(body)])
@@ -232,7 +232,7 @@ public final class ClusterLog: Sendable {
             while !stopping.load(ordering: .relaxed) {
                 do throws(PGError) {
                     if conn == nil || conn?.isOK == false {
-                        let c = try PGConnection(conninfo: settings.conninfo, password: settings.password)
+                        let c = try PGConnection(settings, role: "tail")
                         try c.exec("LISTEN mnemo_changes")
                         conn = c
                         status.withLock { $0.reconnects += 1 }
@@ -307,15 +307,26 @@ public final class ClusterLog: Sendable {
     }
 }
 
+extension PGConnection {
+    /// A connection of this node, named `mnemod NODE ROLE` in `pg_stat_activity`.
+    convenience init(_ settings: ClusterSettings, role: String) throws(PGError) {
+        try self.init(conninfo: settings.conninfo, password: settings.password, application: "mnemod \(settings.node) \(role)")
+    }
+}
+
 /// The writer's connection, reopened at the next use after it broke.
 struct ConnectionBox: @unchecked Sendable {
+    /// What the connection is for (its `application_name`).
+    let role: String
     var conn: PGConnection?
+
+    init(role: String) { self.role = role }
 
     mutating func open(_ settings: ClusterSettings, _ logger: Logger) throws(WireError) -> PGConnection {
         if let conn, conn.isOK { return conn }
         conn = nil
         do {
-            let c = try PGConnection(conninfo: settings.conninfo, password: settings.password)
+            let c = try PGConnection(settings, role: role)
             // A node that stops between the statements of its transaction (paused, or cut
             // off) holds the counter row, and with it every node's writes: PostgreSQL ends
             // its session after `txnTimeoutMs` (its commit then fails: not acknowledged), and

@@ -25,11 +25,12 @@ public struct PGError: Error, Sendable, CustomStringConvertible {
 final class PGConnection {
     private var conn: OpaquePointer?
 
-    /// Opens a connection (`conninfo` as libpq takes it; `password` overrides one in it).
+    /// Opens a connection (`conninfo` as libpq takes it; `password` overrides one in it),
+    /// named `application` in `pg_stat_activity`.
     /// - Throws: ``PGError`` naming why it could not connect.
-    init(conninfo: String, password: String?) throws(PGError) {
+    init(conninfo: String, password: String?, application: String) throws(PGError) {
         var keys = ["dbname", "connect_timeout", "application_name"]
-        var values = [conninfo, "5", "mnemod"]
+        var values = [conninfo, "5", application]
         if let password {
             keys.append("password")
             values.append(password)
