@@ -7,11 +7,18 @@ struct Get: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Namespace, e.g. wf/42.") var ns: String
     @Argument(help: "Key.") var key: String
+    @Option(name: .long, help: "Answer once the node has applied this revision (another agent's write's rev; cluster mode).")
+    var minRev: Int64?
+    @Flag(name: .long, help: "Read the cluster's latest state (cluster mode; on a single node the same as without).")
+    var linearizable = false
 
     func run() throws {
         try reporting {
             let client = try global.connect()
-            let r = try global.call(client, "wm.get", ["ns": .string(ns), "key": .string(key)])
+            var params = [JSONMember("ns", .string(ns)), JSONMember("key", .string(key))]
+            if let minRev { params.append(JSONMember("min_rev", .int(minRev))) }
+            if linearizable { params.append(JSONMember("consistency", .string("linearizable"))) }
+            let r = try global.call(client, "wm.get", .object(params))
             guard r["found"] == .bool(true) else { throw Failure("mnemo: \(ns) \(key): not found", code: 1) }
             switch global.output {
             case .json: print(r.text)
