@@ -115,8 +115,11 @@ func runCommand(_ executable: String, _ arguments: [String], log: String) throws
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
-    _ = FileManager.default.createFile(atPath: log, contents: nil)
+    // Opened, not replaced: createFile renames a new file over the path, which for a log of
+    // /dev/null would replace the device with a regular file.
+    if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
     let out = FileHandle(forWritingAtPath: log)
+    try? out?.truncate(atOffset: 0)
     p.standardOutput = out ?? FileHandle.nullDevice
     p.standardError = out ?? FileHandle.nullDevice
     try p.run()
