@@ -11,40 +11,20 @@ import MnemoProtocol
 /// in a batch it does not wait. On a single node every revision issued is applied, so
 /// only a `min_rev` never issued is `UNAVAILABLE` (at once).
 extension Dispatcher {
-    /// Reads that take `min_rev` and `consistency`.
-    static let freshReads: Set<String> = [
-        "wm.get", "wm.list", "claim.list", "task.get", "inbox.read", "barrier.get", "barrier.list", "leader.get",
-    ]
-
-    /// Methods whose tier keeps its state in this node's SQLite files, which a cluster node
-    /// does not share: refused there rather than answered from one node's copy.
-    static func servedOnSingleNodeOnly(_ name: String) -> Bool {
-        name.hasPrefix("ep.") || name.hasPrefix("sem.") || name == "admin.import" || name == "admin.snapshot"
-    }
-
-    /// Working-memory writes. On a cluster node they wait for PostgreSQL, so they run on
-    /// worker threads (unless they may park): an event loop blocked in one would hold back
-    /// its other connections, and the writes that arrive meanwhile could not join the
-    /// node's next group commit.
-    static let clusterWrites: Set<String> = [
-        "wm.set", "wm.del", "wm.expire", "wm.clear", "wm.txn", "claim.acquire", "claim.renew", "claim.release",
-        "result.put", "task.transition", "inbox.post", "inbox.ack", "barrier.arrive", "vote.open", "vote.cast",
-        "leader.campaign", "leader.resign",
-    ]
-
     /// `method` as this engine serves it: refused on a cluster node when it is single-node
     /// only; taking `min_rev`/`consistency` when it is a read; on a worker when it is a
     /// cluster node's write.
     static func adapt(_ name: String, _ method: Method, engine: Engine, status: ServerStatus) -> Method {
         var method = method
         let inner = method.handler
-        if engine.cluster != nil, clusterWrites.contains(name) { method.offLoopUnlessWaiting = true }
-        if engine.cluster != nil, servedOnSingleNodeOnly(name) {
+        let role = MethodRegistry.byName[name]?.cluster ?? .same
+        if engine.cluster != nil, role == .write { method.offLoopUnlessWaiting = true }
+        if engine.cluster != nil, role == .singleNodeOnly {
             method.handler = { _, _, _ throws(WireError) in
                 throw WireError(code: -32601, message: "\(name) is not served by a cluster node: its tier is not in the cluster's PostgreSQL yet",
                                 data: [JSONMember("method", .string(name)), JSONMember("reason", .string("cluster"))])
             }
-        } else if freshReads.contains(name) {
+        } else if role == .freshRead {
             method.handler = { p, session, out throws(WireError) in
                 guard p.has("min_rev") || p.has("consistency") else { return try inner(p, &session, &out) }
                 let target = try freshnessTarget(p, engine)

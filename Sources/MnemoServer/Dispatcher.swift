@@ -20,7 +20,7 @@ struct Method: Sendable {
     var handler: Handler
     /// Position in the table, where its statistics are kept.
     var index = 0
-    /// What it needs from the caller's grants (from ``MethodAccess/table``).
+    /// What it needs from the caller's grants (from ``MethodRegistry``).
     var access = MethodAccess.handler
 
     init(requiresSession: Bool, offLoop: Bool = false, handler: @escaping Handler) {
@@ -59,28 +59,16 @@ final class Dispatcher: Sendable {
             + Dispatcher.agreementMethods(engine: engine, status: status)
         {
             guard let index = names.firstIndex(of: name) else { preconditionFailure("\(name) missing from methodNames") }
-            guard let access = MethodAccess.table[name] else { preconditionFailure("\(name) missing from MethodAccess.table") }
             method.index = index
-            method.access = access
+            method.access = MethodRegistry.all[index].access
             table[name] = Dispatcher.adapt(name, method, engine: engine, status: status)
         }
         precondition(table.count == names.count, "methodNames and the handlers disagree")
         self.methods = table
     }
 
-    /// Every method served, in the order statistics are kept.
-    static let methodNames = [
-        "session.hello", "admin.health", "admin.stats",
-        "wm.set", "wm.get", "wm.del", "wm.list", "wm.expire", "wm.clear", "wm.txn",
-        "claim.acquire", "claim.renew", "claim.release", "claim.list", "result.put", "task.transition", "task.get",
-        "inbox.post", "inbox.read", "inbox.ack", "watch.subscribe", "watch.cancel",
-        "sem.upsert", "sem.search", "sem.get", "sem.history", "sem.delete",
-        "ep.append", "ep.query", "ep.search", "ep.summarize", "ep.prune", "ep.pin",
-        "audit.query",
-        "admin.export", "admin.import", "admin.snapshot", "admin.check",
-        "barrier.arrive", "barrier.get", "barrier.list", "vote.open", "vote.cast", "vote.get",
-        "leader.campaign", "leader.get", "leader.resign",
-    ]
+    /// Every method served, in the order statistics are kept (``MethodRegistry``).
+    static let methodNames = MethodRegistry.all.map(\.name)
 
     /// Decodes one request line and writes its reply (nothing for notifications; one
     /// array for a batch). A call may park (see ``ParkedCall``) only when `canPark` and

@@ -26,26 +26,6 @@ enum MethodAccess: Sendable {
         case .handler: return true
         }
     }
-
-    /// Every method's access, one table.
-    static let table: [String: MethodAccess] = [
-        "session.hello": .open, "admin.health": .open, "admin.stats": .global(.admin),
-        "wm.set": .ns(.write), "wm.get": .ns(.read), "wm.del": .ns(.write), "wm.list": .ns(.read),
-        "wm.expire": .ns(.write), "wm.clear": .ns(.admin), "wm.txn": .handler,
-        "claim.acquire": .ns(.write), "claim.renew": .ns(.write), "claim.release": .ns(.write), "claim.list": .ns(.read),
-        "result.put": .ns(.write), "task.transition": .ns(.write), "task.get": .ns(.read),
-        "inbox.post": .ns(.write), "inbox.read": .ns(.read), "inbox.ack": .ns(.write),
-        "watch.subscribe": .prefixRead, "watch.cancel": .open,
-        "ep.append": .ns(.write), "ep.query": .prefixRead, "ep.search": .prefixRead, "ep.summarize": .ns(.admin),
-        "ep.prune": .handler, "ep.pin": .handler,
-        "sem.upsert": .ns(.write), "sem.search": .prefixRead, "sem.get": .ns(.read), "sem.history": .ns(.read), "sem.delete": .ns(.write),
-        "audit.query": .handlerRead,
-        "admin.export": .handler, "admin.import": .handler, "admin.snapshot": .global(.admin),
-        "admin.check": .global(.admin),
-        "barrier.arrive": .ns(.write), "barrier.get": .ns(.read), "barrier.list": .ns(.read),
-        "vote.open": .ns(.write), "vote.cast": .ns(.write), "vote.get": .ns(.read),
-        "leader.campaign": .ns(.write), "leader.get": .ns(.read), "leader.resign": .ns(.write),
-    ]
 }
 
 extension Dispatcher {

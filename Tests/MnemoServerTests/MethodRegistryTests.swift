@@ -2,18 +2,17 @@ import Foundation
 @testable import MnemoServer
 import Testing
 
-/// The lists that name every method agree: the dispatcher's, the access table, the JSON
-/// Schemas, the Python client and the CLI's escape hatch. A method added in one place and
-/// forgotten in another fails here (CONTRIBUTING.md lists the places).
+/// Everything that names methods agrees with ``MethodRegistry``: the JSON Schemas and
+/// their examples, the Python client, the reads that take `min_rev`. A method added in one
+/// place and forgotten in another fails here (CONTRIBUTING.md lists the places).
 @Suite("method registry")
 struct MethodRegistryTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    @Test("every method the dispatcher serves has an access rule and a schema, and nothing more")
-    func dispatcherAccessAndSchemasAgree() throws {
+    @Test("every method of the registry has a schema and examples, and nothing more")
+    func registryAndSchemasAgree() throws {
         let names = Set(Dispatcher.methodNames)
-        #expect(names.count == Dispatcher.methodNames.count, "a method is listed twice")
-        #expect(Set(MethodAccess.table.keys) == names)
+        #expect(names.count == MethodRegistry.all.count, "a method is listed twice")
         let schemas = try FileManager.default.contentsOfDirectory(atPath: Self.root.path + "/schemas/methods")
             .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.filter { $0 != "event" }
         #expect(Set(schemas) == names, "schemas without a method: \(Set(schemas).subtracting(names)); methods without a schema: \(names.subtracting(schemas))")
@@ -31,5 +30,15 @@ struct MethodRegistryTests {
         }
         let missing = Dispatcher.methodNames.filter { !source.contains("\"\($0)\"") }
         #expect(missing.isEmpty, "methods the Python client never names: \(missing)")
+    }
+
+    @Test("every read that takes min_rev and consistency declares them in its schema")
+    func freshReadsDeclareTheirParams() throws {
+        for entry in MethodRegistry.all where entry.cluster == .freshRead {
+            let data = try Data(contentsOf: Self.root.appendingPathComponent("schemas/methods/\(entry.name).json"))
+            let schema = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let params = ((schema?["$defs"] as? [String: Any])?["params"] as? [String: Any])?["properties"] as? [String: Any]
+            #expect(params?["min_rev"] != nil && params?["consistency"] != nil, "\(entry.name)")
+        }
     }
 }
