@@ -275,7 +275,7 @@ extension BridgeTool {
                   readOnly: false) { g, a in try g.addObservations(try array(a, "observations")) },
         graphTool("delete_entities", "Delete multiple entities and their associated relations from the knowledge graph",
                   [.init(name: "entityNames", type: "array", description: "Names of the entities to delete", required: true)],
-                  readOnly: false) { g, a in try g.deleteEntities(try MemoryGraphArgs.strings(a, "entityNames")) },
+                  readOnly: false) { g, a in try g.deleteEntities(try strings(a, "entityNames")) },
         graphTool("delete_observations", "Delete specific observations from entities in the knowledge graph",
                   [.init(name: "deletions", type: "array", description: "Deletions: {entityName, observations}", required: true)],
                   readOnly: false) { g, a in try g.deleteObservations(try array(a, "deletions")) },
@@ -288,7 +288,7 @@ extension BridgeTool {
                   readOnly: true) { g, a in try g.searchNodes(a.first { $0.key == "query" }?.value.stringValue ?? "") },
         graphTool("open_nodes", "Open specific nodes in the knowledge graph by their names",
                   [.init(name: "names", type: "array", description: "Entity names to retrieve", required: true)],
-                  readOnly: true) { g, a in try g.openNodes(try MemoryGraphArgs.strings(a, "names")) },
+                  readOnly: true) { g, a in try g.openNodes(try strings(a, "names")) },
     ]
 
     private static func graphTool(_ name: String, _ description: String, _ arguments: [Argument], readOnly: Bool,
@@ -298,16 +298,14 @@ extension BridgeTool {
         }
     }
 
-    static func array(_ args: [JSONMember], _ name: String) throws -> [JSON] {
+    private static func strings(_ args: [JSONMember], _ name: String) throws -> [String] {
+        try MemoryGraph.strings(try array(args, name), name)
+    }
+
+    private static func array(_ args: [JSONMember], _ name: String) throws -> [JSON] {
         guard let a = args.first(where: { $0.key == name })?.value.arrayValue else {
             throw MemoryGraph.Failure(description: "\(name) must be an array")
         }
         return a
-    }
-}
-
-enum MemoryGraphArgs {
-    static func strings(_ args: [JSONMember], _ name: String) throws -> [String] {
-        try MemoryGraph.strings(try BridgeTool.array(args, name), name)
     }
 }

@@ -45,8 +45,8 @@ extension Bench {
                                                   dir: ServerProcess.tempDir("schema-node"), config: "[cluster]\npostgres = \"host=\(sock) dbname=peer user=postgres\"\nnode = \"schema\"\n")
         schemaNode.stop()
         try? FileManager.default.removeItem(atPath: schemaNode.dir)
-        try preloadKeys(single.socket, keys: 1000)
-        try preloadKeys(nodes[0].socket, keys: 1000)
+        try preload(mnemo: single.socket, redis: nil, keys: 1000)
+        try preload(mnemo: nodes[0].socket, redis: nil, keys: 1000)
         let gets = (0..<1000).map(getLine)
         extraMeta["postgresql"] = commandOutput("/usr/lib/postgresql/15/bin/postgres", ["--version"])
         try rounds {
@@ -99,20 +99,6 @@ extension Bench {
                     try pgbench(workload: "cluster claim.acquire+release", script: write + write, clients: n, perClient: steps,
                                 sock: sock),
                 ]
-            }
-        }
-    }
-
-    /// Sets `k0`..`k{keys-1}` in namespace `bench`.
-    private func preloadKeys(_ socket: String, keys: Int) throws {
-        let m = try Connect.helloSocket(socket, agent: "preload")
-        var batch: [UInt8] = []
-        for j in 0..<keys { batch += Connect.rpc("wm.set", "{\"ns\":\"bench\",\"key\":\"k\(j)\",\"value\":\"\(value)\"}") }
-        try m.send(batch)
-        for _ in 0..<keys {
-            let line = try m.readLine()
-            guard line.count > 25, line[line.startIndex + 25] == UInt8(ascii: "r") else {
-                throw BenchError("preload: \(String(decoding: line.prefix(200), as: UTF8.self))")
             }
         }
     }

@@ -275,9 +275,11 @@ extension Bench {
     }
 
     /// Writes keys k0..k{count-1} (100-byte values) into both, pipelined 1000 at a time.
-    func preload(mnemo: String, redis: String, keys count: Int) throws {
+    /// Sets `k0`..`k{count-1}` in mnemod's namespace `bench` over its socket, and in Redis
+    /// when given, in pipelined batches of 1000.
+    func preload(mnemo: String, redis: String?, keys count: Int) throws {
         let m = try Connect.helloSocket(mnemo, agent: "preload")
-        let r = try BenchSocket(path: redis)
+        let r = try redis.map { try BenchSocket(path: $0) }
         var i = 0
         while i < count {
             let batch = min(1000, count - i)
@@ -285,16 +287,16 @@ extension Bench {
             var rb: [UInt8] = []
             for j in i..<(i + batch) {
                 mb += Connect.rpc("wm.set", "{\"ns\":\"bench\",\"key\":\"k\(j)\",\"value\":\"\(value)\"}")
-                rb += Connect.resp(["SET", "k\(j)", value])
+                if r != nil { rb += Connect.resp(["SET", "k\(j)", value]) }
             }
             try m.send(mb)
-            try r.send(rb)
+            try r?.send(rb)
             for _ in 0..<batch {
                 let line = try m.readLine()
                 guard line.count > 25, line[line.startIndex + 25] == UInt8(ascii: "r") else {
                     throw BenchError("preload: \(String(decoding: line.prefix(200), as: UTF8.self))")
                 }
-                _ = try r.readRESP()
+                _ = try r?.readRESP()
             }
             i += batch
         }
