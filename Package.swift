@@ -41,13 +41,14 @@ let package = Package(
     targets: [
         .target(name: "CMnemoSys", cSettings: [.define("_GNU_SOURCE")]),
         .target(name: "CPageChecksum", linkerSettings: [.linkedLibrary("sqlite3")]),
+        .target(name: "CSQLiteSession", linkerSettings: [.linkedLibrary("sqlite3")]),
         .systemLibrary(name: "CBLAS", pkgConfig: "blas", providers: [.apt(["libblas-dev", "libopenblas-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .target(name: "MnemoProtocol", swiftSettings: strict),
         .target(
             name: "MnemoCore",
             dependencies: [
-                "MnemoProtocol", "CBLAS", "CLibPQ", "CMnemoSys", "CPageChecksum",
+                "MnemoProtocol", "CBLAS", "CLibPQ", "CMnemoSys", "CPageChecksum", "CSQLiteSession",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),

@@ -73,9 +73,17 @@ public final class Engine: Sendable {
                                      similarScore: settings.similarScore, defaultMode: settings.defaultMode,
                                      quotas: access.quotas, logger: logger,
                                      nextRevision: { () throws(WireError) in try working.reserveRevision() })
-        // Revisions the SQLite tiers stored may be above what the journal recovered (on a
-        // cluster node every revision comes from the feed, and those tiers are not served).
-        if cluster == nil { working.raiseRevision(atLeast: max(episodic.maxRevAtOpen, semantic.db.maxRevAtOpen)) }
+        if cluster != nil {
+            // A cluster node's SQLite tiers are caught up from the feed and written through it.
+            do {
+                try working.replicate([episodic, semantic])
+            } catch {
+                throw StorageError("\(error)", cluster: true)
+            }
+        } else {
+            // Revisions the SQLite tiers stored may be above what the journal recovered.
+            working.raiseRevision(atLeast: max(episodic.maxRevAtOpen, semantic.db.maxRevAtOpen))
+        }
         audit = try AuditLog(dir: dataDir, durability: durability, retentionMs: auditRetentionMs,
                              recordsMutations: auditMutations ?? !principals.isEmpty, time: time, cluster: cluster, logger: logger)
         self.startedAtNs = time.monotonicNs()

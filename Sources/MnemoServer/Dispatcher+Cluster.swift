@@ -1,3 +1,4 @@
+import Dispatch
 import MnemoCore
 import MnemoProtocol
 
@@ -57,6 +58,25 @@ extension Dispatcher {
         if engine.revision >= target { return try read(&session, &out) }
         guard let cluster = engine.cluster else {
             throw notReached(target, engine, "this node has not issued it")
+        }
+        if session.onWorker {
+            // A read that runs on a worker thread (a search) waits there.
+            let deadline = DispatchTime.now() + .milliseconds(cluster.settings.maxWaitMs)
+            while engine.revision < target {
+                let advanced = DispatchSemaphore(value: 0)
+                let id = engine.working.onRevision { advanced.signal() }
+                if engine.revision >= target {
+                    engine.working.cancelWait(.revision, id: id)
+                    break
+                }
+                if advanced.wait(timeout: deadline) == .timedOut {
+                    engine.working.cancelWait(.revision, id: id)
+                    guard engine.revision >= target else {
+                        throw notReached(target, engine, "not applied within \(cluster.settings.maxWaitMs) ms")
+                    }
+                }
+            }
+            return try read(&session, &out)
         }
         let copy = session
         try park(waitMs: Int64(cluster.settings.maxWaitMs), &session, engine, status, &out) { waiting, out throws(WireError) in

@@ -281,6 +281,8 @@ extension Dispatcher {
         let stats = self.stats
         Dispatcher.workers.async { [self] in
             var session = copy
+            session.onWorker = true
+            session.canPark = false
             var out = JSONWriter(capacity: 512)
             let id = request.id ?? .null
             var failed = false

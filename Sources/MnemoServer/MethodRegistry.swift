@@ -8,9 +8,9 @@ struct MethodEntry: Sendable {
     enum Cluster: Sendable {
         /// As a single node does.
         case same
-        /// A working-memory write: run on a worker thread unless it may park.
+        /// A write: run on a worker thread unless it may park.
         case write
-        /// A working-memory read that takes `min_rev` and `consistency` (on any node).
+        /// A read that takes `min_rev` and `consistency` (on any node).
         case freshRead
         /// Refused (-32601): its tier is not in the cluster's feed.
         case singleNodeOnly
@@ -39,12 +39,12 @@ enum MethodRegistry {
         .init("task.get", .ns(.read), .freshRead),
         .init("inbox.post", .ns(.write), .write), .init("inbox.read", .ns(.read), .freshRead), .init("inbox.ack", .ns(.write), .write),
         .init("watch.subscribe", .prefixRead), .init("watch.cancel", .open),
-        .init("sem.upsert", .ns(.write), .singleNodeOnly), .init("sem.search", .prefixRead, .singleNodeOnly),
-        .init("sem.get", .ns(.read), .singleNodeOnly), .init("sem.history", .ns(.read), .singleNodeOnly),
-        .init("sem.delete", .ns(.write), .singleNodeOnly),
-        .init("ep.append", .ns(.write), .singleNodeOnly), .init("ep.query", .prefixRead, .singleNodeOnly),
-        .init("ep.search", .prefixRead, .singleNodeOnly), .init("ep.summarize", .ns(.admin), .singleNodeOnly),
-        .init("ep.prune", .handler, .singleNodeOnly), .init("ep.pin", .handler, .singleNodeOnly),
+        .init("sem.upsert", .ns(.write), .write), .init("sem.search", .prefixRead, .freshRead),
+        .init("sem.get", .ns(.read), .freshRead), .init("sem.history", .ns(.read), .freshRead),
+        .init("sem.delete", .ns(.write), .write),
+        .init("ep.append", .ns(.write), .write), .init("ep.query", .prefixRead, .freshRead),
+        .init("ep.search", .prefixRead, .freshRead), .init("ep.summarize", .ns(.admin), .write),
+        .init("ep.prune", .handler, .write), .init("ep.pin", .handler, .write),
         .init("audit.query", .handlerRead),
         .init("admin.export", .handler), .init("admin.import", .handler, .singleNodeOnly),
         .init("admin.snapshot", .global(.admin), .singleNodeOnly), .init("admin.check", .global(.admin)),

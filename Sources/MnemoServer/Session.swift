@@ -25,6 +25,9 @@ struct Session: Sendable {
     var parked: ParkedCall?
     /// Set by the dispatcher when the call runs on a worker thread.
     var offloaded: OffloadedCall?
+    /// True in the copy a worker thread runs a call with: a wait blocks that thread
+    /// instead of parking the call on the event loop.
+    var onWorker = false
     /// Position of the call being executed in its batch.
     var batchIndex = 0
     /// Whether the request being executed was sent alone (not in a batch), so a handler

@@ -137,12 +137,13 @@ public final class ClusterLog: Sendable {
     /// Appends one transaction's changes and commits.
     /// - Throws: `UNAVAILABLE` when it failed; then whether it committed is not known to
     ///   this node (the caller resynchronizes from the feed).
-    func commit(_ box: inout ConnectionBox, _ tx: Transaction, first: Int64, last: Int64, body: [UInt8]) throws(WireError) {
+    /// A row holding SQLite tiers' changes is `keep`: never trimmed (their state of record).
+    func commit(_ box: inout ConnectionBox, _ tx: Transaction, first: Int64, last: Int64, body: [UInt8], keep: Bool) throws(WireError) {
         do throws(PGError) {
             try tx.conn.exec("""
                 WITH c AS (UPDATE mnemo_counter SET rev = $1 WHERE id = 1)
-                INSERT INTO mnemo_changes (rev, first_rev, node, body) VALUES ($1, $2, $3, $4)
-                """, [.int(last), .int(first), .text(settings.node), .bytes(body)])
+                INSERT INTO mnemo_changes (rev, first_rev, node, body, keep) VALUES ($1, $2, $3, $4, $5)
+                """, [.int(last), .int(first), .text(settings.node), .bytes(body), .text(keep ? "true" : "false")])
             try tx.conn.exec("NOTIFY mnemo_changes; COMMIT")
         } catch {
             box.failed(error, logger)
@@ -180,7 +181,10 @@ public final class ClusterLog: Sendable {
     func fetch(_ conn: PGConnection, after applied: Int64, limit: Int?) throws(PGError) -> [FeedRow] {
         let sql = "SELECT rev, first_rev, body FROM mnemo_changes WHERE rev > $1 ORDER BY rev"
             + (limit.map { " LIMIT \($0)" } ?? "")
-        let rows = try conn.exec(sql, [.int(applied)], binaryResults: true)
+        return try rows(conn.exec(sql, [.int(applied)], binaryResults: true))
+    }
+
+    private func rows(_ rows: PGRows) -> [FeedRow] {
         var out: [FeedRow] = []
         out.reserveCapacity(rows.count)
         for i in 0..<rows.count {
@@ -188,6 +192,12 @@ public final class ClusterLog: Sendable {
                                body: rows.bytes(i, 2)))
         }
         return out
+    }
+
+    /// Rows holding SQLite tiers' changes (`keep`) after `applied`, up to `last`, in revision order.
+    func fetchKept(_ conn: PGConnection, after applied: Int64, upTo last: Int64, limit: Int) throws(PGError) -> [FeedRow] {
+        try rows(conn.exec("SELECT rev, first_rev, body FROM mnemo_changes WHERE keep AND rev > $1 AND rev <= $2 ORDER BY rev LIMIT \(limit)",
+                           [.int(applied), .int(last)], binaryResults: true))
     }
 
     /// The latest snapshot: its revision and records; nil when there is none.
@@ -212,7 +222,7 @@ public final class ClusterLog: Sendable {
         try conn.exec("INSERT INTO mnemo_snapshots (rev, node, body) VALUES ($1, $2, $3) ON CONFLICT (rev) DO NOTHING",
                       [.int(rev), .text(settings.node), .bytes(body)])
         try conn.exec("DELETE FROM mnemo_snapshots WHERE rev < $1", [.int(rev)])
-        try conn.exec("DELETE FROM mnemo_changes WHERE rev <= $1", [.int(rev - settings.feedRetain)])
+        try conn.exec("DELETE FROM mnemo_changes WHERE rev <= $1 AND NOT keep", [.int(rev - settings.feedRetain)])
         try conn.exec("COMMIT")
     }
 

@@ -13,9 +13,11 @@
 ///   format; a node starts from the latest one and the rows after it, so the feed before
 ///   it (past a retained tail) can be deleted.
 /// - `mnemo_audit` (version 3): the audit log of every node (see ``ClusterAudit``).
+/// - `mnemo_changes.keep` (version 4): the row holds changes of the SQLite tiers
+///   (episodic, semantic); such rows are their state of record, never trimmed.
 enum ClusterSchema {
     /// The newest version this build knows.
-    static let version = 3
+    static let version = 4
 
     /// Migration `i` brings the schema from version `i` to `i + 1`.
     static let migrations: [String] = [
@@ -45,6 +47,10 @@ enum ClusterSchema {
             allowed boolean NOT NULL, error text, rev bigint
         );
         CREATE INDEX mnemo_audit_at ON mnemo_audit (at);
+        """,
+        """
+        ALTER TABLE mnemo_changes ADD COLUMN keep boolean NOT NULL DEFAULT false;
+        CREATE INDEX mnemo_changes_kept ON mnemo_changes (rev) WHERE keep;
         """,
     ]
 

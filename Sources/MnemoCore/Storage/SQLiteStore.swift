@@ -45,6 +45,12 @@ public final class SQLiteStore: Sendable {
     private let failure = Mutex<String?>(nil)
     /// The most writes committed in one transaction.
     static let maxGroup = 512
+    /// On a cluster node: where its writes are committed (the node's cluster
+    /// transactions, see ``WorkingMemory/replicate(_:)``); nil on a single node.
+    let router = Mutex<(any SQLiteWriteRouter)?>(nil)
+    /// On a cluster node: the last feed revision applied to this database (kept in
+    /// `mnemo_meta.cluster_rev`, in the same transactions).
+    let clusterRev = Atomic<Int64>(0)
 
     /// Opens (creating if needed) `dir/name.sqlite` and migrates it.
     /// - Parameters:
@@ -130,6 +136,7 @@ public final class SQLiteStore: Sendable {
     ///   the transaction could not be committed (e.g. the disk is full): nothing applied.
     public func write<T: Sendable>(_ body: @escaping @Sendable (WriteContext) throws -> T) throws(WireError) -> T {
         try checkUsable()
+        if let router = router.withLock({ $0 }) { return try router.write(self, body) }
         let box = ResultBox<T>()
         let pending = PendingWrite { ctx in box.value = try body(ctx) }
         let accepted = queue.withLock { q in
@@ -379,9 +386,9 @@ public final class WriteContext {
     /// The highest revision taken in this transaction.
     fileprivate(set) var maxRev: Int64 = 0
     /// What runs once the transaction has committed.
-    fileprivate var actions: [() -> Void] = []
+    var actions: [() -> Void] = []
 
-    fileprivate init(db: Database, nextRevision: @escaping @Sendable () throws(WireError) -> Int64) {
+    init(db: Database, nextRevision: @escaping @Sendable () throws(WireError) -> Int64) {
         self.db = db
         self.source = nextRevision
     }
@@ -398,6 +405,12 @@ public final class WriteContext {
         maxRev = max(maxRev, rev)
         return rev
     }
+}
+
+/// Where a cluster node's SQLite writes go: into its next cluster transaction.
+protocol SQLiteWriteRouter: Sendable {
+    /// Runs `body` in `store`'s part of the next cluster transaction; its result once committed.
+    func write<T: Sendable>(_ store: SQLiteStore, _ body: @escaping @Sendable (WriteContext) throws -> T) throws(WireError) -> T
 }
 
 /// A queued write and its outcome.

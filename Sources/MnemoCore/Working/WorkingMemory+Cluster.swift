@@ -8,11 +8,28 @@ import MnemoProtocol
 struct ClusterTransaction {
     var body: [UInt8] = []
     var events: [WatchEvent] = []
+    /// The replicated SQLite tiers' writers and the transactions the batch opened on them.
+    var tiers: TierWriters?
+}
+
+/// One line of a feed row: a working-memory change, or an SQLite tier's changes.
+enum FeedEntry {
+    case working(Change)
+    case sqlite(store: String, Changeset)
+
+    /// The line of an SQLite tier's changes.
+    static func line(store: String, _ changes: Changeset) -> [UInt8] {
+        var w = JSONWriter(capacity: changes.bytes.count * 4 / 3 + 64)
+        w.value(.object([JSONMember("sqlite", .string(store)),
+                         JSONMember("changeset", .string(Data(changes.bytes).base64EncodedString()))]))
+        return w.bytes
+    }
 }
 
 extension WorkingMemory {
     /// Opens working memory as a node of a cluster: its state is rebuilt from the change feed
-    /// in PostgreSQL, then the feed is tailed.
+    /// in PostgreSQL; the feed is tailed from ``replicate(_:)`` on (once the SQLite tiers
+    /// are open).
     /// - Throws: ``ClusterError`` when PostgreSQL cannot be read or a row cannot be decoded.
     public static func openCluster(log: ClusterLog, limits: Limits, logger: Logger,
                                    resultRetentionMs: Int64 = 7 * 86_400_000, inboxRetentionMs: Int64 = 7 * 86_400_000,
@@ -26,7 +43,6 @@ extension WorkingMemory {
         }
         let conn = try ClusterLog.connect(log.settings)
         try wm.load(conn)
-        log.startTailing { [wm] conn throws(ClusterError) in try wm.follow(conn) }
         logger.info("cluster node joined", metadata: ["node": "\(log.settings.node)", "rev": "\(wm.revision)",
                                                       "keys": "\(wm.stats.keys)"])
         return wm
@@ -66,30 +82,50 @@ extension WorkingMemory {
         let failure: WireError? = cluster.withWriter { box in
             let tx: ClusterLog.Transaction
             do throws(WireError) { tx = try cluster.begin(&box, applied: revision) } catch { return error }
-            let (failure, committed) = state.withLock { s -> (WireError?, Bool) in
-                do {
-                    try applyFeed(&s, tx.missing)
-                    guard s.rev == tx.rev else {
-                        throw ClusterError.badRecord(rev: tx.rev, "this node is at revision \(s.rev) after catching up")
+            let (failure, committed) = withTierWriters { writers in
+                state.withLock { s -> (WireError?, Bool) in
+                    do {
+                        try applyFeed(&s, tx.missing, writers)
+                        guard s.rev == tx.rev else {
+                            throw ClusterError.badRecord(rev: tx.rev, "this node is at revision \(s.rev) after catching up")
+                        }
+                    } catch {
+                        resyncNeeded.store(true, ordering: .relaxed)
+                        return (.app(.unavailable, "\(error); this node resynchronizes", [JSONMember("reason", .string("cluster"))]), false)
                     }
-                } catch {
-                    resyncNeeded.store(true, ordering: .relaxed)
-                    return (.app(.unavailable, "\(error); this node resynchronizes", [JSONMember("reason", .string("cluster"))]), false)
+                    s.txn = ClusterTransaction(tiers: writers)
+                    for write in batch { write.run(&s) }
+                    var txn = s.txn ?? ClusterTransaction()
+                    s.txn = nil
+                    let recorded: [(TierWriters.Open, Changeset)]
+                    do throws(ClusterError) { recorded = try writers.finishRecordings() } catch {
+                        writers.rollback()
+                        s.rev = tx.rev  // the revisions its SQLite writes took are not committed
+                        return (.app(.unavailable, "\(error); nothing was applied"), false)
+                    }
+                    for (open, changes) in recorded {
+                        if !txn.body.isEmpty { txn.body.append(UInt8(ascii: "\n")) }
+                        txn.body.append(contentsOf: FeedEntry.line(store: open.tier.database.name, changes))
+                    }
+                    guard !txn.body.isEmpty else {
+                        writers.rollback()
+                        return (nil, false)
+                    }
+                    // A row changing SQLite rows without taking a revision (none does today)
+                    // still needs one to be applied by the others.
+                    if s.rev == tx.rev { s.rev += 1 }
+                    do throws(WireError) {
+                        try cluster.commit(&box, tx, first: tx.rev + 1, last: s.rev, body: txn.body, keep: !recorded.isEmpty)
+                    } catch {
+                        // Applied here, perhaps not committed there: this state is not to be served.
+                        writers.rollback()
+                        resyncNeeded.store(true, ordering: .relaxed)
+                        return (error, true)
+                    }
+                    if !writers.commit(rev: s.rev, logger: logger) { resyncNeeded.store(true, ordering: .relaxed) }
+                    notifyObservers(txn.events)
+                    return (nil, true)
                 }
-                s.txn = ClusterTransaction()
-                for write in batch { write.run(&s) }
-                let txn = s.txn ?? ClusterTransaction()
-                s.txn = nil
-                guard !txn.body.isEmpty else { return (nil, false) }
-                do throws(WireError) {
-                    try cluster.commit(&box, tx, first: tx.rev + 1, last: s.rev, body: txn.body)
-                } catch {
-                    // Applied here, perhaps not committed there: this state is not to be served.
-                    resyncNeeded.store(true, ordering: .relaxed)
-                    return (error, true)
-                }
-                notifyObservers(txn.events)
-                return (nil, true)
             }
             if !committed { cluster.rollback(&box, tx) }
             return failure
@@ -146,7 +182,9 @@ extension WorkingMemory {
             let rows = try ClusterError.wrapping { try cluster.fetch(conn, after: revision, limit: Self.feedStep) }
             guard !rows.isEmpty else { return }
             do {
-                try state.withLock { s throws(ClusterError) in try applyFeed(&s, rows) }
+                try withTierWriters { writers in
+                    Result { () throws(ClusterError) in try state.withLock { s throws(ClusterError) in try applyFeed(&s, rows, writers) } }
+                }.get()
             } catch {
                 resyncNeeded.store(true, ordering: .relaxed)  // e.g. the rows it needed were trimmed
                 throw error
@@ -166,6 +204,8 @@ extension WorkingMemory {
             lastSnapshotRev.store(snapshot?.rev ?? 0, ordering: .relaxed)
             return try build(snapshot: snapshot, rows: rows)
         }
+        // The SQLite tiers may lack rows whose commit this node lost.
+        try catchUpTiers(conn, to: fresh.rev)
         cluster.withWriter { _ in
             state.withLock { $0 = fresh }
             resyncNeeded.store(false, ordering: .relaxed)
@@ -176,20 +216,25 @@ extension WorkingMemory {
 
     /// Applies feed rows this node has not applied yet, in order, waking watches and the
     /// calls waiting on what they change. Lock held.
-    func applyFeed(_ s: inout WorkingState, _ rows: [FeedRow]) throws(ClusterError) {
+    func applyFeed(_ s: inout WorkingState, _ rows: [FeedRow], _ writers: TierWriters) throws(ClusterError) {
         for row in rows where row.rev > s.rev {
             guard row.firstRev == s.rev + 1 else {
                 throw .badRecord(rev: row.rev, "it starts at revision \(row.firstRev), this node is at \(s.rev)")
             }
-            let changes = try Self.decode(row)
+            let entries = try Self.decode(row)
             let listening = !observers.withLock({ $0.isEmpty })
             s.events.removeAll(keepingCapacity: true)
             s.collecting = listening
-            for change in changes { s.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs()) }
+            for entry in entries {
+                switch entry {
+                case .working(let change): s.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs())
+                case .sqlite(let store, let changes): writers.apply(changes, to: store, rev: row.rev)
+                }
+            }
             s.collecting = false
             s.rev = row.rev
             if listening { notifyObservers(s.events) }
-            for change in changes { if let key = Self.waitKey(change) { for w in takeWaiters(key) { w() } } }
+            for case .working(let change) in entries { if let key = Self.waitKey(change) { for w in takeWaiters(key) { w() } } }
         }
     }
 
@@ -197,14 +242,14 @@ extension WorkingMemory {
     private func build(snapshot: FeedRow?, rows: [FeedRow]) throws(ClusterError) -> WorkingState {
         var fresh = WorkingState()
         if let snapshot {
-            for change in try Self.decode(snapshot) { fresh.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs()) }
+            for case .working(let change) in try Self.decode(snapshot) { fresh.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs()) }
             fresh.rev = snapshot.rev
         }
         for row in rows {
             guard row.firstRev == fresh.rev + 1 else {
                 throw .badRecord(rev: row.rev, "it starts at revision \(row.firstRev) after revision \(fresh.rev)")
             }
-            for change in try Self.decode(row) { fresh.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs()) }
+            for case .working(let change) in try Self.decode(row) { fresh.apply(change, monoNowMs: monoMs(), wallNowMs: time.nowMs()) }
             fresh.rev = row.rev
         }
         return fresh
@@ -244,11 +289,21 @@ extension WorkingMemory {
         }
     }
 
-    private static func decode(_ row: FeedRow) throws(ClusterError) -> [Change] {
-        var out: [Change] = []
+    static func decode(_ row: FeedRow) throws(ClusterError) -> [FeedEntry] {
+        var out: [FeedEntry] = []
         for line in row.body.split(separator: UInt8(ascii: "\n")) {
             do {
-                out.append(try ChangeCodec.decode(try JSONParser.parse(line)))
+                let json = try JSONParser.parse(line)
+                if let store = json["sqlite"]?.stringValue {
+                    guard let text = json["changeset"]?.stringValue, let bytes = Data(base64Encoded: text) else {
+                        throw ClusterError.badRecord(rev: row.rev, "an SQLite line without its changeset")
+                    }
+                    out.append(.sqlite(store: store, Changeset(bytes: Array(bytes))))
+                } else {
+                    out.append(.working(try ChangeCodec.decode(json)))
+                }
+            } catch let error as ClusterError {
+                throw error
             } catch {
                 throw .badRecord(rev: row.rev, "\(error)")
             }

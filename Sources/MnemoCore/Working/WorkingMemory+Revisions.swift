@@ -9,8 +9,8 @@ extension WorkingMemory {
     ///   be reserved in the journal.
     /// - Complexity: O(1); one fsync per 2^20 revisions in normal mode.
     public func reserveRevision() throws(WireError) -> Int64 {
-        // On a cluster node every revision is a row of the feed; the SQLite tiers, which
-        // would take one outside it, are not served there (see ``Engine``).
+        // On a cluster node every revision is a row of the feed; the SQLite tiers take theirs
+        // inside cluster transactions (``WorkingMemory/write(_:_:)``).
         if cluster != nil { throw .app(.unavailable, "no revision outside the cluster's change feed") }
         return try state.withLock { s throws(WireError) in
             let rev = s.rev + 1

@@ -27,6 +27,8 @@ public final class WorkingMemory: Sendable {
     let writes = WriteQueue()
     /// The revision of the cluster's latest snapshot this node knows of.
     let lastSnapshotRev = Atomic<Int64>(0)
+    /// The SQLite tiers this cluster node replicates through the feed (set once at start).
+    let tiers = Mutex<[any ReplicatedTier]>([])
     let logger: Logger
     /// Callbacks waiting for a claim to end (`claim.acquire`, `leader.campaign` with
     /// `wait_ms`), a barrier generation or a proposal round to end, by id.

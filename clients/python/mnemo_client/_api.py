@@ -261,6 +261,8 @@ class ApiMixin:
         include_superseded: Optional[bool] = None,
         as_of: Optional[str] = None,
         include_history: Optional[bool] = None,
+        min_rev: Optional[int] = None,
+        consistency: Optional[str] = None,
     ) -> Any:
         """``sem.search`` under the namespace prefix ``ns`` with ``text`` (or ``vector``/
         ``vector_b64``). ``mode``: ``"vector"``, ``"keyword"`` or ``"hybrid"``; ``None`` lets
@@ -272,19 +274,22 @@ class ApiMixin:
             ns=ns, text=text, vector=list(vector) if vector is not None else None,
             vector_b64=vector_b64, k=k, mode=mode, fusion=fusion, filter=dict(filter) if filter is not None else None,
             min_score=min_score, include_superseded=include_superseded, as_of=as_of,
-            include_history=include_history))
+            include_history=include_history, min_rev=min_rev, consistency=consistency))
 
     search = sem_search  # the short name
 
     def sem_get(self, ns: str, id: str, *, as_of: Optional[str] = None,  # noqa: A002 (contract name)
-                include_history: Optional[bool] = None) -> Any:
+                include_history: Optional[bool] = None, min_rev: Optional[int] = None,
+                consistency: Optional[str] = None) -> Any:
         """``sem.get``; with ``as_of`` the version valid then, with ``include_history``
         its past versions in ``history``."""
-        return self._invoke("sem.get", _clean(ns=ns, id=id, as_of=as_of, include_history=include_history))
+        return self._invoke("sem.get", _clean(ns=ns, id=id, as_of=as_of, include_history=include_history,
+                                              min_rev=min_rev, consistency=consistency))
 
-    def sem_history(self, ns: str, id: str) -> Any:  # noqa: A002 (contract name)
+    def sem_history(self, ns: str, id: str, *, min_rev: Optional[int] = None,  # noqa: A002 (contract name)
+                    consistency: Optional[str] = None) -> Any:
         """``sem.history``: the record's versions, newest first (``found`` false when absent)."""
-        return self._invoke("sem.history", {"ns": ns, "id": id})
+        return self._invoke("sem.history", _clean(ns=ns, id=id, min_rev=min_rev, consistency=consistency))
 
     def sem_delete(self, ns: str, id: str) -> Any:  # noqa: A002 (contract name)
         return self._invoke("sem.delete", {"ns": ns, "id": id})
@@ -323,18 +328,22 @@ class ApiMixin:
         limit: Optional[int] = None,
         cursor: Optional[str] = None,
         order: Optional[str] = None,
+        min_rev: Optional[int] = None,
+        consistency: Optional[str] = None,
     ) -> Any:
         return self._invoke("ep.query", _clean(
             ns=ns, since=since, until=until, kind=kind, agent=agent, task=task,
-            tags=list(tags) if tags is not None else None, limit=limit, cursor=cursor, order=order))
+            tags=list(tags) if tags is not None else None, limit=limit, cursor=cursor, order=order,
+            min_rev=min_rev, consistency=consistency))
 
     def ep_search(self, ns: str, text: str, *, limit: Optional[int] = None, mode: Optional[str] = None,
-                  fusion: Optional[str] = None) -> Any:
+                  fusion: Optional[str] = None, min_rev: Optional[int] = None, consistency: Optional[str] = None) -> Any:
         """``ep.search`` under the namespace prefix ``ns``. ``mode``: ``"keyword"`` (FTS5
         bm25), ``"vector"`` (episodes appended with ``embed=True``) or ``"hybrid"``; ``None``
         lets the server pick its default; ``fusion`` as for ``sem_search``. Hits are returned
         as sent (``match`` included)."""
-        return self._invoke("ep.search", _clean(ns=ns, text=text, limit=limit, mode=mode, fusion=fusion))
+        return self._invoke("ep.search", _clean(ns=ns, text=text, limit=limit, mode=mode, fusion=fusion,
+                                                min_rev=min_rev, consistency=consistency))
 
     def ep_summarize(self, ns: str, *, older_than_ms: Optional[int] = None, max_records: Optional[int] = None) -> Any:
         """``ep.summarize``: condenses the namespace's records not yet summarized (older than
