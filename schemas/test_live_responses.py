@@ -53,12 +53,8 @@ CLUSTER = os.environ.get("MNEMO_LIVE_CLUSTER")
 
 
 def single_node_only(method):
-    """Methods a cluster node refuses (its tier is not in PostgreSQL yet)."""
-    return method.startswith(("ep.", "sem.")) or method in ("admin.import", "admin.snapshot")
-
-
-# Tests of the tiers a cluster node does not serve.
-single_node = pytest.mark.skipif(bool(CLUSTER), reason="episodic/semantic/import/snapshot are not served by a cluster node")
+    """Methods a cluster node refuses (they replace or copy a node's own files)."""
+    return method in ("admin.import", "admin.snapshot")
 
 # ------------------------------------------------------------------- schemas
 from schema_support import FORMAT_CHECKER  # noqa: E402
@@ -1006,7 +1002,6 @@ def test_audit_query(server, ns):
     assert c.call("audit.query", {"ns": ns, "agent": "auditor"})["entries"] == []
 
 
-@single_node
 def test_watch_sem_events(server, ns):
     w = server.connect("sem-watcher")
     c = server.connect("sem-writer")
@@ -1065,7 +1060,6 @@ def test_watch_result_events(server, ns):
     xfail_if(reasons)
 
 
-@single_node
 def test_sem_upsert_search_get_delete(server, ns):
     import base64
     import struct
@@ -1119,7 +1113,6 @@ def test_sem_upsert_search_get_delete(server, ns):
     assert c.call("sem.delete", {"ns": ns + "/vec", "id": "v1"}) == {"deleted": False}
 
 
-@single_node
 def test_sem_validity_versions_and_conflicts(server, ns):
     # Facts that know when they were true: a chain of supersessions, versions of one id,
     # as_of and include_history on get and search, sem.history, on_conflict.
@@ -1184,7 +1177,6 @@ def test_sem_validity_versions_and_conflicts(server, ns):
     assert [h["id"] for h in c.call("sem.search", {"ns": ns, "vector": vec})["hits"]] == ["w3"]
 
 
-@single_node
 def test_sem_batch_of_upserts(server, ns):
     # Several upserts in one batch line are written together, each with its own outcome.
     c = server.connect("semantic-bulk")
@@ -1208,7 +1200,6 @@ def test_sem_batch_of_upserts(server, ns):
     assert c.call("sem.get", {"ns": ns, "id": "b3"}) == {"found": False}
 
 
-@single_node
 def test_sem_batch_of_searches(server, ns):
     # Several searches in one batch line are answered together (one pass, sgemm), in order.
     c = server.connect("semantic-batch")
@@ -1457,7 +1448,6 @@ def test_error_fenced_data(server, ns):
 
 
 # ------------------------------------------------------------------ episodic
-@single_node
 def test_episodic_examples(server, ns):
     """Every valid example of the ep.* schemas, sent for real (in this test's namespace
     where the example names one); each result is validated against its schema."""
@@ -1482,7 +1472,6 @@ def test_episodic_examples(server, ns):
     assert len(appended) == 3 and appended[2].get("embedded") is True
 
 
-@single_node
 def test_watch_episodic_events(server, ns):
     w = server.connect("ep-watcher")
     c = server.connect("ep-writer")
@@ -1502,7 +1491,6 @@ def test_watch_episodic_events(server, ns):
     xfail_if(reasons)
 
 
-@single_node
 def test_episodic_scenario(server, ns):
     c = server.connect("ep-agent")
     other = server.connect("ep-other")
@@ -1573,7 +1561,7 @@ def test_episodic_scenario(server, ns):
 
 
 # ------------------------------------------------------ export / import / snapshot
-@single_node
+@pytest.mark.skipif(bool(CLUSTER), reason="a cluster node refuses admin.import and admin.snapshot")
 def test_export_import_snapshot(server, ns, tmp_path):
     c = server.connect("xfer-agent")
     transfer = os.path.join(server.data, "transfer")
@@ -1799,7 +1787,7 @@ def test_leader_election(server, ns):
 
 # ----------------------------------------------------------------- coverage
 @pytest.mark.skipif(not CLUSTER, reason="only a cluster node refuses these")
-def test_cluster_node_refuses_the_tiers_it_does_not_serve(server):
+def test_cluster_node_refuses_the_methods_it_does_not_serve(server):
     c = server.connect("cluster-agent")
     for method in IMPLEMENTED:
         if single_node_only(method):

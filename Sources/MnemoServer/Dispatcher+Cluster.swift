@@ -22,7 +22,7 @@ extension Dispatcher {
         if engine.cluster != nil, role == .write { method.offLoopUnlessWaiting = true }
         if engine.cluster != nil, role == .singleNodeOnly {
             method.handler = { _, _, _ throws(WireError) in
-                throw WireError(code: -32601, message: "\(name) is not served by a cluster node: its tier is not in the cluster's PostgreSQL yet",
+                throw WireError(code: -32601, message: "\(name) is not served by a cluster node: it replaces or copies one node's files, not the cluster's state (export from a node, import into a single node)",
                                 data: [JSONMember("method", .string(name)), JSONMember("reason", .string("cluster"))])
             }
         } else if role == .freshRead {

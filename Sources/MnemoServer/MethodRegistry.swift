@@ -12,7 +12,7 @@ struct MethodEntry: Sendable {
         case write
         /// A read that takes `min_rev` and `consistency` (on any node).
         case freshRead
-        /// Refused (-32601): its tier is not in the cluster's feed.
+        /// Refused (-32601): it replaces or copies one node's files, not the cluster's state.
         case singleNodeOnly
     }
 

@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
+from conftest import node_config
+from harness import Daemon
 from mnemo_client import Client
 from mnemo_client.errors import MnemoError
 
@@ -163,25 +165,90 @@ def test_min_rev_gives_read_after_write_across_nodes(cluster):
         assert e.value.code == -32602
 
 
-def test_episodic_and_semantic_calls_are_refused_on_a_node_not_answered_from_one_copy(cluster):
-    c = cluster(1)
-    with c[0].client() as cl:
-        for method, params in [("ep.append", {"ns": NS, "kind": "note", "text": "x"}),
-                               ("sem.search", {"ns": NS, "text": "x"})]:
-            with pytest.raises(MnemoError) as e:
-                cl.call(method, params)
-            assert e.value.code == -32601 and e.value.data["reason"] == "cluster"
-        health = cl.health()
-        assert health["cluster"]["node"] == "n0" and health["cluster"]["connected"] is True
+def test_semantic_and_episodic_writes_on_one_node_are_read_on_the_others_with_min_rev(cluster):
+    c = cluster(3, extra="max_wait_ms = 5000\n")
+    with c[0].client("a") as a, c[1].client("b") as b, c[2].client("c") as cc:
+        fact = a.sem_upsert(NS, "the deploy key rotates every ninety days", tags=["ops"])
+        hits = b.sem_search(NS, text="how often does the deploy key rotate", min_rev=fact["version"])["hits"]
+        assert hits and hits[0]["id"] == fact["id"] and hits[0]["text"].endswith("ninety days")
+        # Replaced on B: the new text on C (vector and keyword arms), the old one in its history.
+        again = b.sem_upsert(NS, "the deploy key rotates every thirty days", id=fact["id"])
+        got = cc.sem_get(NS, fact["id"], min_rev=again["version"])
+        assert got["found"] and got["text"].endswith("thirty days") and got["version"] == again["version"]
+        keyword = cc.sem_search(NS, text="thirty", mode="keyword")["hits"]
+        assert [h["id"] for h in keyword] == [fact["id"]]
+        assert cc.sem_search(NS, text="ninety", mode="keyword")["hits"] == []
+        assert [v["version"] for v in cc.sem_history(NS, fact["id"])["versions"]] == [again["version"], fact["version"]]
+        # Deleted on C: gone from A's matrix and index.
+        gone = cc.sem_delete(NS, fact["id"])
+        assert a.sem_get(NS, fact["id"], min_rev=gone["rev"])["found"] is False
+        assert a.sem_search(NS, text="deploy key rotation")["hits"] == []
+        assert a.stats()["semantic"]["records"] == 0
+
+        # Episodic: an embedded record appended on A is found on B by words and by meaning.
+        ep = a.ep_append(NS, "note", "agent a deployed build 42 to staging", tags=["deploy"], embed=True)
+        found = b.ep_search(NS, "staging deploy", mode="keyword", min_rev=ep["rev"])["hits"]
+        assert [h["id"] for h in found] == [ep["id"]]
+        meaning = b.ep_search(NS, "which build went to the test environment", mode="vector")["hits"]
+        assert meaning and meaning[0]["id"] == ep["id"]
+        # An idempotent retry on another node replays the first append.
+        key = a.ep_append(NS, "result", "done", idempotency_key="step-1")
+        replay = cc.ep_append(NS, "result", "done", idempotency_key="step-1")
+        assert replay == key
+        pinned = cc.ep_pin([ep["id"]])
+        rows = b.ep_query(NS, kind="note", min_rev=pinned["rev"])["records"]
+        assert rows[0]["pinned"] is True
+        # Pruned on B (all but the pinned one): the same records remain on every node.
+        pruned = b.call("ep.prune", {"ns": NS, "policy": {"max_count": 0, "keep_summaries": False}})
+        for node in (a, b, cc):
+            left = node.ep_query(NS, min_rev=pruned["rev"])["records"]
+            assert [r["id"] for r in left] == [ep["id"]], node
+        assert a.stats()["episodic"]["records"] == 1 and a.stats()["episodic"]["vectors"] == 1
+
+
+def test_a_node_that_was_down_catches_up_the_episodic_and_semantic_writes_it_missed(cluster):
+    c = cluster(2, extra="snapshot_every = 20\nfeed_retain = 5\n")
+    c[1].kill9()
+    with c[0].client("a") as a:
+        facts = [a.sem_upsert(NS, f"fact number {i} about the release train")["id"] for i in range(30)]
+        eps = [a.ep_append(NS, "note", f"step {i} of the release went fine")["id"] for i in range(30)]
+        for i in range(60):  # working-memory writes past the snapshot interval: the feed is trimmed
+            a.set(NS, f"k{i}", i)
+        rev = a.set(NS, "last", 1)["version"]
+    deadline = time.monotonic() + 20
+    while int(c.pg.psql("SELECT coalesce(max(rev), 0) FROM mnemo_snapshots", c.db)) < 100:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    kept = c.pg.psql("SELECT count(*) FILTER (WHERE keep), count(*) FILTER (WHERE NOT keep) FROM mnemo_changes", c.db)
+    assert kept.strip().split("|")[0] == "60", kept  # the SQLite tiers' rows are never trimmed
+    c[1].start()
+    with c[1].client("b") as b:
+        assert b.get(NS, "last", min_rev=rev)["found"]
+        assert sorted(h["id"] for h in b.sem_search(NS, text="release train", k=50, mode="keyword")["hits"]) == sorted(facts)
+        assert [r["id"] for r in b.ep_query(NS, limit=100, order="asc")["records"]] == eps
+        assert b.stats()["semantic"]["records"] == 30 and b.stats()["episodic"]["records"] == 30
+        b.sem_upsert(NS, "written after catching up")  # and it writes on from there
+    # A node given a data directory written by a single node refuses to start (its copy
+    # could not take the cluster's changes).
+    c[1].kill9()
+    os.makedirs(c[1].workdir + "-single")
+    single = Daemon(c[1].workdir + "-single").start()
+    with single.client() as s:
+        s.sem_upsert(NS, "a fact of a single node")
+    single.stop()
+    node = Daemon(c[1].workdir + "-single", config=node_config(c.pg, c.db, "n9"))
+    with pytest.raises(RuntimeError) as e:
+        node.start(timeout=15)
+    assert "written outside the cluster" in str(e.value)
 
 
 class Ledger:
-    """Acknowledged writes (keys, and every third an idempotent result), checked against
-    every node afterwards."""
+    """Acknowledged writes (keys, every third an idempotent result, every sixth an
+    episodic record), checked against every node afterwards."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.acked: Dict[str, int] = {}
+        self.acked: Dict[str, Any] = {}
         self.failed = 0
 
     def run(self, nodes, worker: int, stop: threading.Event, count: int) -> None:
@@ -191,9 +258,11 @@ class Ledger:
             key = f"w{worker}-{i}"
             try:
                 with node.client(f"load-{worker}", timeout=10) as cl:
-                    if i % 3 == 2:  # a mix: every third write an idempotent result
+                    if i % 3 == 2:  # a mix: every third write an idempotent result,
                         cl.put_result(NS, key, key, {"i": i})
                         acked = -1
+                    elif i % 3 == 1 and i % 2 == 1:  # every sixth an episodic record
+                        acked = cl.ep_append(NS, "note", key, idempotency_key=key)["id"]
                     else:
                         acked = cl.set(NS, key, {"i": i})["version"]
                 with self.lock:
@@ -207,8 +276,13 @@ class Ledger:
     def check(self, nodes) -> None:
         for node in nodes:
             with node.client("checker") as cl:
+                records = {r["content"]: r["id"] for r in
+                           cl.ep_query(NS, limit=1000, consistency="linearizable")["records"]}
                 first = True
                 for key, version in self.acked.items():
+                    if isinstance(version, str):
+                        assert records.get(key) == version, (node.sock, key, version)
+                        continue
                     if version == -1:
                         # The stored result is the acknowledged one: a retry replays it.
                         again = cl.put_result(NS, key, key, {"i": int(key.split("-")[1])})

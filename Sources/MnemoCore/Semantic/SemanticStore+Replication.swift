@@ -16,6 +16,8 @@ extension SemanticStore: ReplicatedTier {
         var index = KeywordIndexChanges()
         var removed: [(ns: String, id: String)] = []
         var changed: [Int64] = []
+        /// Facts rows holding a new version (not only a supersession), for the watch events.
+        var written = Set<Int64>()
         for c in changes {
             let columns = c.table == "facts" ? facts : versions
             guard c.table == "facts" || c.table == "fact_versions" else { continue }
@@ -23,9 +25,31 @@ extension SemanticStore: ReplicatedTier {
             case .insert:
                 guard let seq: Int64 = c.new[columns, "seq"] else { continue }
                 index.inserted(seq: seq)
-                if c.table == "facts" { changed.append(seq) }
+                if c.table == "facts" {
+                    changed.append(seq)
+                    written.insert(seq)
+                }
             case .update:
-                if c.table == "facts", let seq: Int64 = c.old[columns, "seq"] { changed.append(seq) }
+                // A row deleted and a new one inserted under the same `seq` in one
+                // transaction (a replaced record takes its predecessor's) come as one update.
+                guard let seq: Int64 = c.old[columns, "seq"] else { continue }
+                let oldText: String? = c.old[columns, "text"]
+                let oldNskey: String? = c.old[columns, "nskey"]
+                let oldNs: String? = c.old[columns, "ns"]
+                let oldId: String? = c.old[columns, "id"]
+                if oldText != nil || oldNskey != nil || oldNs != nil || oldId != nil {
+                    guard let now = try Row.fetchOne(db, sql: "SELECT text, nskey, ns, id FROM \(c.table) WHERE seq = ?", arguments: [seq])
+                    else { continue }
+                    if oldText != nil || oldNskey != nil {
+                        index.deleted(seq: seq, text: oldText ?? now[0], nskey: oldNskey ?? now[1])
+                        index.inserted(seq: seq)
+                    }
+                    if c.table == "facts", oldNs != nil || oldId != nil { removed.append((oldNs ?? now[2], oldId ?? now[3])) }
+                }
+                if c.table == "facts" {
+                    changed.append(seq)
+                    if c.old[columns, "version"] as Int64? != nil { written.insert(seq) }
+                }
             case .delete:
                 guard let seq: Int64 = c.old[columns, "seq"], let text: String = c.old[columns, "text"],
                       let nskey: String = c.old[columns, "nskey"] else { continue }
@@ -34,9 +58,8 @@ extension SemanticStore: ReplicatedTier {
             }
         }
         try index.apply(db)
-        var loaded: [(record: SemanticRecord, vector: [Float], isInsert: Bool)] = []
+        var loaded: [(record: SemanticRecord, vector: [Float], isNewVersion: Bool)] = []
         var shapes: [String: (dims: Int, metric: Metric, model: String)] = [:]
-        let inserted = Set(changes.compactMap { c -> Int64? in c.table == "facts" && c.op == .insert ? c.new[facts, "seq"] : nil })
         for seq in changed {
             guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.columns), vector FROM facts WHERE seq = ?"),
                                              arguments: [seq]) else { continue }
@@ -46,7 +69,7 @@ extension SemanticStore: ReplicatedTier {
                let metric = Metric(rawValue: c[1]) {
                 shapes[record.ns] = (c[0], metric, c[2])
             }
-            loaded.append((record, VectorCodec.fromLittleEndian(row["vector"]), inserted.contains(seq)))
+            loaded.append((record, VectorCodec.fromLittleEndian(row["vector"]), written.contains(seq)))
         }
         return { [self] in
             for r in removed where collection(r.ns)?.remove(r.id) == true { recordCount.subtract(1, ordering: .relaxed) }
@@ -66,7 +89,7 @@ extension SemanticStore: ReplicatedTier {
                 }
                 if c.get(l.record.id) == nil { recordCount.add(1, ordering: .relaxed) }
                 c.put(l.record, prepared: prepared)
-                if l.isInsert { events.append(WatchEvent(rev: l.record.version, tier: "sem", kind: "upsert", ns: ns, id: l.record.id)) }
+                if l.isNewVersion { events.append(WatchEvent(rev: l.record.version, tier: "sem", kind: "upsert", ns: ns, id: l.record.id)) }
             }
             observers.emit(events)
         }
