@@ -20,8 +20,8 @@ struct Changeset: Sendable {
 
         /// Starts recording the changes made through `db` to its tables, but those whose
         /// name starts with one of `excluded`.
-        init(_ db: Database, excluding excluded: [String]) throws(ClusterError) {
-            guard let connection = db.sqliteConnection else { throw .badRecord(rev: 0, "no SQLite connection to record on") }
+        init(_ db: Database, excluding excluded: [String]) throws(ChangesetError) {
+            guard let connection = db.sqliteConnection else { throw ChangesetError("no SQLite connection to record on") }
             var rc: Int32 = 0
             let names = excluded.map { strdup($0) }
             defer { names.forEach { free($0) } }
@@ -29,18 +29,18 @@ struct Changeset: Sendable {
             session = pointers.withUnsafeBufferPointer { p in
                 mnemo_session_start(connection, p.baseAddress, Int32(p.count), &rc)
             }
-            guard session != nil else { throw .badRecord(rev: 0, "cannot record changes (SQLite error \(rc))") }
+            guard session != nil else { throw ChangesetError("cannot record changes (SQLite error \(rc))") }
         }
 
         /// Ends the recording: what was changed (empty when nothing was).
-        func finish() throws(ClusterError) -> Changeset {
+        func finish() throws(ChangesetError) -> Changeset {
             guard let s = session else { return Changeset(bytes: []) }
             session = nil
             var n: Int32 = 0
             var out: UnsafeMutableRawPointer?
             let rc = mnemo_session_finish(s, &n, &out)
             defer { mnemo_free(out) }
-            guard rc == 0 else { throw .badRecord(rev: 0, "cannot read the recorded changes (SQLite error \(rc))") }
+            guard rc == 0 else { throw ChangesetError("cannot read the recorded changes (SQLite error \(rc))") }
             guard let out, n > 0 else { return Changeset(bytes: []) }
             return Changeset(bytes: Array(UnsafeRawBufferPointer(start: out, count: Int(n))))
         }
@@ -54,16 +54,16 @@ struct Changeset: Sendable {
     /// is already gone (a trigger deleted it with its parent) is skipped; any other
     /// conflict means the database is not in the state the changes were recorded on.
     /// - Throws: when it cannot be applied (nothing of it is).
-    func apply(to db: Database) throws(ClusterError) {
-        guard let connection = db.sqliteConnection else { throw .badRecord(rev: 0, "no SQLite connection to apply to") }
+    func apply(to db: Database) throws(ChangesetError) {
+        guard let connection = db.sqliteConnection else { throw ChangesetError("no SQLite connection to apply to") }
         let rc = bytes.withUnsafeBytes { mnemo_changeset_apply(connection, Int32($0.count), $0.baseAddress) }
         guard rc == 0 else {
-            throw .badRecord(rev: 0, rc == 4 ? "its SQLite changes do not fit this node's database (a row differs)" : "SQLite error \(rc) applying its changes")
+            throw ChangesetError(rc == 4 ? "its SQLite changes do not fit this node's database (a row differs)" : "SQLite error \(rc) applying its changes")
         }
     }
 
     /// The rows it changes, in its order (table by table).
-    func rows() throws(ClusterError) -> [RowChange] {
+    func rows() throws(ChangesetError) -> [RowChange] {
         var out: [RowChange] = []
         var failure: Int32 = 0
         bytes.withUnsafeBytes { raw in
@@ -97,9 +97,15 @@ struct Changeset: Sendable {
                                      old: kind == .insert ? [] : values(0), new: kind == .delete ? [] : values(1)))
             }
         }
-        guard failure == 0 else { throw .badRecord(rev: 0, "its SQLite changes cannot be read (SQLite error \(failure))") }
+        guard failure == 0 else { throw ChangesetError("its SQLite changes cannot be read (SQLite error \(failure))") }
         return out
     }
+}
+
+/// A changeset that could not be recorded, read or applied (with SQLite's result code).
+struct ChangesetError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// One row a changeset changes. Values are by column position (the table's declared

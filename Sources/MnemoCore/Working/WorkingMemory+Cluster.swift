@@ -98,7 +98,7 @@ extension WorkingMemory {
                     var txn = s.txn ?? ClusterTransaction()
                     s.txn = nil
                     let recorded: [(TierWriters.Open, Changeset)]
-                    do throws(ClusterError) { recorded = try writers.finishRecordings() } catch {
+                    do throws(ChangesetError) { recorded = try writers.finishRecordings() } catch {
                         writers.rollback()
                         s.rev = tx.rev  // the revisions its SQLite writes took are not committed
                         return (.app(.unavailable, "\(error); nothing was applied"), false)

@@ -153,7 +153,7 @@ final class TierWriters: @unchecked Sendable {
     }
 
     /// Ends the recordings: each tier's changes, as feed lines (none when nothing changed).
-    func finishRecordings() throws(ClusterError) -> [(Open, Changeset)] {
+    func finishRecordings() throws(ChangesetError) -> [(Open, Changeset)] {
         var out: [(Open, Changeset)] = []
         for o in open {
             let changes = try o.recording.finish()

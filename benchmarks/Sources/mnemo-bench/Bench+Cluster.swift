@@ -6,6 +6,8 @@ import Histogram
 ///
 /// - `cluster wm.get` (1 client): a node answers from its own memory, like a single node;
 ///   the single node is the peer.
+/// - `cluster sem.search top-10` (1 client, 100k vectors ingested on another node and
+///   applied from the feed): against a single node holding the same vectors.
 /// - `cluster wm.set`, `cluster claim.acquire+release`: clients spread over the three nodes;
 ///   the peer is pgbench running the statements a node sends for one write (lock the
 ///   counter row, append the change, bump the counter, notify, commit), from as many
@@ -61,6 +63,7 @@ extension Bench {
                 },
             ]
         }
+        try clusterSemanticSearch(node: nodes[0].socket, reader: nodes[1].socket, single: single.socket)
         let body = "{\"t\":\"put\",\"ns\":\"bench\",\"k\":\"c0-k0\",\"v\":\"\(value)\",\"ver\":1,\"exp\":0,\"p\":{}}"
         let hex = body.utf8.map { String(format: "%02x", $0) }.joined()
         let write = """
@@ -100,6 +103,45 @@ extension Bench {
                                 sock: sock),
                 ]
             }
+        }
+    }
+
+    /// `sem.search` top-10 at 1 client over 100k 384-d vectors, on a node that received them
+    /// through the feed (ingested on another node) against a single node holding the same.
+    private func clusterSemanticSearch(node: String, reader: String, single: String, n: Int = 100_000) throws {
+        let dir = ServerProcess.tempDir("cluster-sem")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try pythonHelper("semantic_bench.py", ["vectors", "--n", String(n), "--vectors-out", dir + "/vectors.f32",
+                                               "--queries-out", dir + "/queries.json"], log: dir + "/vectors.log")
+        let clusterNs = try ingest(vectors: dir + "/vectors.f32", n: n, into: node)
+        _ = try ingest(vectors: dir + "/vectors.f32", n: n, into: single)
+        log("   ingested \(n) vectors through a cluster node in \(String(format: "%.1f", Double(clusterNs) / 1e9)) s")
+        results.append(RunResult(workload: "cluster sem.upsert ingest, 400 per line", system: "mnemo cluster node", role: "mnemo",
+                                 clients: 1, n: n, note: "vector_b64 over the socket, one cluster transaction per line",
+                                 samplesNs: [clusterNs], opsPerSample: n))
+        // The reading node has applied every line once it answers a read at the writer's revision.
+        let rev = (try call(try Connect.helloSocket(node, agent: "rev"), Connect.rpc("admin.stats", "{}"))["rev"] as? Int) ?? 0
+        let waiter = try Connect.helloSocket(reader, agent: "wait")
+        let deadline = Date().addingTimeInterval(300)
+        while (try? call(waiter, Connect.rpc("sem.get", "{\"ns\":\"bench/vectors\",\"id\":\"v0\",\"min_rev\":\(rev)}"))) == nil {
+            guard Date() < deadline else { throw BenchError("the reading node did not apply revision \(rev) within 300 s") }
+        }
+        let queries = try JSONDecoder().decode([String: AnyCodableB64].self,
+                                               from: Data(contentsOf: URL(fileURLWithPath: dir + "/queries.json")))["b64"]?.list ?? []
+        guard !queries.isEmpty else { throw BenchError("no queries written") }
+        let lines = queries.map { Connect.rpc("sem.search", "{\"ns\":\"bench/vectors\",\"vector_b64\":\"\($0)\",\"k\":10}") }
+        let samples = semanticSamples(n).single
+        try rounds {
+            [
+                try measureMultiplexed(workload: "cluster sem.search top-10", system: "mnemo cluster node", clients: 1, n: n,
+                                       perClient: samples, warmup: 5) {
+                    try Connect.mnemo(reader, agent: "bench\($0)", lines: lines)
+                },
+                try measureMultiplexed(workload: "cluster sem.search top-10", system: "mnemo single node", role: "peer", clients: 1,
+                                       n: n, perClient: samples, warmup: 5) {
+                    try Connect.mnemo(single, agent: "bench\($0)", lines: lines)
+                },
+            ]
         }
     }
 
