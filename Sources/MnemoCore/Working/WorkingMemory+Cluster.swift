@@ -99,9 +99,11 @@ extension WorkingMemory {
                     s.txn = nil
                     let recorded: [(TierWriters.Open, Changeset)]
                     do throws(ChangesetError) { recorded = try writers.finishRecordings() } catch {
+                        // Nothing is committed; the batch's working-memory changes were applied
+                        // here, so this state is not to be served.
                         writers.rollback()
-                        s.rev = tx.rev  // the revisions its SQLite writes took are not committed
-                        return (.app(.unavailable, "\(error); nothing was applied"), false)
+                        resyncNeeded.store(true, ordering: .relaxed)
+                        return (.app(.unavailable, "\(error); nothing was applied", [JSONMember("reason", .string("cluster"))]), false)
                     }
                     for (open, changes) in recorded {
                         if !txn.body.isEmpty { txn.body.append(UInt8(ascii: "\n")) }
