@@ -14,7 +14,10 @@ struct Config: Sendable {
     var transferDir: String?
     /// Whether those calls may also take absolute paths (dangerous: off by default).
     var allowAbsoluteTransferPaths = false
-    var threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 64))
+    /// Event loops: half the cores (at least one). mnemod's clients are processes on the
+    /// same machine (a Unix socket), so they need cores too; measured on 2 cores with the
+    /// load generator beside it, one loop served 10-30% more than two (docs/design.md).
+    var threads = max(1, min(ProcessInfo.processInfo.activeProcessorCount / 2, 64))
     var logLevel = Logger.Level.info
     var sweepIntervalMs = 100
     var sweepBudgetMs = 5

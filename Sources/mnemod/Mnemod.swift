@@ -26,7 +26,7 @@ struct Mnemod: AsyncParsableCommand {
     @Option(name: .long, help: "TOML configuration file (default: $MNEMO_CONFIG).")
     var config: String?
 
-    @Option(name: .long, help: "Event-loop threads (default: one per core).")
+    @Option(name: .long, help: "Event-loop threads (default: half the cores, at least one).")
     var threads: Int?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")

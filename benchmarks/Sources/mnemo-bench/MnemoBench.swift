@@ -35,7 +35,7 @@ struct MnemoBench: ParsableCommand {
     @Option(help: "Write the JSON results here, and a Markdown report and an SVG plot beside them.") var out: String?
     @Option(help: "A hand-written closing note (what limits the slowest ratios) appended to the report.") var notes: String?
     @Option(help: "Only rewrite the report and plot of an earlier run's JSON results (beside it).") var replot: String?
-    @Option(help: "mnemod event-loop threads (default: mnemod's own, one per core).") var mnemodThreads: Int?
+    @Option(help: "mnemod event-loop threads (default: mnemod's own, half the cores).") var mnemodThreads: Int?
     @Option(help: "Client threads sharing the connections (1: like redis-benchmark; 32: like 32 agent processes).")
     var clientThreads = 1
 
