@@ -155,7 +155,8 @@ struct CoordinationTests {
         let token = try #require(try c.call("claim.acquire", ["ns": "wf/5", "resource": "job", "ttl_ms": 150])["token"]?.int64Value)
         _ = try c.call("task.transition", ["ns": "wf/5", "task": "job", "to": "claimed", "fence": ["resource": "job", "token": .int(token)]])
         _ = try c.call("task.transition", ["ns": "wf/5", "task": "job", "to": "running", "fence": ["resource": "job", "token": .int(token)]])
-        usleep(300_000)
+        // The lease ends after 150 ms; the sweep then returns the task (waited for, up to 10 s).
+        for _ in 0..<1000 where try c.call("task.get", ["ns": "wf/5", "task": "job"])["state"] != "pending" { usleep(10_000) }
         #expect(try c.call("task.get", ["ns": "wf/5", "task": "job"])["state"] == "pending")
         #expect(wireError { try c.call("task.transition", ["ns": "wf/5", "task": "job", "to": "claimed", "fence": ["resource": "job", "token": .int(token)]]) }?.appCode == .fenced)
     }

@@ -122,8 +122,13 @@ struct DurabilityTests {
             calls.append(("wm.set", ["ns": "snap", "key": .string("k\(i % 500)"), "value": .string(String(repeating: "x", count: 200) + "\(i)")]))
         }
         for chunk in stride(from: 0, to: calls.count, by: 500) { _ = try c.pipeline(Array(calls[chunk..<min(chunk + 500, calls.count)])) }
-        usleep(500_000)
-        let files = try FileManager.default.contentsOfDirectory(atPath: daemon.dataDir + "/working")
+        // The snapshot is written in the background: wait for it (and the old journals'
+        // removal), up to 10 s.
+        let working = { try FileManager.default.contentsOfDirectory(atPath: daemon.dataDir + "/working") }
+        for _ in 0..<1000 where try !(working().contains { $0.hasPrefix("snapshot-") } && working().filter { $0.hasPrefix("journal-") }.count <= 2) {
+            usleep(10_000)
+        }
+        let files = try working()
         #expect(files.contains { $0.hasPrefix("snapshot-") })
         #expect(files.filter { $0.hasPrefix("journal-") }.count <= 2)
         let before = try c.call("wm.get", ["ns": "snap", "key": "k499"])

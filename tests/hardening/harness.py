@@ -325,6 +325,23 @@ def hello(raw: Raw, agent: str = "raw") -> Dict[str, Any]:
 
 # -- statistics ----------------------------------------------------------------------------
 
+def wait_until(condition, timeout: float = 10.0) -> bool:
+    """Polls `condition` every 10 ms until it holds (True) or `timeout` seconds passed
+    (False): for a test that waits for something to happen, never a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def open_connections(raw: Raw) -> int:
+    """The connections mnemod holds, `raw`'s own included (admin.stats through it)."""
+    raw.request(990, "admin.stats")
+    return raw.read_json(5)["result"]["connections"]["current"]
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     if not values:
         return float("nan")
