@@ -98,11 +98,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     func start() {
-        let name = "mnemo-loop-\(index)"
-        thread = spawnThread { [self] in
-            mnemo_set_thread_name(name)
-            run()
-        }
+        thread = Threads.start("mnemo-loop-\(index)", joinable: true) { [self] in run() }
     }
 
     /// Asks the loop to finish: it answers what it has read, flushes and closes.
@@ -112,7 +108,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     func join() {
-        if let thread { pthread_join(thread, nil) }
+        if let thread { Threads.join(thread) }
     }
 
     /// Wakes the loop from another thread.

@@ -1,4 +1,5 @@
 import Foundation
+import MnemoCore
 import Synchronization
 
 /// The threads that run off-loop calls (SQLite work), growing on demand up to `maxThreads`.
@@ -38,9 +39,7 @@ final class WorkerPool: Sendable {
             return true
         }
         if spawn {
-            let thread = Thread { [self] in loop() }
-            thread.name = "\(name)-\(state.withLock { $0.threads })"
-            thread.start()
+            Threads.start("\(name)-\(state.withLock { $0.threads })") { [self] in loop() }
         }
         available.signal()
     }

@@ -92,9 +92,7 @@ public final class AuditLog: Sendable {
         self.recordsMutations = recordsMutations
         self.time = time
         self.logger = logger
-        let thread = Thread { [self] in writeLoop() }
-        thread.name = "mnemo-audit"
-        thread.start()
+        Threads.start("mnemo-audit") { [self] in writeLoop() }
     }
 
     /// Queues an entry (never blocks on I/O).

@@ -236,7 +236,7 @@ public final class ClusterLog: Sendable {
     /// connection, woken by NOTIFY or every `pollMs`; reconnects with
     /// backoff (50 ms doubling to 2 s) after a lost connection.
     func startTailing(_ follow: @escaping @Sendable (PGConnection) throws(ClusterError) -> Void) {
-        let thread = Thread { [self] in
+        Threads.start("mnemo-cl-tail") { [self] in
             var conn: PGConnection?
             var backoffMs = 50
             while !stopping.load(ordering: .relaxed) {
@@ -278,8 +278,6 @@ public final class ClusterLog: Sendable {
                 }
             }
         }
-        thread.name = "mnemo-cluster-tail"
-        thread.start()
     }
 
     /// Waits for a notification or `pollMs`.

@@ -167,9 +167,7 @@ public final class Journal: Sendable {
 
     /// Starts the sync thread (fsync every second, and disk space reserved ahead).
     func start() {
-        let thread = Thread { [self] in syncLoop() }
-        thread.name = "mnemo-journal"
-        thread.start()
+        Threads.start("mnemo-journal") { [self] in syncLoop() }
     }
 
     // MARK: appending (store lock held)

@@ -125,9 +125,7 @@ public final class SQLiteStore: Sendable {
         // A bounded check at start (measured: about 0.33 s per million episodic records on
         // this machine, warm): a damaged database starts degraded, the other tiers serve.
         if durability != .volatile { check(full: false) }
-        let thread = Thread { [self] in writeLoop() }
-        thread.name = "mnemo-\(name)-writer"
-        thread.start()
+        Threads.start("mnemo-\(name.prefix(3))-write") { [self] in writeLoop() }
     }
 
     /// Runs `body` in the next group commit and returns its result once committed.

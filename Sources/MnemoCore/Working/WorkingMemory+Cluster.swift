@@ -267,7 +267,7 @@ extension WorkingMemory {
               revision - lastSnapshotRev.load(ordering: .relaxed) >= cluster.settings.snapshotEvery,
               snapshotting.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
         else { return }
-        Thread.detachNewThread { [self] in
+        Threads.start("mnemo-cl-snap") { [self] in
             defer { snapshotting.store(false, ordering: .releasing) }
             do {
                 // Another node may have written one meanwhile.

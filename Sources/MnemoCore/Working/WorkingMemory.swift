@@ -244,7 +244,7 @@ public final class WorkingMemory: Sendable {
         if cluster != nil { return clusterSnapshotIfNeeded() }
         guard let journal, journal.bytesSinceSnapshot >= thresholdBytes else { return }
         guard snapshotting.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return }
-        Thread.detachNewThread { [self] in
+        Threads.start("mnemo-snapshot") { [self] in
             snapshot()
             snapshotting.store(false, ordering: .releasing)
         }
