@@ -33,7 +33,7 @@ run: release model
 build: deps
 	$(SWIFT) build --build-tests
 
-## test: schema and contract checks, documentation links, the Python client, unit and end-to-end tests against real
+## test: schema and contract checks, documentation links and commands, the Python client, unit and end-to-end tests against real
 ## daemons, then the short hardening suite (kill -9, disk full, hostile clients, wire fuzz, soak),
 ## the attack suite, cluster mode (three nodes on a throwaway PostgreSQL), `mnemo mcp` under mcp-conform and the official MCP client, a package
 ## that depends on MnemoClient by URL and version, and the
