@@ -353,7 +353,10 @@ def test_local_reads_go_on_while_postgres_is_unreachable_and_say_how_stale(clust
             with pytest.raises(MnemoError) as e:
                 cl.call("wm.get", {"ns": NS, "key": "k", "consistency": "linearizable"})
             assert e.value.name == "UNAVAILABLE"
-            time.sleep(0.2)
+            deadline = time.monotonic() + 10  # the tailer notices the refused connection
+            while (cl.health()["cluster"]["connected"] or cl.health()["cluster"]["staleness_ms"] == 0) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
             health = cl.health()["cluster"]
             assert health["connected"] is False and health["staleness_ms"] > 0 and health["last_error"]
     finally:

@@ -210,7 +210,9 @@ def test_watch_iterator(client):
 
     th = threading.Thread(target=consume)
     th.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:  # both replayed; the iteration then blocks
+        time.sleep(0.01)
     w2.cancel()
     th.join(5)
     assert not th.is_alive()
