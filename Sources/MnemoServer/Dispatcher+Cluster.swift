@@ -1,4 +1,3 @@
-import Dispatch
 import MnemoCore
 import MnemoProtocol
 
@@ -61,20 +60,8 @@ extension Dispatcher {
         }
         if session.onWorker {
             // A read that runs on a worker thread (a search) waits there.
-            let deadline = DispatchTime.now() + .milliseconds(cluster.settings.maxWaitMs)
-            while engine.revision < target {
-                let advanced = DispatchSemaphore(value: 0)
-                let id = engine.working.onRevision { advanced.signal() }
-                if engine.revision >= target {
-                    engine.working.cancelWait(.revision, id: id)
-                    break
-                }
-                if advanced.wait(timeout: deadline) == .timedOut {
-                    engine.working.cancelWait(.revision, id: id)
-                    guard engine.revision >= target else {
-                        throw notReached(target, engine, "not applied within \(cluster.settings.maxWaitMs) ms")
-                    }
-                }
+            guard engine.working.awaitRevision(target, timeoutMs: cluster.settings.maxWaitMs) else {
+                throw notReached(target, engine, "not applied within \(cluster.settings.maxWaitMs) ms")
             }
             return try read(&session, &out)
         }

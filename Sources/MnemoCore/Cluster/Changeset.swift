@@ -45,7 +45,8 @@ struct Changeset: Sendable {
             return Changeset(bytes: Array(UnsafeRawBufferPointer(start: out, count: Int(n))))
         }
 
-        deinit { if let session { var n: Int32 = 0; var out: UnsafeMutableRawPointer?; _ = mnemo_session_finish(session, &n, &out); mnemo_free(out) } }
+        /// A recording never finished (its write failed) is ended and dropped.
+        deinit { _ = try? finish() }
     }
 
     var isEmpty: Bool { bytes.isEmpty }
@@ -87,7 +88,7 @@ struct Changeset: Sendable {
                         case 1: return i.databaseValue
                         case 2: return d.databaseValue
                         case 3: return String(decoding: UnsafeRawBufferPointer(start: bytes, count: Int(len)), as: UTF8.self).databaseValue
-                        case 4: return Data(bytes: bytes ?? UnsafeRawPointer(bitPattern: 1)!, count: Int(len)).databaseValue
+                        case 4: return (bytes.map { Data(bytes: $0, count: Int(len)) } ?? Data()).databaseValue
                         case 5: return .null
                         default: return nil
                         }

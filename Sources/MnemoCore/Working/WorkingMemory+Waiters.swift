@@ -1,3 +1,4 @@
+import Dispatch
 import MnemoProtocol
 
 /// What a parked call waits for: a claim to end, a barrier generation or a proposal
@@ -30,6 +31,26 @@ extension WorkingMemory {
     /// applied, or one of its own writes).
     @discardableResult
     public func onRevision(_ callback: @escaping @Sendable () -> Void) -> UInt64 { addWaiter(.revision, callback) }
+
+    /// Blocks the calling thread (a worker, never an event loop) until this node has
+    /// applied revision `target` or `timeoutMs` passed; whether it was reached.
+    public func awaitRevision(_ target: Int64, timeoutMs: Int) -> Bool {
+        let deadline = DispatchTime.now() + .milliseconds(timeoutMs)
+        while revision < target {
+            let advanced = DispatchSemaphore(value: 0)
+            // Registered before looking, so an advance in between still wakes it.
+            let id = onRevision { advanced.signal() }
+            if revision >= target {
+                cancelWait(.revision, id: id)
+                break
+            }
+            if advanced.wait(timeout: deadline) == .timedOut {
+                cancelWait(.revision, id: id)
+                return revision >= target
+            }
+        }
+        return true
+    }
 
     /// Wakes the calls waiting for the revision to advance.
     func revisionWaiters() { for w in takeWaiters(.revision) { w() } }
